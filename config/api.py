@@ -1,0 +1,100 @@
+"""The NinjaAPI: routers mounted, domain errors mapped to HTTP statuses, /health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+
+from registry.backends import get_backend
+from registry.exceptions import DocumentNotFound, RegistryError, RegistryUnavailable
+
+logger = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="Document service",
+    version="1.0.0",
+    description="Ingest documents, ask questions answered from them, manage the registry.",
+    docs_url="/docs",
+)
+
+
+def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+    return api.create_response(request, {"detail": detail}, status=status)
+
+
+@api.exception_handler(DocumentNotFound)
+def document_not_found(request: HttpRequest, exc: DocumentNotFound) -> HttpResponse:
+    return _error(request, 404, str(exc))
+
+
+@api.exception_handler(RegistryUnavailable)
+def registry_unavailable(request: HttpRequest, exc: RegistryUnavailable) -> HttpResponse:
+    logger.error("registry unavailable: %s", exc)
+    return _error(request, 503, f"Registry unavailable: {exc}")
+
+
+@api.exception_handler(RegistryError)
+def registry_error(request: HttpRequest, exc: RegistryError) -> HttpResponse:
+    return _error(request, 400, str(exc))
+
+
+class HealthOut(Schema):
+    ok: bool
+    db: bool
+    registry: str | None = None
+
+
+# Probes run in threads of their own: a hung database must not hold a request thread, and
+# asyncio.wait() returns at the timeout without waiting for the probe to give up.
+_probes = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+
+
+def _database_answers() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except DatabaseError as exc:
+        logger.warning("health: database unavailable: %s", exc)
+        return False
+    finally:
+        connection.close()
+
+
+def _registry_answers() -> bool:
+    backend = get_backend()
+    try:
+        return backend.ping()
+    except RegistryError as exc:
+        logger.warning("health: %s registry unavailable: %s", backend.name, exc)
+        return False
+    finally:
+        connection.close()
+
+
+async def _probe(check: Callable[[], bool], timeout: float) -> bool:
+    future = asyncio.wrap_future(_probes.submit(check))
+    done, _ = await asyncio.wait({future}, timeout=timeout)
+    if not done:
+        logger.warning("health: %s did not answer within %.1fs", check.__name__, timeout)
+        return False
+    return future.result()
+
+
+@api.get("/health", response={200: HealthOut, 503: HealthOut}, exclude_none=True, tags=["health"])
+async def health(request: HttpRequest) -> tuple[int, HealthOut]:
+    """Liveness and readiness: 200 when the registry and the database answer, else 503."""
+    timeout = settings.HEALTH_TIMEOUT
+    db_ok, registry_ok = await asyncio.gather(
+        _probe(_database_answers, timeout), _probe(_registry_answers, timeout)
+    )
+    ok = db_ok and registry_ok
+    body = HealthOut(ok=ok, db=db_ok, registry="json" if settings.USE_JSON_REGISTRY else None)
+    return (200 if ok else 503), body

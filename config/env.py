@@ -1,0 +1,159 @@
+"""Typed readers for environment settings and the DATABASE_URL parser.
+
+Each reader names the variable and what it expected when a value is malformed, so a
+typo in `.env` stops start-up with a message instead of silently falling back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off"}
+
+# Schemes an operator's URL may carry today, mapped to the scheme dj-database-url knows.
+# SQLAlchemy spells the driver after a "+": postgresql+asyncpg://, postgresql+psycopg://.
+POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql"}
+SQLITE_SCHEMES = {"sqlite"}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_str(name)
+    if raw == "":
+        return default
+    if raw.lower() in TRUE_VALUES:
+        return True
+    if raw.lower() in FALSE_VALUES:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not a boolean: expected one of true/false, 1/0, yes/no, on/off"
+    )
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = env_str(name)
+    if raw == "":
+        value = default
+    else:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is too small: expected at least {minimum}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    raw = env_str(name)
+    if raw == "":
+        value = default
+    else:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}={raw!r} is not a number (seconds)") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is too small: expected at least {minimum}")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = env_str(name)
+    if raw == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def normalise_database_url(url: str) -> str:
+    """Rewrite an operator's SQLAlchemy-style URL into one dj-database-url understands.
+
+    `postgresql+asyncpg://u:p@host/db?sslmode=require` becomes
+    `postgresql://u:p@host/db?sslmode=require`; asyncpg's `ssl=require` becomes
+    `sslmode=require`, the libpq spelling psycopg reads.
+    """
+    url = url.strip()
+    raw_scheme, colon, rest = url.partition(":")
+    scheme, _, _driver = raw_scheme.lower().partition("+")
+    if not colon or scheme not in POSTGRES_SCHEMES | SQLITE_SCHEMES:
+        return url
+    # Rebuilt by hand: urlunsplit() would fold sqlite:////abs/path into a host name.
+    path, question, query = rest.partition("?")
+    query, hash_sign, fragment = query.partition("#")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if scheme in POSTGRES_SCHEMES and any(k == "ssl" for k, _ in pairs):
+        if not any(k == "sslmode" for k, _ in pairs):
+            pairs = [("sslmode", v) if k == "ssl" else (k, v) for k, v in pairs]
+        query = urlencode(pairs)
+    return f"{scheme}:{path}{question}{query}{hash_sign}{fragment}"
+
+
+def database_config(
+    url: str,
+    *,
+    base_dir: Path,
+    pool: bool = True,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    pool_recycle: float = 300,
+    pool_timeout: float = 10,
+    connect_timeout: int = 5,
+) -> dict[str, Any]:
+    """Django DATABASES["default"] for a DATABASE_URL.
+
+    Postgres gets Django's native psycopg pool (min = pool_size, max = pool_size +
+    max_overflow, max_lifetime = pool_recycle) with health checks on checkout; with
+    `pool=False` an external pooler owns the connections, so server-side cursors are off.
+    """
+    normalised = normalise_database_url(url)
+    try:
+        config: dict[str, Any] = dict(dj_database_url.parse(normalised))
+    except (dj_database_url.UnknownSchemeError, dj_database_url.ParseError, ValueError) as exc:
+        scheme = urlsplit(url.strip()).scheme or "(none)"
+        raise ImproperlyConfigured(
+            f"DATABASE_URL could not be parsed (scheme {scheme!r}): expected "
+            "postgresql://USER:PASS@HOST:PORT/DB?sslmode=require "
+            "(postgres://, postgresql+asyncpg:// and postgresql+psycopg:// work too) "
+            f"or sqlite:///path/to/db.sqlite3 ({exc})"
+        ) from None
+
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        name = config.get("NAME") or ""
+        if name and name != ":memory:" and not Path(name).is_absolute():
+            config["NAME"] = str(base_dir / name)
+        return config
+    if engine != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL uses {engine}: this service supports PostgreSQL and SQLite only"
+        )
+    if not config.get("NAME"):
+        raise ImproperlyConfigured("DATABASE_URL names no database: expected .../DBNAME")
+
+    options = dict(config.get("OPTIONS", {}))
+    options.setdefault("connect_timeout", connect_timeout)
+    # Django's pool needs CONN_MAX_AGE=0; health checks on checkout are the Django
+    # counterpart of SQLAlchemy's pool_pre_ping.
+    config["CONN_MAX_AGE"] = 0
+    config["CONN_HEALTH_CHECKS"] = True
+    if pool:
+        options["pool"] = {
+            "min_size": pool_size,
+            "max_size": pool_size + max_overflow,
+            "max_lifetime": pool_recycle,
+            "timeout": pool_timeout,
+        }
+    else:
+        config["DISABLE_SERVER_SIDE_CURSORS"] = True
+    config["OPTIONS"] = options
+    return config

@@ -1,0 +1,149 @@
+"""Settings for the document service, read from the environment and `.env`.
+
+Development (the default for a checkout) runs on SQLite in data/ with no configuration.
+Production (DEBUG=false) refuses to start without SECRET_KEY and DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import database_config, env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Values already in the environment win over `.env`; ENV_FILE="" skips the file (tests).
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE)
+
+DEBUG = env_bool("DEBUG", True)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("Missing SECRET_KEY: set it in .env or environment")
+    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "ninja",
+    "registry",
+    "ingest",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------
+DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "data")
+if not DATA_DIR.is_absolute():
+    DATA_DIR = BASE_DIR / DATA_DIR
+
+DATABASE_URL = env_str("DATABASE_URL")
+if not DATABASE_URL:
+    if not DEBUG:
+        raise ImproperlyConfigured("Missing DATABASE_URL: set it in .env or environment")
+    DATABASE_URL = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+
+DATABASES = {
+    "default": database_config(
+        DATABASE_URL,
+        base_dir=BASE_DIR,
+        pool=env_bool("DB_POOL", True),
+        pool_size=env_int("DB_POOL_SIZE", 5, minimum=1),
+        max_overflow=env_int("DB_MAX_OVERFLOW", 5, minimum=0),
+        pool_recycle=env_float("DB_POOL_RECYCLE", 300, minimum=1),
+        pool_timeout=env_float("DB_POOL_TIMEOUT", 10, minimum=0.1),
+        connect_timeout=env_int("DB_CONNECT_TIMEOUT", 5, minimum=1),
+    )
+}
+_on_sqlite = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if not DEBUG and _on_sqlite and not env_bool("ALLOW_SQLITE_IN_PRODUCTION", False):
+    raise ImproperlyConfigured(
+        "DATABASE_URL points at SQLite while DEBUG=false: production needs PostgreSQL "
+        "(set ALLOW_SQLITE_IN_PRODUCTION=true to run a single-host install on SQLite)"
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Registry -----------------------------------------------------------------------
+# One switch picks the registry backend: the `documents` table, or the legacy JSON file.
+USE_JSON_REGISTRY = env_bool("USE_JSON_REGISTRY", False)
+REGISTRY_JSON_PATH = Path(env_str("REGISTRY_JSON_PATH") or DATA_DIR / "registry.json")
+if not REGISTRY_JSON_PATH.is_absolute():
+    REGISTRY_JSON_PATH = BASE_DIR / REGISTRY_JSON_PATH
+HEALTH_TIMEOUT = env_float("HEALTH_TIMEOUT", 3, minimum=0.1)
+
+# --- Internationalisation and static files ------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Security -----------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Joining the browsers' preload list is a one-way decision for the whole domain;
+        # it stays the operator's choice rather than a default.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    if env_bool("TRUST_X_FORWARDED_PROTO", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+}

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from registry.records import (
+    DEFAULT_WORKSPACE,
+    FILE_ID_MAX,
+    FILENAME_MAX,
+    DocumentRecord,
+)
+
+
+def new_file_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Document(models.Model):
+    class Source(models.TextChoices):
+        FILE = "file", "File upload"
+        URL = "url", "URL"
+
+    # The public id. A string, not a UUID column: legacy ids are UUID-shaped strings
+    # and nothing guarantees every registry kept to that shape.
+    file_id = models.CharField(max_length=FILE_ID_MAX, unique=True, default=new_file_id)
+    filename = models.CharField(max_length=FILENAME_MAX)
+    size_bytes = models.BigIntegerField(default=0)
+    workspace = models.CharField(max_length=64, default=DEFAULT_WORKSPACE, db_index=True)
+    num_chunks = models.PositiveIntegerField(default=0)
+    indexed = models.BooleanField(default=False)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.FILE)
+    url = models.TextField(blank=True, default="")
+    content_type = models.CharField(max_length=100, blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    # Not auto_now/auto_now_add: imports must keep the legacy timestamps exactly.
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "documents"
+        ordering = ["-created_at", "-file_id"]
+        indexes = [
+            models.Index(fields=["workspace", "sha256"], name="documents_ws_sha256_idx"),
+            models.Index(fields=["workspace", "-created_at"], name="documents_ws_created_idx"),
+            models.Index(fields=["-created_at", "-file_id"], name="documents_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.file_id})"
+
+    def to_record(self) -> DocumentRecord:
+        return DocumentRecord(
+            file_id=self.file_id,
+            filename=self.filename,
+            size_bytes=self.size_bytes,
+            workspace=self.workspace,
+            num_chunks=self.num_chunks,
+            indexed=self.indexed,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            source=self.source,
+            url=self.url,
+            content_type=self.content_type,
+            sha256=self.sha256,
+        )
+
+    @classmethod
+    def fields_from_record(cls, record: DocumentRecord) -> dict[str, object]:
+        """Column values for `record`, everything but the natural key `file_id`."""
+        return {
+            "filename": record.filename,
+            "size_bytes": record.size_bytes,
+            "workspace": record.workspace,
+            "num_chunks": record.num_chunks,
+            "indexed": record.indexed,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "source": record.source,
+            "url": record.url,
+            "content_type": record.content_type,
+            "sha256": record.sha256,
+        }
