@@ -21,9 +21,19 @@ def locked(path: Path, *, shared: bool = False) -> Iterator[None]:
     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        if not shared:
+            _remove_stale_temporaries(path)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    # Only the holder of the exclusive lock writes temporaries, so any found now were
+    # left by a writer that was killed mid-write.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

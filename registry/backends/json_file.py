@@ -80,6 +80,11 @@ class JsonFileRegistry(RegistryBackend):
                 raise RegistryUnavailable(
                     f"registry file {self.path} cannot be written: {exc}"
                 ) from exc
+            # Still under the lock, so the file on disk is exactly `records`.
+            signature = file_signature(self.path)
+            if signature is not None:
+                with self._cache_lock:
+                    self._cache = (signature, records)
         return result
 
     # -- the interface -------------------------------------------------------------------

@@ -1,0 +1,33 @@
+# `make run` sets up and serves on the embedded defaults; `make test` sets up and tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+.PHONY: setup run test test-sqlite test-postgres lint
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/gunicorn config.asgi:application -c gunicorn.conf.py
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Tests ignore .env (ENV_FILE=) so a developer's settings never leak into them.
+test-sqlite: setup
+	ENV_FILE= DATABASE_URL= $(BIN)/python -m pytest
+
+test-postgres: setup
+	bash scripts/ensure_postgres.sh
+	ENV_FILE= DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest
+
+test: lint test-sqlite test-postgres

@@ -1,0 +1,72 @@
+"""Start-up refuses malformed or missing configuration with a message naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import child_env, run_manage
+
+PROD_SECRET = "x" * 20 + "-production-secret-key-for-tests-only-0123456789"
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+
+def start(**env: str):
+    return run_manage("check", env=child_env(**env))
+
+
+class TestMalformedSetting:
+    @pytest.mark.parametrize(
+        "variable, value, expected",
+        [
+            ("DB_POOL_SIZE", "abc", "DB_POOL_SIZE='abc' is not an integer"),
+            ("DB_POOL_SIZE", "0", "DB_POOL_SIZE=0 is too small: expected at least 1"),
+            ("DB_MAX_OVERFLOW", "-1", "DB_MAX_OVERFLOW=-1 is too small"),
+            ("DB_POOL_RECYCLE", "soon", "DB_POOL_RECYCLE='soon' is not a number"),
+            ("USE_JSON_REGISTRY", "maybe", "USE_JSON_REGISTRY='maybe' is not a boolean"),
+            ("DB_POOL", "perhaps", "DB_POOL='perhaps' is not a boolean"),
+            ("DEBUG", "si", "DEBUG='si' is not a boolean"),
+            ("DATABASE_URL", "postgresql://u@h:port/db", "DATABASE_URL could not be parsed"),
+        ],
+    )
+    def test_it_stops_with_the_variable_and_what_it_expected(self, variable, value, expected):
+        result = start(**{variable: value})
+        assert result.returncode != 0
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+
+class TestProductionStartup:
+    def test_it_refuses_to_start_without_database_url(self):
+        result = start(DEBUG="false", SECRET_KEY=PROD_SECRET, DATABASE_URL="")
+        assert result.returncode != 0
+        assert "Missing DATABASE_URL: set it in .env or environment" in result.stderr
+
+    def test_it_refuses_to_start_without_secret_key(self):
+        result = start(DEBUG="false", SECRET_KEY="", DATABASE_URL=PG_URL)
+        assert result.returncode != 0
+        assert "Missing SECRET_KEY: set it in .env or environment" in result.stderr
+
+    def test_it_refuses_sqlite_in_production(self):
+        result = start(DEBUG="false", SECRET_KEY=PROD_SECRET, DATABASE_URL="sqlite:///x.db")
+        assert result.returncode != 0
+        assert "production needs PostgreSQL" in result.stderr
+
+    def test_check_deploy_is_clean_with_production_settings(self):
+        env = child_env(
+            DEBUG="false",
+            SECRET_KEY=PROD_SECRET,
+            DATABASE_URL=PG_URL,
+            ALLOWED_HOSTS="docs.example.com",
+        )
+        result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert "System check identified no issues" in result.stdout
+
+    def test_development_defaults_run_on_sqlite_with_no_configuration(self):
+        result = run_manage(
+            "shell", "-c", "from django.db import connection; print(connection.vendor)",
+            env=child_env(DATABASE_URL="", DEBUG=""),
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == "sqlite"
