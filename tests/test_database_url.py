@@ -15,7 +15,9 @@ BASE = Path("/srv/app")
 class TestNormalise:
     def test_it_drops_the_asyncpg_driver_and_keeps_the_query(self):
         url = "postgresql+asyncpg://user:pw@ep-x.neon.tech/db?sslmode=require"
-        assert normalise_database_url(url) == "postgresql://user:pw@ep-x.neon.tech/db?sslmode=require"
+        assert (
+            normalise_database_url(url) == "postgresql://user:pw@ep-x.neon.tech/db?sslmode=require"
+        )
 
     def test_it_drops_the_psycopg_driver(self):
         assert normalise_database_url("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"

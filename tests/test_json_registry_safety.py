@@ -34,7 +34,7 @@ def test_several_processes_writing_at_once_lose_nothing(tmp_path: Path):
     path = tmp_path / "registry.json"
     processes = [writer(path, first=i * 1000, count=60) for i in range(4)]
     for process in processes:
-        out, err = process.communicate(timeout=120)
+        _, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
     ids = {item["fileId"] for item in orjson.loads(path.read_bytes())}
     expected = {record(i * 1000 + n).file_id for i in range(4) for n in range(60)}

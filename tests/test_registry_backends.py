@@ -40,13 +40,17 @@ def make(n: int, workspace: str = "default", **fields) -> DocumentRecord:
 
 class TestOperations:
     def test_upsert_creates_and_get_returns_every_field(self, backend: RegistryBackend):
-        record = make(1, sha256="ab" * 32, content_type="text/plain", source="url", url="https://x.org/a")
+        record = make(
+            1, sha256="ab" * 32, content_type="text/plain", source="url", url="https://x.org/a"
+        )
         assert backend.upsert(record) == record
         assert backend.get(record.file_id) == record
 
     def test_upsert_replaces_an_existing_document(self, backend: RegistryBackend):
         backend.upsert(make(1))
-        changed = replace(make(1), filename="renamed.txt", num_chunks=42, updated_at=T0 + timedelta(days=1))
+        changed = replace(
+            make(1), filename="renamed.txt", num_chunks=42, updated_at=T0 + timedelta(days=1)
+        )
         backend.upsert(changed)
         assert backend.get(changed.file_id) == changed
         assert backend.count() == 1
@@ -75,7 +79,10 @@ class TestOperations:
         backend.upsert(make(1, "eng"))
         backend.upsert(make(2, "legal"))
         backend.upsert(make(3, "eng"))
-        assert [r.file_id for r in backend.list(workspace="eng")] == [make(3).file_id, make(1).file_id]
+        assert [r.file_id for r in backend.list(workspace="eng")] == [
+            make(3).file_id,
+            make(1).file_id,
+        ]
         assert backend.count(workspace="eng") == 2
         assert backend.count(workspace="nobody") == 0
         assert backend.count() == 3
@@ -99,7 +106,9 @@ class TestOperations:
 
     def test_find_by_sha256_is_scoped_to_the_workspace(self, backend: RegistryBackend):
         backend.upsert(make(1, "eng", sha256="f" * 64))
-        assert backend.find_by_sha256(workspace="eng", sha256="f" * 64) == make(1, "eng", sha256="f" * 64)
+        assert backend.find_by_sha256(workspace="eng", sha256="f" * 64) == make(
+            1, "eng", sha256="f" * 64
+        )
         assert backend.find_by_sha256(workspace="legal", sha256="f" * 64) is None
 
     def test_ping_answers(self, backend: RegistryBackend):

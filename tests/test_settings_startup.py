@@ -35,7 +35,6 @@ class TestMalformedSetting:
         assert "Traceback" not in result.stderr
 
 
-
 class TestProductionStartup:
     def test_it_refuses_to_start_without_database_url(self):
         result = start(DEBUG="false", SECRET_KEY=PROD_SECRET, DATABASE_URL="")
@@ -65,7 +64,9 @@ class TestProductionStartup:
 
     def test_development_defaults_run_on_sqlite_with_no_configuration(self):
         result = run_manage(
-            "shell", "-c", "from django.db import connection; print(connection.vendor)",
+            "shell",
+            "-c",
+            "from django.db import connection; print(connection.vendor)",
             env=child_env(DATABASE_URL="", DEBUG=""),
         )
         assert result.returncode == 0, result.stderr
