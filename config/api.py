@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
+from ninja.responses import Status
 
 from registry.backends import get_backend
 from registry.exceptions import DocumentNotFound, RegistryError, RegistryUnavailable
@@ -89,7 +90,7 @@ async def _probe(check: Callable[[], bool], timeout: float) -> bool:
 
 
 @api.get("/health", response={200: HealthOut, 503: HealthOut}, exclude_none=True, tags=["health"])
-async def health(request: HttpRequest) -> tuple[int, HealthOut]:
+async def health(request: HttpRequest) -> Status[HealthOut]:
     """Liveness and readiness: 200 when the registry and the database answer, else 503."""
     timeout = settings.HEALTH_TIMEOUT
     db_ok, registry_ok = await asyncio.gather(
@@ -97,4 +98,4 @@ async def health(request: HttpRequest) -> tuple[int, HealthOut]:
     )
     ok = db_ok and registry_ok
     body = HealthOut(ok=ok, db=db_ok, registry="json" if settings.USE_JSON_REGISTRY else None)
-    return (200 if ok else 503), body
+    return Status(200 if ok else 503, body)
