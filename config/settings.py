@@ -115,6 +115,29 @@ if not REGISTRY_JSON_PATH.is_absolute():
     REGISTRY_JSON_PATH = BASE_DIR / REGISTRY_JSON_PATH
 HEALTH_TIMEOUT = env_float("HEALTH_TIMEOUT", 3, minimum=0.1)
 
+# --- Ingestion ----------------------------------------------------------------------
+VECTOR_JSON_PATH = Path(env_str("VECTOR_JSON_PATH") or DATA_DIR / "vec.json")
+if not VECTOR_JSON_PATH.is_absolute():
+    VECTOR_JSON_PATH = BASE_DIR / VECTOR_JSON_PATH
+MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 25, minimum=1)
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+CHUNK_SIZE_WORDS = env_int("CHUNK_SIZE_WORDS", 200, minimum=10)
+CHUNK_OVERLAP_WORDS = env_int("CHUNK_OVERLAP_WORDS", 40, minimum=0)
+if CHUNK_OVERLAP_WORDS >= CHUNK_SIZE_WORDS:
+    raise ImproperlyConfigured(
+        f"CHUNK_OVERLAP_WORDS={CHUNK_OVERLAP_WORDS} must be smaller than "
+        f"CHUNK_SIZE_WORDS={CHUNK_SIZE_WORDS}"
+    )
+EMBEDDING_DIM = env_int("EMBEDDING_DIM", 384, minimum=16)
+# URL ingestion refuses private, loopback, link-local and reserved addresses unless the
+# network is trusted: INGEST_ALLOW_PRIVATE_URLS=true trusts all, INGEST_TRUSTED_NETWORKS
+# trusts the listed CIDRs only (e.g. an intranet wiki at 10.20.0.0/16).
+INGEST_ALLOW_PRIVATE_URLS = env_bool("INGEST_ALLOW_PRIVATE_URLS", False)
+INGEST_TRUSTED_NETWORKS = env_list("INGEST_TRUSTED_NETWORKS", [])
+FETCH_CONNECT_TIMEOUT = env_float("FETCH_CONNECT_TIMEOUT", 5, minimum=0.1)
+FETCH_READ_TIMEOUT = env_float("FETCH_READ_TIMEOUT", 20, minimum=0.1)
+FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 5, minimum=0)
+
 # --- Internationalisation and static files ------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
