@@ -11,8 +11,21 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, ValidationError
 from ninja.responses import Status
 
+from ingest.api import router as ingest_router
+from ingest.exceptions import (
+    ContentTooLarge,
+    EmptyDocument,
+    FetchFailed,
+    IngestError,
+    UnsupportedFileType,
+    UrlRefused,
+    VectorStoreError,
+)
+from registry.api import router as documents_router
+from registry.auth import ApiKeyRevoked
 from registry.backends import get_backend
 from registry.exceptions import DocumentNotFound, RegistryError, RegistryUnavailable
 
@@ -21,9 +34,24 @@ logger = logging.getLogger(__name__)
 api = NinjaAPI(
     title="Document service",
     version="1.0.0",
-    description="Ingest documents, ask questions answered from them, manage the registry.",
+    description=(
+        "Ingest documents, ask questions answered from them, manage the registry. "
+        "Every endpoint but /health needs an API key in the `X-API-Key` header."
+    ),
     docs_url="/docs",
 )
+api.add_router("", ingest_router)
+api.add_router("", documents_router)
+
+# Each domain error has one status, here and nowhere else.
+INGEST_STATUSES: dict[type[IngestError], int] = {
+    UnsupportedFileType: 415,
+    EmptyDocument: 422,
+    ContentTooLarge: 413,
+    UrlRefused: 400,
+    FetchFailed: 422,
+    VectorStoreError: 503,
+}
 
 
 def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
@@ -39,6 +67,44 @@ def document_not_found(request: HttpRequest, exc: DocumentNotFound) -> HttpRespo
 def registry_unavailable(request: HttpRequest, exc: RegistryUnavailable) -> HttpResponse:
     logger.error("registry unavailable: %s", exc)
     return _error(request, 503, f"Registry unavailable: {exc}")
+
+
+@api.exception_handler(IngestError)
+def ingest_error(request: HttpRequest, exc: IngestError) -> HttpResponse:
+    status = next((code for kind, code in INGEST_STATUSES.items() if isinstance(exc, kind)), 400)
+    if status == 503:
+        logger.error("vector store unavailable: %s", exc)
+    return _error(request, status, str(exc))
+
+
+@api.exception_handler(AuthenticationError)
+def missing_api_key(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return _error(request, 401, "Missing or unknown API key: send it in the X-API-Key header")
+
+
+@api.exception_handler(ApiKeyRevoked)
+def revoked_api_key(request: HttpRequest, exc: ApiKeyRevoked) -> HttpResponse:
+    return _error(request, 403, "This API key has been revoked")
+
+
+@api.exception_handler(ValidationError)
+def invalid_input(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    problems = []
+    for error in exc.errors:
+        where = ".".join(
+            str(part) for part in error.get("loc", ()) if part not in ("body", "payload")
+        )
+        problems.append(
+            f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "")
+        )
+    body = {"detail": "Invalid request: " + "; ".join(problems), "errors": exc.errors}
+    return api.create_response(request, body, status=422)
+
+
+@api.exception_handler(DatabaseError)
+def database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+    logger.exception("database error")
+    return _error(request, 503, "The database is unavailable; try again shortly")
 
 
 @api.exception_handler(RegistryError)

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
+
+from config.body_limit import BodySizeLimit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-application = get_asgi_application()
+application = BodySizeLimit(
+    get_asgi_application(), max_bytes=settings.MAX_UPLOAD_BYTES, limit_mb=settings.MAX_UPLOAD_MB
+)

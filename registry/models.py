@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 
 from django.db import models
@@ -40,6 +42,15 @@ class Document(models.Model):
     class Meta:
         db_table = "documents"
         ordering = ["-created_at", "-file_id"]
+        constraints = [
+            # The same content is stored once per workspace; imported legacy rows carry
+            # no checksum and are exempt.
+            models.UniqueConstraint(
+                fields=["workspace", "sha256"],
+                condition=~models.Q(sha256=""),
+                name="documents_unique_content_per_workspace",
+            ),
+        ]
         indexes = [
             models.Index(fields=["workspace", "sha256"], name="documents_ws_sha256_idx"),
             models.Index(fields=["workspace", "-created_at"], name="documents_ws_created_idx"),
@@ -81,3 +92,41 @@ class Document(models.Model):
             "content_type": record.content_type,
             "sha256": record.sha256,
         }
+
+
+API_KEY_PREFIX = "dsk_"
+
+
+def hash_api_key(raw_key: str) -> str:
+    # Keys are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A key for the API, sent in the X-API-Key header. Only its hash is stored."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, editable=False, help_text="Identifies the key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "api_keys"
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def set_new_key(self) -> str:
+        """Give this key a fresh secret and return it: the only time it is visible."""
+        raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        self.prefix = raw_key[:12]
+        self.key_hash = hash_api_key(raw_key)
+        return raw_key

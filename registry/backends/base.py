@@ -22,6 +22,12 @@ class RegistryBackend:
         """Create the document, or replace every field of the one with its file_id."""
         raise NotImplementedError
 
+    def create(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
+        """Add a new document unless one with the same content (workspace and sha256)
+        exists: returns (the stored document, whether it was created). Atomic, so two
+        identical uploads at once store one document."""
+        raise NotImplementedError
+
     def get(self, file_id: str) -> DocumentRecord:
         """The document, or DocumentNotFound."""
         raise NotImplementedError
@@ -51,6 +57,9 @@ class RegistryBackend:
 
     async def aupsert(self, record: DocumentRecord) -> DocumentRecord:
         return await self._async(self.upsert, record)
+
+    async def acreate(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
+        return await self._async(self.create, record)
 
     async def aget(self, file_id: str) -> DocumentRecord:
         return await self._async(self.get, file_id)

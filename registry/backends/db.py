@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 from django.db import (
     DatabaseError,
+    IntegrityError,
     InterfaceError,
     OperationalError,
     connection,
@@ -36,6 +37,22 @@ class DatabaseRegistry(RegistryBackend):
                 file_id=record.file_id, defaults=Document.fields_from_record(record)
             )
         return document.to_record()
+
+    def create(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
+        with _database_errors():
+            try:
+                with transaction.atomic():
+                    document = Document.objects.create(
+                        file_id=record.file_id, **Document.fields_from_record(record)
+                    )
+                return document.to_record(), True
+            except IntegrityError:
+                existing = record.sha256 and self.find_by_sha256(
+                    workspace=record.workspace, sha256=record.sha256
+                )
+                if existing:
+                    return existing, False
+                raise
 
     def get(self, file_id: str) -> DocumentRecord:
         with _database_errors():

@@ -70,10 +70,14 @@ class JsonFileRegistry(RegistryBackend):
             records[record.file_id] = record
         return records
 
-    def _change(self, mutate: Callable[[Records], DocumentRecord]) -> DocumentRecord:
+    def _change(self, mutate: Callable[[Records], DocumentRecord | None]) -> DocumentRecord | None:
+        """Apply `mutate` under the lock and write the result; `mutate` returning None
+        means nothing changed, and nothing is written."""
         with locked(self.path):
             records = dict(self._records())
             result = mutate(records)
+            if result is None:
+                return None
             try:
                 atomic_write_bytes(self.path, dump_legacy_file(list(records.values())))
             except OSError as exc:
@@ -94,6 +98,26 @@ class JsonFileRegistry(RegistryBackend):
             return record
 
         return self._change(put)
+
+    def create(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
+        existing: list[DocumentRecord] = []
+
+        def add(records: Records) -> DocumentRecord | None:
+            if record.sha256:
+                existing.extend(
+                    r
+                    for r in records.values()
+                    if r.workspace == record.workspace and r.sha256 == record.sha256
+                )
+                if existing:
+                    return None
+            records[record.file_id] = record
+            return record
+
+        created = self._change(add)
+        if created is None:
+            return min(existing, key=lambda r: (r.created_at, r.file_id)), False
+        return created, True
 
     def get(self, file_id: str) -> DocumentRecord:
         try:

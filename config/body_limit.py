@@ -1,0 +1,89 @@
+"""Refuse oversized request bodies before Django reads them.
+
+Django's ASGI handler spools the whole body to a temporary file before any view runs, so
+the view's size check alone would still accept (and write to disk) a 10 GB upload. This
+middleware answers 413 as soon as the Content-Length, or the bytes actually received on
+a chunked request, pass the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Multipart framing (boundaries, part headers, the workspace field) on top of the file.
+MULTIPART_ALLOWANCE = 64 * 1024
+
+
+class BodySizeLimit:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, limit_mb: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes + MULTIPART_ALLOWANCE
+        self.detail = f"Request body over the {limit_mb} MB upload limit (MAX_UPLOAD_MB)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send)
+            return
+
+        received = 0
+        exceeded = False
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    # Django treats a disconnect as an aborted request and stops reading.
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, tracking_send)
+        if exceeded and not response_started:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = orjson.dumps({"detail": self.detail})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
