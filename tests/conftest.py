@@ -72,3 +72,48 @@ def run_manage(*args: str, env: dict[str, str], timeout: float = 60) -> subproce
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, settings) -> Path:
+    """Vectors and the JSON registry of this test's own, in a temporary directory."""
+    directory = tmp_path / "data"
+    directory.mkdir()
+    settings.VECTOR_JSON_PATH = directory / "vec.json"
+    settings.REGISTRY_JSON_PATH = directory / "registry.json"
+    return directory
+
+
+@pytest.fixture(params=["database", "json"])
+def registry_mode(request, settings, data_dir: Path) -> str:
+    """Run the test with each registry live in turn; the API needs the database for
+    its keys either way."""
+    settings.USE_JSON_REGISTRY = request.param == "json"
+    return request.param
+
+
+@pytest.fixture
+def api_key(db) -> str:
+    from registry.models import ApiKey
+
+    key = ApiKey(name="tests")
+    raw = key.set_new_key()
+    key.save()
+    return raw
+
+
+@pytest.fixture
+def api(client, api_key: str, data_dir: Path):
+    """Django's test client with a valid API key on every request."""
+    client.defaults["HTTP_X_API_KEY"] = api_key
+    return client
+
+
+def vector_file_ids(data_dir: Path) -> list[str]:
+    """The document id of every chunk in vec.json, as a user inspecting the file sees it."""
+    import orjson
+
+    path = data_dir / "vec.json"
+    if not path.exists():
+        return []
+    return [chunk["file_id"] for chunk in orjson.loads(path.read_bytes())["chunks"]]

@@ -1,0 +1,113 @@
+"""X-API-Key on every endpoint but /health and the docs."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from registry.models import ApiKey
+from tests.conftest import child_env, run_manage
+
+PROTECTED = [
+    ("get", "/documents"),
+    ("get", "/documents/some-id"),
+    ("delete", "/documents/some-id"),
+    ("post", "/delete"),
+    ("post", "/ask"),
+    ("post", "/ingest/file"),
+    ("post", "/ingest/url"),
+]
+
+
+@pytest.mark.django_db
+class TestAccess:
+    @pytest.mark.parametrize("method, path", PROTECTED)
+    def test_without_a_key_every_endpoint_is_401(self, client, method, path):
+        response = getattr(client, method)(path)
+        assert response.status_code == 401
+        assert "X-API-Key" in response.json()["detail"]
+
+    @pytest.mark.parametrize("method, path", PROTECTED)
+    def test_an_unknown_key_is_401(self, client, method, path):
+        response = getattr(client, method)(path, HTTP_X_API_KEY="dsk_not-a-real-key")
+        assert response.status_code == 401
+
+    @pytest.mark.parametrize("method, path", PROTECTED)
+    def test_a_revoked_key_is_403(self, client, api_key, method, path):
+        ApiKey.objects.update(revoked_at=timezone.now())
+        response = getattr(client, method)(path, HTTP_X_API_KEY=api_key)
+        assert response.status_code == 403
+        assert response.json() == {"detail": "This API key has been revoked"}
+
+    def test_a_valid_key_is_let_in_and_its_use_recorded(self, client, api_key, data_dir):
+        response = client.get("/documents", HTTP_X_API_KEY=api_key)
+        assert response.status_code == 200
+        assert ApiKey.objects.get().last_used_at is not None
+
+    def test_health_and_docs_need_no_key(self, client):
+        assert client.get("/health").status_code == 200
+        assert client.get("/docs").status_code == 200
+        schema = client.get("/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["ApiKeyAuth"] == {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+        }
+
+    def test_only_the_hash_is_stored(self, api_key):
+        stored = ApiKey.objects.get()
+        assert api_key not in (stored.key_hash, stored.prefix)
+        assert stored.prefix == api_key[:12]
+
+
+class TestCreateApiKeyCommand:
+    def test_it_prints_a_working_key_as_the_last_line(self, tmp_path):
+        env = child_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", DATA_DIR=str(tmp_path))
+        assert run_manage("migrate", "-v0", env=env).returncode == 0
+        result = run_manage("create_api_key", "frontend", env=env)
+        assert result.returncode == 0, result.stderr
+        output = (result.stderr + result.stdout).strip().splitlines()
+        key = output[-1]
+        assert key.startswith("dsk_") and len(key) > 40
+        check = run_manage(
+            "shell",
+            "-c",
+            "from django.test import Client; "
+            f"print(Client().get('/documents', HTTP_X_API_KEY='{key}').status_code)",
+            env=env,
+        )
+        assert check.stdout.strip().splitlines()[-1] == "200"
+
+    def test_an_empty_name_is_refused(self, tmp_path):
+        env = child_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+        run_manage("migrate", "-v0", env=env)
+        result = run_manage("create_api_key", " ", env=env)
+        assert result.returncode != 0
+        assert "NAME must be 1 to 100 characters" in result.stderr
+
+
+@pytest.mark.django_db
+class TestAdmin:
+    @pytest.fixture
+    def staff(self, client):
+        user = User.objects.create_superuser("admin", "admin@example.com", "pw")
+        client.force_login(user)
+        return client
+
+    def test_adding_a_key_shows_it_once(self, staff, client):
+        response = staff.post("/admin/registry/apikey/add/", {"name": "partner"}, follow=True)
+        assert response.status_code == 200
+        messages = [str(m) for m in response.context["messages"]]
+        key = next(m.split(": ", 1)[1].split(" ")[0] for m in messages if "API key for" in m)
+        assert client.get("/documents", HTTP_X_API_KEY=key).status_code == 200
+        listing = staff.get("/admin/registry/apikey/").content.decode()
+        assert key not in listing
+
+    def test_revoking_in_the_admin_locks_the_key_out(self, staff, client, api_key):
+        key_id = ApiKey.objects.get().pk
+        staff.post(
+            "/admin/registry/apikey/",
+            {"action": "revoke", "_selected_action": [key_id]},
+        )
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 403

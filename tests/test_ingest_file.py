@@ -1,0 +1,180 @@
+"""POST /ingest/file over HTTP: each accepted type, duplicates, and every refusal."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.conftest import vector_file_ids
+from tests.documents import HANDBOOK_PDF_PAGES, POLICY_TEXT, RELEASE_HTML, make_pdf
+
+
+def upload(api, name: str, data: bytes, workspace: str | None = None, content_type: str = ""):
+    payload: dict = {"file": SimpleUploadedFile(name, data, content_type=content_type or None)}
+    if workspace is not None:
+        payload["workspace"] = workspace
+    return api.post("/ingest/file", payload)
+
+
+class TestAcceptedTypes:
+    def test_a_text_file_is_indexed_and_described(self, api, registry_mode, data_dir: Path):
+        data = POLICY_TEXT.encode()
+        response = upload(api, "policy.txt", data, workspace="security")
+        assert response.status_code == 201, response.json()
+        body = response.json()
+        assert body["filename"] == "policy.txt"
+        assert body["workspace"] == "security"
+        assert body["size_bytes"] == len(data)
+        assert body["sha256"] == hashlib.sha256(data).hexdigest()
+        assert body["num_chunks"] >= 1
+        assert body["content_type"] == "text/plain"
+        assert body["created_at"].endswith("Z")
+        assert vector_file_ids(data_dir) == [body["file_id"]] * body["num_chunks"]
+        listed = api.get("/documents").json()
+        assert [item["file_id"] for item in listed["items"]] == [body["file_id"]]
+
+    def test_a_pdf_is_read_page_by_page(self, api, registry_mode, data_dir: Path):
+        response = upload(api, "handbook.pdf", make_pdf(HANDBOOK_PDF_PAGES))
+        assert response.status_code == 201, response.json()
+        assert response.json()["content_type"] == "application/pdf"
+        answer = api.post(
+            "/ask",
+            {"question": "When are travel expenses reimbursed?"},
+            content_type="application/json",
+        ).json()
+        assert "30 days" in answer["answer"]
+
+    def test_html_is_read_without_scripts_or_styles(self, api, registry_mode, data_dir: Path):
+        response = upload(api, "release.html", RELEASE_HTML)
+        assert response.status_code == 201, response.json()
+        assert response.json()["content_type"] == "text/html"
+        chunks = (data_dir / "vec.json").read_text()
+        assert "Parquet" in chunks
+        assert "do not index" not in chunks
+        assert "color: red" not in chunks
+
+    def test_markdown_is_accepted(self, api, data_dir: Path):
+        response = upload(api, "notes.md", b"# Notes\n\n* The build runs **nightly** at 2am.\n")
+        assert response.status_code == 201
+        assert response.json()["content_type"] == "text/markdown"
+
+    def test_the_content_decides_a_pdf_named_txt_is_read_as_pdf(self, api, data_dir: Path):
+        response = upload(api, "handbook.txt", make_pdf(HANDBOOK_PDF_PAGES))
+        assert response.status_code == 201
+        assert response.json()["content_type"] == "application/pdf"
+
+    def test_a_file_without_extension_is_recognised_by_content(self, api, data_dir: Path):
+        response = upload(api, "README", RELEASE_HTML)
+        assert response.status_code == 201
+        assert response.json()["content_type"] == "text/html"
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            "Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e recipe for the na\u00efve cook.".encode(
+                "latin-1"
+            ),
+            "Die Stra\u00dfe ist gr\u00fcn und sch\u00f6n.".encode("utf-16"),
+            "Привет мир, это тест кодировки.".encode("cp1251"),
+            b"\xef\xbb\xbfUTF-8 with a byte-order mark works too.",
+        ],
+    )
+    def test_text_in_any_encoding_is_decoded_never_a_500(self, api, data_dir: Path, data):
+        response = upload(api, "notes.txt", data)
+        assert response.status_code == 201, response.json()
+
+    def test_a_hostile_filename_is_stored_without_its_path(self, api, data_dir: Path):
+        response = upload(api, "../../etc/passwd.txt", b"Harmless text about passwords.")
+        assert response.status_code == 201
+        assert response.json()["filename"] == "passwd.txt"
+
+
+class TestDuplicates:
+    def test_the_same_content_again_answers_200_with_the_existing_document(
+        self, api, registry_mode, data_dir: Path
+    ):
+        first = upload(api, "policy.txt", POLICY_TEXT.encode())
+        again = upload(api, "copy-of-policy.txt", POLICY_TEXT.encode())
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert again.json() == first.json()
+        assert api.get("/documents").json()["total"] == 1
+        assert len(vector_file_ids(data_dir)) == first.json()["num_chunks"]
+
+    def test_the_same_content_in_another_workspace_is_a_new_document(self, api, data_dir: Path):
+        first = upload(api, "policy.txt", POLICY_TEXT.encode(), workspace="a")
+        second = upload(api, "policy.txt", POLICY_TEXT.encode(), workspace="b")
+        assert (first.status_code, second.status_code) == (201, 201)
+        assert first.json()["file_id"] != second.json()["file_id"]
+
+
+class TestRefusals:
+    @pytest.mark.parametrize(
+        "name, data, fragment",
+        [
+            ("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "not an accepted type"),
+            ("photo.txt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "the content is a PNG image"),
+            ("report.docx", b"PK\x03\x04" + b"\x00" * 64, "not an accepted type"),
+            ("fake.pdf", b"This is not a PDF at all.", "is not a PDF"),
+            ("blob", bytes(range(256)) * 4, "binary, not text"),
+            ("program.exe", b"MZ\x90\x00", "not an accepted type"),
+        ],
+    )
+    def test_unsupported_types_get_415_naming_the_accepted_ones(
+        self, api, data_dir: Path, name, data, fragment
+    ):
+        response = upload(api, name, data)
+        assert response.status_code == 415
+        detail = response.json()["detail"]
+        assert fragment in detail
+        assert ".txt" in detail and ".pdf" in detail and ".html" in detail and ".md" in detail
+        assert vector_file_ids(data_dir) == []
+
+    @pytest.mark.parametrize(
+        "name, data",
+        [
+            ("empty.txt", b""),
+            ("blank.md", b"   \n\n\t  \n"),
+            ("scanned.pdf", make_pdf(["", ""])),
+            (
+                "empty.html",
+                b"<html><head><title>x</title><script>1</script></head><body></body></html>",
+            ),
+        ],
+    )
+    def test_a_document_without_text_gets_422(self, api, data_dir: Path, name, data):
+        response = upload(api, name, data)
+        assert response.status_code == 422
+        assert "No text to index" in response.json()["detail"]
+        assert api.get("/documents").json()["total"] == 0
+
+    def test_a_scanned_pdf_is_explained(self, api, data_dir: Path):
+        response = upload(api, "scan.pdf", make_pdf([""]))
+        assert "no text layer" in response.json()["detail"]
+
+    def test_a_broken_pdf_gets_422_not_500(self, api, data_dir: Path):
+        response = upload(api, "broken.pdf", make_pdf(HANDBOOK_PDF_PAGES)[:200])
+        assert response.status_code == 422
+        assert "PDF" in response.json()["detail"]
+
+    def test_over_the_size_limit_gets_413(self, api, settings, data_dir: Path):
+        settings.MAX_UPLOAD_MB = 1
+        settings.MAX_UPLOAD_BYTES = 1024 * 1024
+        response = upload(api, "big.txt", b"word " * 300_000)
+        assert response.status_code == 413
+        assert "1 MB" in response.json()["detail"]
+        assert api.get("/documents").json()["total"] == 0
+
+    def test_a_missing_file_field_gets_422(self, api, data_dir: Path):
+        response = api.post("/ingest/file", {"workspace": "default"})
+        assert response.status_code == 422
+        assert "file" in response.json()["detail"]
+
+    @pytest.mark.parametrize("workspace", ["", "../etc", "a" * 65, "sp ace", "-lead"])
+    def test_an_invalid_workspace_gets_400(self, api, data_dir: Path, workspace):
+        response = upload(api, "policy.txt", POLICY_TEXT.encode(), workspace=workspace)
+        assert response.status_code == 400
+        assert "Invalid workspace" in response.json()["detail"]
+        assert vector_file_ids(data_dir) == []
