@@ -132,10 +132,19 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
                 return data.decode(encoding)
             except (UnicodeDecodeError, LookupError):
                 continue
-    best = from_bytes(data[:200_000]).best()
+    matches = from_bytes(data[:200_000])
+    best = matches.best()
     if best is not None and best.encoding:
+        encoding = best.encoding
+        # Short Western text scores the same in several code pages; Windows-1252 is by
+        # far the most common of them, so it wins a tie.
+        tied = {
+            m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)
+        }
+        if "cp1252" in tied:
+            encoding = "cp1252"
         try:
-            return data.decode(best.encoding, errors="replace")
+            return data.decode(encoding, errors="replace")
         except LookupError:
             pass
     return data.decode("latin-1")
