@@ -9,6 +9,7 @@ at a time, each one checked again.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 
@@ -37,10 +38,14 @@ _IPV4_NAMED = (
     (ipaddress.ip_network("198.51.100.0/24"), "a documentation address"),
     (ipaddress.ip_network("203.0.113.0/24"), "a documentation address"),
     (ipaddress.ip_network("198.18.0.0/15"), "a benchmarking address"),
+    # Python 3.11's tables miss these two.
+    (ipaddress.ip_network("192.0.0.0/24"), "an IETF protocol-assignment address"),
+    (ipaddress.ip_network("192.88.99.0/24"), "a 6to4 relay anycast address"),
 )
 _IPV6_NAMED = (
     (ipaddress.ip_network("fc00::/7"), "a unique-local (private) address"),
     (ipaddress.ip_network("2001:db8::/32"), "a documentation address"),
+    (ipaddress.ip_network("3fff::/20"), "a documentation address"),  # RFC 9637
 )
 # The well-known NAT64 prefix (RFC 6052): on an IPv6-only network with DNS64 every public
 # IPv4 host appears under it, so it is judged by the IPv4 address it carries.
@@ -217,11 +222,11 @@ def _check_url(url: URL, policy: FetchPolicy) -> None:
         except OSError:
             legacy = None
         if legacy is not None:
-            # 2130706433, 0x7f.1, 127.1: socket libraries read them as addresses.
-            raise UrlRefused(
-                f"URL host {host!r} is a non-standard spelling of the IPv4 address {legacy}; "
-                "write IP addresses as four decimal numbers"
-            )
+            # 2130706433, 0x7f.1, 127.1: socket libraries read these as addresses.
+            spelling = f"URL host {host!r} is a non-standard spelling of {legacy}"
+            if reason := _refusal_reason(legacy, policy):
+                raise UrlRefused(f"{spelling}, {reason}; private addresses are refused")
+            raise UrlRefused(f"{spelling}; write IP addresses as four decimal numbers")
         # aiohttp's connector takes these for IP literals and skips the resolver.
         if ":" in host or host.replace(".", "").isdigit():
             raise UrlRefused(f"URL host {host!r} is not a valid IP address")
@@ -257,7 +262,8 @@ async def _request(
     except aiohttp.ClientSSLError as exc:
         raise FetchFailed(f"TLS connection to {where} failed: {exc}") from exc
     except aiohttp.ClientConnectorError as exc:
-        reason = exc.os_error.strerror or str(exc.os_error)
+        errno = exc.os_error.errno
+        reason = os.strerror(errno) if errno else str(exc.os_error)
         raise FetchFailed(f"Could not connect to {where}: {reason}") from exc
     except aiohttp.ConnectionTimeoutError as exc:
         raise FetchFailed(

@@ -117,3 +117,80 @@ def vector_file_ids(data_dir: Path) -> list[str]:
     if not path.exists():
         return []
     return [chunk["file_id"] for chunk in orjson.loads(path.read_bytes())["chunks"]]
+
+
+class LiveService:
+    """The service under gunicorn with uvicorn workers, as production runs it."""
+
+    def __init__(self, base_url: str, api_key: str, data_dir: Path) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self.data_dir = data_dir
+
+
+@pytest.fixture
+def live_service(tmp_path: Path) -> Iterator[LiveService]:
+    """gunicorn (3 workers) on this test's data directory and the test run's database.
+
+    On PostgreSQL it serves the test database, so tests using it must be marked
+    django_db(transaction=True) for their rows to be visible to it; on SQLite, whose test
+    database lives in memory, it gets a migrated file of its own.
+    """
+    import time
+    import urllib.request
+
+    from django.conf import settings as django_settings
+
+    from registry.models import ApiKey
+
+    data = tmp_path / "live-data"
+    data.mkdir()
+    if on_postgres():
+        db = connection.settings_dict
+        host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+        database_url = f"postgresql://{db['USER']}@{host}:{port}/{db['NAME']}"
+        env = child_env(DATABASE_URL=database_url, DATA_DIR=str(data), DB_POOL_SIZE="1")
+        key = ApiKey(name="live")
+        raw_key = key.set_new_key()
+        key.save()
+    else:
+        env = child_env(DATABASE_URL=f"sqlite:///{data / 'db.sqlite3'}", DATA_DIR=str(data))
+        assert run_manage("migrate", "-v0", env=env).returncode == 0
+        created = run_manage("create_api_key", "live", env=env)
+        raw_key = created.stdout.strip().splitlines()[-1]
+    port = free_port()
+    env.update(
+        BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="3",
+        MAX_UPLOAD_MB=str(django_settings.MAX_UPLOAD_MB),
+        INGEST_ALLOW_PRIVATE_URLS="false",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.asgi:application", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"gunicorn exited: {process.stderr.read()[-3000:]}")
+            try:
+                with urllib.request.urlopen(base_url + "/health", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("gunicorn did not answer /health within 60 s") from None
+                time.sleep(0.3)
+        yield LiveService(base_url, raw_key, data)
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()

@@ -1,0 +1,109 @@
+"""A real HTTP server on a loopback address, in a thread, serving canned responses."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+Route = Callable[["CannedHandler"], None]
+
+
+class CannedHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: CannedServer
+
+    def do_GET(self) -> None:
+        path = self.path.partition("?")[0]
+        self.server.requests.append(path)
+        self.close_connection = True
+        route = self.server.routes.get(path)
+        if route is None:
+            self.respond(404, b"not found")
+        else:
+            route(self)
+
+    def respond(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: Iterable[tuple[str, str]] = (),
+        *,
+        content_length: int | None = None,
+    ) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header(
+            "Content-Length", str(len(body) if content_length is None else content_length)
+        )
+        self.end_headers()
+        self.wfile.write(body)
+
+    def stream_chunks(
+        self, chunks: Iterable[bytes], headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Send a chunked body; stops quietly when the client hangs up."""
+        self.send_response(200)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for chunk in chunks:
+                if self.server.stopping.is_set():
+                    return
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def stall(self, seconds: float = 10) -> None:
+        """Hold the connection open without sending, until the server stops."""
+        self.wfile.flush()
+        self.server.stopping.wait(seconds)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class CannedServer(ThreadingHTTPServer):
+    """`with CannedServer("127.0.0.1") as server:` serves `server.routes` on a free port.
+
+    `connections` counts accepted TCP connections, so a test can prove none was made.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__((host, 0), CannedHandler)
+        self.host = host
+        self.port: int = self.server_address[1]
+        self.routes: dict[str, Route] = {}
+        self.requests: list[str] = []
+        self.connections = 0
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def verify_request(self, request: object, client_address: object) -> bool:
+        self.connections += 1
+        return True
+
+    def __enter__(self) -> CannedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stopping.set()
+        self.shutdown()
+        self.server_close()
+        self._thread.join()
