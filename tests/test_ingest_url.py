@@ -1,0 +1,135 @@
+"""POST /ingest/url over HTTP, against real pages served on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import vector_file_ids
+from tests.documents import HANDBOOK_PDF_PAGES, RELEASE_HTML, make_pdf
+from tests.http_server import CannedServer
+
+
+@pytest.fixture
+def site() -> Iterator[CannedServer]:
+    with CannedServer("127.0.0.1") as server:
+        server.routes["/"] = lambda h: h.respond(
+            200, RELEASE_HTML, [("Content-Type", "text/html; charset=utf-8")]
+        )
+        server.routes["/docs/guide.pdf"] = lambda h: h.respond(
+            200, make_pdf(HANDBOOK_PDF_PAGES), [("Content-Type", "application/pdf")]
+        )
+        server.routes["/notes"] = lambda h: h.respond(
+            200,
+            "Grüße: the notes say hello.".encode("latin-1"),
+            [("Content-Type", "text/plain; charset=iso-8859-1")],
+        )
+        server.routes["/moved"] = lambda h: h.respond(
+            302, headers=[("Location", "/docs/guide.pdf")]
+        )
+        server.routes["/escape"] = lambda h: h.respond(
+            302, headers=[("Location", f"http://127.0.0.2:{server.port}/")]
+        )
+        server.routes["/image"] = lambda h: h.respond(
+            200, b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, [("Content-Type", "image/png")]
+        )
+        yield server
+
+
+@pytest.fixture
+def trusted_loopback(settings) -> None:
+    """Trust 127.0.0.1 only, as an operator trusts one intranet network."""
+    settings.INGEST_TRUSTED_NETWORKS = ["127.0.0.1/32"]
+
+
+def ingest_url(api, url: str, **extra):
+    return api.post("/ingest/url", {"url": url, **extra}, content_type="application/json")
+
+
+class TestFetchedDocuments:
+    def test_an_html_page_is_indexed_under_its_title(
+        self, api, registry_mode, site, trusted_loopback
+    ):
+        response = ingest_url(api, site.url("/"), workspace="eng")
+        assert response.status_code == 201, response.json()
+        document = response.json()
+        assert document["filename"] == "Release notes 4.2"
+        assert (document["source"], document["url"]) == ("url", site.url("/"))
+        assert document["content_type"] == "text/html"
+        answer = api.post(
+            "/ask",
+            {"question": "What does the new exporter write?"},
+            content_type="application/json",
+        ).json()
+        assert "Parquet" in answer["answer"]
+        assert answer["sources"][0]["file_id"] == document["file_id"]
+
+    def test_a_pdf_after_a_redirect_is_named_after_its_final_path(
+        self, api, site, trusted_loopback
+    ):
+        response = ingest_url(api, site.url("/moved"))
+        assert response.status_code == 201, response.json()
+        assert response.json()["filename"] == "guide.pdf"
+        assert response.json()["url"] == site.url("/docs/guide.pdf")
+
+    def test_the_declared_charset_is_used(self, api, site, trusted_loopback, data_dir: Path):
+        assert ingest_url(api, site.url("/notes")).status_code == 201
+        assert "Grüße" in (data_dir / "vec.json").read_text(encoding="utf-8")
+
+    def test_the_same_page_again_answers_200(self, api, site, trusted_loopback):
+        first = ingest_url(api, site.url("/"))
+        again = ingest_url(api, site.url("/"))
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert again.json()["file_id"] == first.json()["file_id"]
+
+
+class TestRefusals:
+    @pytest.mark.parametrize(
+        "url, reason",
+        [
+            ("http://127.0.0.1:9/", "loopback"),
+            ("http://localhost:9/", "loopback"),
+            ("http://169.254.169.254/latest/meta-data/", "link-local"),
+            ("http://10.0.0.1/", "private"),
+            ("http://[::ffff:127.0.0.1]/", "loopback"),
+            ("file:///etc/passwd", "http"),
+            ("ftp://example.org/file.txt", "http"),
+        ],
+    )
+    def test_unsafe_urls_get_400_with_the_reason(self, api, data_dir: Path, url, reason):
+        response = ingest_url(api, url)
+        assert response.status_code == 400
+        assert reason in response.json()["detail"]
+        assert vector_file_ids(data_dir) == []
+
+    def test_a_redirect_to_a_private_address_gets_400(self, api, site, trusted_loopback):
+        response = ingest_url(api, site.url("/escape"))
+        assert response.status_code == 400
+        assert "127.0.0.2" in response.json()["detail"]
+        assert api.get("/documents").json()["total"] == 0
+
+    def test_the_local_site_is_refused_unless_trusted(self, api, site):
+        assert ingest_url(api, site.url("/")).status_code == 400
+        assert site.connections == 0
+
+    def test_a_missing_page_gets_422_naming_the_status(self, api, site, trusted_loopback):
+        response = ingest_url(api, site.url("/nothing-here"))
+        assert response.status_code == 422
+        assert "404" in response.json()["detail"]
+
+    def test_an_unsupported_type_gets_415(self, api, site, trusted_loopback):
+        assert ingest_url(api, site.url("/image")).status_code == 415
+
+    def test_a_page_over_the_limit_gets_413(self, api, site, trusted_loopback, settings):
+        settings.MAX_UPLOAD_BYTES = 100
+        assert ingest_url(api, site.url("/docs/guide.pdf")).status_code == 413
+
+    @pytest.mark.parametrize("body", [{}, {"url": ""}, {"url": "x" * 2049}, {"url": 42}])
+    def test_malformed_bodies_get_422(self, api, body):
+        assert api.post("/ingest/url", body, content_type="application/json").status_code == 422
+
+    def test_a_url_without_a_scheme_gets_400(self, api):
+        response = ingest_url(api, "example.org/page")
+        assert response.status_code == 400
