@@ -26,6 +26,13 @@ class TestMalformedSetting:
             ("DB_POOL", "perhaps", "DB_POOL='perhaps' is not a boolean"),
             ("DEBUG", "si", "DEBUG='si' is not a boolean"),
             ("DATABASE_URL", "postgresql://u@h:port/db", "DATABASE_URL could not be parsed"),
+            ("MAX_UPLOAD_MB", "lots", "MAX_UPLOAD_MB='lots' is not an integer"),
+            ("CHUNK_OVERLAP_WORDS", "500", "must be smaller than CHUNK_SIZE_WORDS=200"),
+            (
+                "INGEST_TRUSTED_NETWORKS",
+                "10.0.0.0/33",
+                "INGEST_TRUSTED_NETWORKS entry '10.0.0.0/33' is not a network in CIDR",
+            ),
         ],
     )
     def test_it_stops_with_the_variable_and_what_it_expected(self, variable, value, expected):
