@@ -24,7 +24,7 @@ from django.conf import settings
 
 from ingest.embeddings import get_embedder
 from ingest.exceptions import VectorStoreError
-from registry.fileio import atomic_write_bytes, file_signature, locked
+from registry.fileio import ParsedFile, locked
 
 FORMAT = "docservice-vectors/1"
 _FLOAT = np.dtype("<f4")
@@ -69,27 +69,18 @@ class VectorStore:
         self.path = Path(path)
         self.embedder = embedder
         self.dim = dim
-        self._cache: tuple[tuple[int, int, int], _Snapshot] | None = None
-        self._cache_lock = threading.Lock()
+        self._file: ParsedFile[_Snapshot] = ParsedFile(
+            self.path,
+            parse=self._parse,
+            empty=lambda: _Snapshot(self.embedder, self.dim),
+            unreadable=lambda exc: VectorStoreError(
+                f"vector store {self.path} cannot be read: {exc}"
+            ),
+        )
 
     # -- reading -------------------------------------------------------------------------
     def _snapshot(self) -> _Snapshot:
-        signature = file_signature(self.path)
-        if signature is None:
-            return _Snapshot(self.embedder, self.dim)
-        cached = self._cache
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return _Snapshot(self.embedder, self.dim)
-        except OSError as exc:
-            raise VectorStoreError(f"vector store {self.path} cannot be read: {exc}") from exc
-        snapshot = self._parse(data)
-        with self._cache_lock:
-            self._cache = (signature, snapshot)
-        return snapshot
+        return self._file.read()
 
     def _parse(self, data: bytes) -> _Snapshot:
         try:
@@ -123,13 +114,9 @@ class VectorStore:
         ]
         document = {"format": FORMAT, "embedder": snapshot.embedder, "dim": snapshot.dim}
         try:
-            atomic_write_bytes(self.path, orjson.dumps({**document, "chunks": chunks}))
+            self._file.write(orjson.dumps({**document, "chunks": chunks}), snapshot)
         except OSError as exc:
             raise VectorStoreError(f"vector store {self.path} cannot be written: {exc}") from exc
-        signature = file_signature(self.path)
-        if signature is not None:
-            with self._cache_lock:
-                self._cache = (signature, snapshot)
 
     def _without(self, snapshot: _Snapshot, file_ids: set[str]) -> tuple[_Snapshot, int]:
         keep = [i for i, meta in enumerate(snapshot.meta) if meta["file_id"] not in file_ids]

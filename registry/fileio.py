@@ -6,8 +6,11 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -70,3 +73,48 @@ def file_signature(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class ParsedFile(Generic[T]):
+    """A file parsed once per change on disk: readers reuse the parsed value until the
+    file is replaced or rewritten, by this process or another one."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        parse: Callable[[bytes], T],
+        empty: Callable[[], T],
+        unreadable: Callable[[OSError], Exception],
+    ) -> None:
+        self.path = path
+        self._parse = parse
+        self._empty = empty
+        self._unreadable = unreadable
+        # One tuple, replaced whole: readers in other threads see the old or the new.
+        self._cached: tuple[tuple[int, int, int], T] | None = None
+
+    def read(self) -> T:
+        try:
+            with self.path.open("rb") as handle:
+                st = os.fstat(handle.fileno())
+                signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+                cached = self._cached
+                if cached is not None and cached[0] == signature:
+                    return cached[1]
+                data = handle.read()
+        except FileNotFoundError:
+            return self._empty()
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+        value = self._parse(data)
+        self._cached = (signature, value)
+        return value
+
+    def write(self, data: bytes, value: T) -> None:
+        """Replace the file atomically with `data`, the serialised form of `value`.
+        Call it under `locked(path)`, so the file on disk is exactly `value`."""
+        atomic_write_bytes(self.path, data)
+        signature = file_signature(self.path)
+        if signature is not None:
+            self._cached = (signature, value)

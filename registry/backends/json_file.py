@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from registry.exceptions import (
     InvalidRegistryFile,
     RegistryUnavailable,
 )
-from registry.fileio import atomic_write_bytes, file_signature, locked
+from registry.fileio import ParsedFile, locked
 from registry.legacy import dump_legacy_file, parse_legacy_file, record_from_legacy
 from registry.records import DocumentRecord
 
@@ -31,27 +30,18 @@ class JsonFileRegistry(RegistryBackend):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._cache: tuple[tuple[int, int, int], Records] | None = None
-        self._cache_lock = threading.Lock()
+        self._file: ParsedFile[Records] = ParsedFile(
+            self.path,
+            parse=self._parse,
+            empty=dict,
+            unreadable=lambda exc: RegistryUnavailable(
+                f"registry file {self.path} cannot be read: {exc}"
+            ),
+        )
 
     # -- reading -------------------------------------------------------------------------
     def _records(self) -> Records:
-        signature = file_signature(self.path)
-        if signature is None:
-            return {}
-        cached = self._cache
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise RegistryUnavailable(f"registry file {self.path} cannot be read: {exc}") from exc
-        records = self._parse(data)
-        with self._cache_lock:
-            self._cache = (signature, records)
-        return records
+        return self._file.read()
 
     def _parse(self, data: bytes) -> Records:
         try:
@@ -79,16 +69,11 @@ class JsonFileRegistry(RegistryBackend):
             if result is None:
                 return None
             try:
-                atomic_write_bytes(self.path, dump_legacy_file(list(records.values())))
+                self._file.write(dump_legacy_file(list(records.values())), records)
             except OSError as exc:
                 raise RegistryUnavailable(
                     f"registry file {self.path} cannot be written: {exc}"
                 ) from exc
-            # Still under the lock, so the file on disk is exactly `records`.
-            signature = file_signature(self.path)
-            if signature is not None:
-                with self._cache_lock:
-                    self._cache = (signature, records)
         return result
 
     # -- the interface -------------------------------------------------------------------
