@@ -1,0 +1,236 @@
+"""manage.py check_registry: does the registry agree with data/vec.json?"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from ingest.embeddings import get_embedder
+from ingest.vector_store import get_vector_store, reset_vector_store
+from registry.backends.db import DatabaseRegistry
+from registry.backends.json_file import JsonFileRegistry
+from registry.records import DocumentRecord
+from tests.conftest import child_env, run_manage, vector_file_ids
+from tests.test_import_registry import child_database_url  # noqa: F401 (a fixture)
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_store(data_dir: Path):
+    reset_vector_store()
+    yield
+    reset_vector_store()
+
+
+def document(n: int, chunks: int = 2, **fields: object) -> DocumentRecord:
+    return DocumentRecord(
+        file_id=f"doc-{n}",
+        filename=f"doc-{n}.txt",
+        num_chunks=chunks,
+        indexed=chunks > 0,
+        created_at=T0 + timedelta(minutes=n),
+        updated_at=T0 + timedelta(minutes=n),
+        **fields,
+    )
+
+
+def store_chunks(file_id: str, count: int) -> None:
+    texts = [f"chunk {i} of {file_id} about tides and harbours" for i in range(count)]
+    get_vector_store().add(
+        file_id=file_id, workspace="default", texts=texts, vectors=get_embedder().embed(texts)
+    )
+
+
+def ingested(registry, n: int, chunks: int = 2) -> DocumentRecord:
+    """A document as ingestion leaves it: in the registry, its chunks in vec.json."""
+    record = registry.upsert(document(n, chunks))
+    store_chunks(record.file_id, chunks)
+    return record
+
+
+def check(*args: str) -> tuple[str, str]:
+    """The command's report and its last line: its summary, or its error."""
+    out = StringIO()
+    try:
+        summary = call_command("check_registry", *args, stdout=out)
+    except CommandError as exc:
+        return out.getvalue(), f"error: {exc}"
+    report = out.getvalue()
+    assert report.endswith(summary + "\n")  # call_command prints what handle() returns
+    return report.removesuffix(summary + "\n"), summary
+
+
+@pytest.mark.django_db
+class TestCheckRegistry:
+    def test_everything_agreeing_passes_and_says_what_it_counted(self, data_dir: Path):
+        registry = DatabaseRegistry()
+        ingested(registry, 1, chunks=3)
+        ingested(registry, 2, chunks=1)
+        registry.upsert(document(3, chunks=0))  # nothing to embed: no vectors expected
+        out, summary = check()
+        assert out == ""
+        assert summary == (
+            f"Everything agrees: 3 documents in the database registry, "
+            f"4 chunks in {data_dir / 'vec.json'}."
+        )
+
+    def test_an_empty_registry_and_no_vector_file_agree(self, data_dir: Path):
+        _, summary = check()
+        assert summary.startswith("Everything agrees: 0 documents in the database registry")
+
+    def test_a_document_without_vectors_is_reported(self, data_dir: Path):
+        registry = DatabaseRegistry()
+        ingested(registry, 1)
+        registry.upsert(document(2, chunks=5))
+        out, summary = check()
+        assert out.splitlines() == [
+            "database: document 'doc-2' (doc-2.txt) has no vectors; the registry says 5 "
+            "chunks: re-ingest it"
+        ]
+        assert summary == (
+            f"error: The registry and {data_dir / 'vec.json'} disagree: 1 document without vectors"
+        )
+
+    def test_chunk_counts_that_disagree_are_reported(self, data_dir: Path):
+        registry = DatabaseRegistry()
+        ingested(registry, 1, chunks=3)
+        registry.upsert(replace(document(1), num_chunks=4))
+        out, summary = check()
+        assert out.splitlines() == [
+            "database: document 'doc-1' (doc-1.txt) has 3 chunks in vec.json; the registry says 4"
+        ]
+        assert summary.endswith("disagree: 1 document with another chunk count")
+
+    def test_vectors_without_a_document_are_reported_and_fix_removes_only_them(
+        self, data_dir: Path
+    ):
+        registry = DatabaseRegistry()
+        ingested(registry, 1, chunks=2)
+        store_chunks("deleted-long-ago", 3)
+
+        out, summary = check()
+        assert out.splitlines() == [
+            "vec.json: 3 chunks of unknown document 'deleted-long-ago'; --fix removes them"
+        ]
+        assert summary.endswith("disagree: vectors of 1 unknown document (3 chunks)")
+        assert sorted(set(vector_file_ids(data_dir))) == ["deleted-long-ago", "doc-1"]
+
+        out, summary = check("--fix")
+        assert out.splitlines()[-1] == (
+            "fixed: removed 3 chunks of 1 document that no registry holds"
+        )
+        assert summary.startswith("Everything agrees: 1 document in the database registry")
+        assert vector_file_ids(data_dir) == ["doc-1", "doc-1"]
+        _, summary = check()
+        assert summary.startswith("Everything agrees")
+
+    def test_fix_leaves_what_it_cannot_fix_and_still_fails(self, data_dir: Path):
+        registry = DatabaseRegistry()
+        registry.upsert(document(1, chunks=2))
+        store_chunks("orphan", 1)
+        out, summary = check("--fix")
+        assert "fixed: removed 1 chunk of 1 document that no registry holds" in out
+        assert summary.endswith("disagree: 1 document without vectors")
+
+    def test_it_checks_the_json_registry_when_that_is_live(
+        self, settings, data_dir: Path, json_registry_path: Path
+    ):
+        json_registry = JsonFileRegistry(json_registry_path)
+        ingested(json_registry, 1)
+        json_registry.upsert(document(2, chunks=1))
+        DatabaseRegistry().upsert(document(3))  # not live: not looked at
+        out, _ = check()
+        assert out.splitlines() == [
+            "json: document 'doc-2' (doc-2.txt) has no vectors; the registry says 1 chunk: "
+            "re-ingest it"
+        ]
+
+    def test_both_checks_each_registry_and_that_they_hold_the_same_documents(
+        self, settings, data_dir: Path
+    ):
+        database = DatabaseRegistry()
+        json_registry = JsonFileRegistry(settings.REGISTRY_JSON_PATH)
+        for registry in (database, json_registry):
+            registry.upsert(document(1))
+        store_chunks("doc-1", 2)
+        ingested(database, 2)  # ingested after the cutover: not in the JSON file yet
+        json_registry.upsert(document(3, chunks=0))
+        json_registry.upsert(replace(document(1), filename="renamed.txt"))
+
+        out, summary = check("--both")
+
+        assert out.splitlines() == [
+            "database only: document 'doc-2'",
+            "json only: document 'doc-3'",
+            "differs between the registries: document 'doc-1' (filename)",
+        ]
+        assert summary == (
+            f"error: The registries and {data_dir / 'vec.json'} disagree: "
+            "2 documents in one registry only, 1 document differing between them"
+        )
+
+    def test_both_agree_after_an_export_ready_for_a_rollback(self, settings, data_dir: Path):
+        database = DatabaseRegistry()
+        for n in range(1, 4):
+            ingested(database, n)
+        call_command("export_registry", stdout=StringIO())
+        _, summary = check("--both")
+        assert summary == (
+            "Everything agrees: 3 documents in the database registry, 3 documents in the "
+            f"json registry, 6 chunks in {data_dir / 'vec.json'}."
+        )
+
+    def test_with_both_fix_keeps_vectors_that_either_registry_holds(self, settings, data_dir: Path):
+        JsonFileRegistry(settings.REGISTRY_JSON_PATH).upsert(document(1))
+        store_chunks("doc-1", 2)
+        store_chunks("gone", 2)
+        out, _ = check("--both", "--fix")
+        assert "fixed: removed 2 chunks of 1 document that no registry holds" in out
+        assert vector_file_ids(data_dir) == ["doc-1", "doc-1"]
+
+    def test_it_lists_twenty_findings_of_a_kind_unless_asked_for_all(self, data_dir: Path):
+        registry = DatabaseRegistry()
+        for n in range(25):
+            registry.upsert(document(n))
+        out, summary = check()
+        assert len(out.splitlines()) == 21
+        assert out.splitlines()[-1] == "… and 5 more like these (-v 2 lists all)"
+        assert summary.endswith("disagree: 25 documents without vectors")
+        out, _ = check("-v", "2")
+        assert len(out.splitlines()) == 25
+
+    def test_a_damaged_vector_file_is_an_error_that_names_it(self, data_dir: Path):
+        (data_dir / "vec.json").write_bytes(b'{"format": "docservice-vectors/1", "chunks": [')
+        _, summary = check()
+        assert summary.startswith(f"error: vector store {data_dir / 'vec.json'} is damaged")
+
+    def test_a_damaged_json_registry_is_an_error_that_names_it(self, settings, data_dir: Path):
+        settings.REGISTRY_JSON_PATH.write_bytes(b'[{"fileId": ')
+        _, summary = check("--both")
+        assert summary.startswith(f"error: registry file {settings.REGISTRY_JSON_PATH}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_exit_status_says_whether_everything_agrees(
+    child_database_url: str,  # noqa: F811
+    data_dir: Path,
+):
+    env = child_env(DATABASE_URL=child_database_url, DATA_DIR=str(data_dir))
+    agreeing = run_manage("check_registry", env=env)
+    assert agreeing.returncode == 0, agreeing.stderr
+    assert agreeing.stdout.startswith("Everything agrees: 0 documents")
+
+    store_chunks("orphan", 2)  # into data_dir/vec.json, the child's too
+    disagreeing = run_manage("check_registry", env=env)
+    assert disagreeing.returncode == 1
+    assert "vec.json: 2 chunks of unknown document 'orphan'" in disagreeing.stdout
+    assert disagreeing.stderr.strip() == (
+        f"CommandError: The registry and {data_dir / 'vec.json'} disagree: "
+        "vectors of 1 unknown document (2 chunks)"
+    )
