@@ -45,6 +45,7 @@ from ingest.vector_store import (  # noqa: E402
     _decode_vectors,
     _encode_vectors,
     _Snapshot,
+    chunk_entries,
 )
 from registry.fileio import file_signature, locked  # noqa: E402
 
@@ -183,16 +184,7 @@ def build(path: Path, size: int, corpus: Corpus, embedder: HashingEmbedder) -> d
         t2 = time.perf_counter()
         gen_s += t1 - t0
         embed_s += t2 - t1
-        meta.extend(
-            {
-                "chunk_id": f"{file_id}:{index}",
-                "file_id": file_id,
-                "workspace": workspace,
-                "chunk_index": index,
-                "text": text,
-            }
-            for index, text in enumerate(texts)
-        )
+        meta.extend(chunk_entries(file_id=file_id, workspace=workspace, texts=texts))
     # One VectorStore.add per document would rewrite the whole file each time (quadratic:
     # hours at 100k), so the snapshot goes to disk once through the store's private writer,
     # the same code path `add` ends in.

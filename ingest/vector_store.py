@@ -142,16 +142,7 @@ class VectorStore:
             else:
                 current = _Snapshot(self.embedder, self.dim)
             base, _ = self._without(current, {file_id})
-            meta = [
-                {
-                    "chunk_id": f"{file_id}:{index}",
-                    "file_id": file_id,
-                    "workspace": workspace,
-                    "chunk_index": index,
-                    "text": text,
-                }
-                for index, text in enumerate(texts)
-            ]
+            meta = chunk_entries(file_id=file_id, workspace=workspace, texts=texts)
             matrix = np.vstack([base.matrix, vectors.astype(np.float32, copy=False)])
             self._write(_Snapshot(self.embedder, self.dim, base.meta + meta, matrix))
         return len(texts)
@@ -197,6 +188,20 @@ class VectorStore:
 
     def count(self) -> int:
         return len(self._snapshot().meta)
+
+
+def chunk_entries(*, file_id: str, workspace: str, texts: list[str]) -> list[dict]:
+    """The metadata vec.json keeps for each of a document's chunks, vector aside."""
+    return [
+        {
+            "chunk_id": f"{file_id}:{index}",
+            "file_id": file_id,
+            "workspace": workspace,
+            "chunk_index": index,
+            "text": text,
+        }
+        for index, text in enumerate(texts)
+    ]
 
 
 def _encode_vectors(matrix: np.ndarray) -> list[str]:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import orjson
 import pytest
 
-from tests.conftest import ROOT, child_env, free_port
+from tests.conftest import ROOT, child_env, free_port, http_get, wait_until_listening
 
 
 @pytest.mark.django_db
@@ -37,27 +34,6 @@ def test_a_corrupt_json_registry_is_not_ok(client, json_registry_path: Path):
     assert response.json() == {"ok": False, "db": True, "registry": "json"}
 
 
-def get(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read())
-
-
-def wait_until_listening(base: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read())
-        try:
-            urllib.request.urlopen(base + "/docs", timeout=1)  # noqa: S310
-            return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise AssertionError("the server did not start")
-
-
 def test_it_answers_503_quickly_when_the_database_is_down(tmp_path: Path):
     closed = free_port()  # nothing listens here
     port = free_port()
@@ -77,14 +53,14 @@ def test_it_answers_503_quickly_when_the_database_is_down(tmp_path: Path):
         base = f"http://127.0.0.1:{port}"
         wait_until_listening(base, process)
         started = time.monotonic()
-        status, body = get(base + "/health")
+        status, body = http_get(base + "/health")
         elapsed = time.monotonic() - started
         assert status == 503
         assert body == {"ok": False, "db": False}
         assert elapsed < 8, f"/health took {elapsed:.1f}s with the database down"
         # A second probe is just as quick: nothing is left hanging from the first.
         started = time.monotonic()
-        assert get(base + "/health")[0] == 503
+        assert http_get(base + "/health")[0] == 503
         assert time.monotonic() - started < 8
     finally:
         process.terminate()

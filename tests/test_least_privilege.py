@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from io import StringIO
 from pathlib import Path
 
-import orjson
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
 from registry.models import ApiKey
-from tests.conftest import ROOT, child_env, free_port, run_manage
+from tests.conftest import ROOT, child_env, free_port, http_get, run_manage, wait_until_listening
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -133,8 +129,8 @@ class TestGrantAppRole:
         try:
             base = f"http://127.0.0.1:{port}"
             wait_until_listening(base, server)
-            assert get(base + "/health") == (200, {"ok": True, "db": True})
-            status, body = get(base + "/documents", headers={"X-API-Key": raw_key})
+            assert http_get(base + "/health") == (200, {"ok": True, "db": True})
+            status, body = http_get(base + "/documents", headers={"X-API-Key": raw_key})
             assert status == 200, body
         finally:
             server.terminate()
@@ -220,25 +216,3 @@ def test_on_sqlite_it_says_roles_need_postgresql(tmp_path: Path):
         "CommandError: grant_app_role needs PostgreSQL; DATABASE_URL points at sqlite, "
         "which has no roles"
     )
-
-
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read())
-
-
-def wait_until_listening(base: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read())
-        try:
-            urllib.request.urlopen(base + "/docs", timeout=1)  # noqa: S310
-            return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise AssertionError("the server did not start")
