@@ -96,10 +96,8 @@ def is_public_address(ip: IPAddress) -> bool:
     return _non_public_reason(ip) is None
 
 
-def _non_public_reason(ip: IPAddress) -> str | None:
-    """Why `ip` is not public, as "a loopback address"; None if it is public."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        return _non_public_reason_v6(ip)
+def _special_reason(ip: IPAddress) -> str | None:
+    """The special ranges both IP versions name the same way."""
     if ip.is_unspecified:
         return "an unspecified address"
     if ip.is_loopback:
@@ -108,6 +106,15 @@ def _non_public_reason(ip: IPAddress) -> str | None:
         return "a link-local address"
     if ip.is_multicast:
         return "a multicast address"
+    return None
+
+
+def _non_public_reason(ip: IPAddress) -> str | None:
+    """Why `ip` is not public, as "a loopback address"; None if it is public."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        return _non_public_reason_v6(ip)
+    if reason := _special_reason(ip):
+        return reason
     for network, reason in _IPV4_NAMED:
         if ip in network:
             return reason
@@ -129,14 +136,8 @@ def _non_public_reason_v6(ip: ipaddress.IPv6Address) -> str | None:
     for kind, v4 in embedded:
         if v4 is not None and (reason := _non_public_reason(v4)):
             return f"a {kind} address embedding {v4}, {reason}"
-    if ip.is_unspecified:
-        return "an unspecified address"
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if ip.is_multicast:
-        return "a multicast address"
+    if reason := _special_reason(ip):
+        return reason
     if ip.is_site_local:
         return "a site-local address"
     for network, reason in _IPV6_NAMED:
