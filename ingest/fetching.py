@@ -97,7 +97,7 @@ def is_public_address(ip: IPAddress) -> bool:
 
 
 def _special_reason(ip: IPAddress) -> str | None:
-    """The special ranges both IP versions name the same way."""
+    """Why `ip` itself (embedded addresses aside) is not public; None if it is."""
     if ip.is_unspecified:
         return "an unspecified address"
     if ip.is_loopback:
@@ -106,16 +106,10 @@ def _special_reason(ip: IPAddress) -> str | None:
         return "a link-local address"
     if ip.is_multicast:
         return "a multicast address"
-    return None
-
-
-def _non_public_reason(ip: IPAddress) -> str | None:
-    """Why `ip` is not public, as "a loopback address"; None if it is public."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        return _non_public_reason_v6(ip)
-    if reason := _special_reason(ip):
-        return reason
-    for network, reason in _IPV4_NAMED:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return "a site-local address"
+    named = _IPV6_NAMED if isinstance(ip, ipaddress.IPv6Address) else _IPV4_NAMED
+    for network, reason in named:
         if ip in network:
             return reason
     if ip.is_reserved:
@@ -123,6 +117,13 @@ def _non_public_reason(ip: IPAddress) -> str | None:
     if not ip.is_global or ip.is_private:
         return "a special-purpose (non-global) address"
     return None
+
+
+def _non_public_reason(ip: IPAddress) -> str | None:
+    """Why `ip` is not public, as "a loopback address"; None if it is public."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        return _non_public_reason_v6(ip)
+    return _special_reason(ip)
 
 
 def _non_public_reason_v6(ip: ipaddress.IPv6Address) -> str | None:
@@ -136,18 +137,7 @@ def _non_public_reason_v6(ip: ipaddress.IPv6Address) -> str | None:
     for kind, v4 in embedded:
         if v4 is not None and (reason := _non_public_reason(v4)):
             return f"a {kind} address embedding {v4}, {reason}"
-    if reason := _special_reason(ip):
-        return reason
-    if ip.is_site_local:
-        return "a site-local address"
-    for network, reason in _IPV6_NAMED:
-        if ip in network:
-            return reason
-    if ip.is_reserved:
-        return "a reserved address"
-    if not ip.is_global or ip.is_private:
-        return "a special-purpose (non-global) address"
-    return None
+    return _special_reason(ip)
 
 
 def _nat64_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from dataclasses import fields
 
 from django.db import models
 
@@ -12,6 +13,9 @@ from registry.records import (
     FILENAME_MAX,
     DocumentRecord,
 )
+
+# The model's columns that a DocumentRecord carries, named alike on both sides.
+RECORD_FIELDS = tuple(field.name for field in fields(DocumentRecord))
 
 
 def new_file_id() -> str:
@@ -61,37 +65,12 @@ class Document(models.Model):
         return f"{self.filename} ({self.file_id})"
 
     def to_record(self) -> DocumentRecord:
-        return DocumentRecord(
-            file_id=self.file_id,
-            filename=self.filename,
-            size_bytes=self.size_bytes,
-            workspace=self.workspace,
-            num_chunks=self.num_chunks,
-            indexed=self.indexed,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            source=self.source,
-            url=self.url,
-            content_type=self.content_type,
-            sha256=self.sha256,
-        )
+        return DocumentRecord(**{name: getattr(self, name) for name in RECORD_FIELDS})
 
     @classmethod
     def fields_from_record(cls, record: DocumentRecord) -> dict[str, object]:
         """Column values for `record`, everything but the natural key `file_id`."""
-        return {
-            "filename": record.filename,
-            "size_bytes": record.size_bytes,
-            "workspace": record.workspace,
-            "num_chunks": record.num_chunks,
-            "indexed": record.indexed,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
-            "source": record.source,
-            "url": record.url,
-            "content_type": record.content_type,
-            "sha256": record.sha256,
-        }
+        return {name: getattr(record, name) for name in RECORD_FIELDS if name != "file_id"}
 
 
 API_KEY_PREFIX = "dsk_"
