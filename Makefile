@@ -21,6 +21,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	ENV_FILE= $(BIN)/mypy
 
 # Tests ignore .env (ENV_FILE=) so a developer's settings never leak into them.
 test-sqlite: setup

@@ -123,16 +123,14 @@ def run(database_url: str, count: int, repeat: int) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from registry.importing import COLUMNS, import_registry
+    from registry.importing import import_registry
     from registry.legacy import record_from_legacy
+    from registry.records import RECORD_FIELDS
 
     call_command("migrate", verbosity=0)
     legacy = legacy_records(count)
-    rows = [
-        tuple(getattr(record, name) for name in COLUMNS)
-        for record in map(record_from_legacy, legacy)
-    ]
-    columns = ", ".join(COLUMNS)
+    rows = [record.row() for record in map(record_from_legacy, legacy)]
+    columns = ", ".join(RECORD_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE documents_copy (LIKE documents INCLUDING ALL)")
 

@@ -1,9 +1,10 @@
 """Time the vector store (data/vec.json) at 10k and 100k chunks: build, load, search, ingest.
 
-    cd /work/main && .venv/bin/python bench/bench_vectors.py [--sizes 10000,100000] [--verbose]
+    .venv/bin/python bench/bench_vectors.py [--sizes 10000,100000] [--verbose]
 
-Everything happens in a temporary directory, never in the project's data/. It prints numbers
-and asserts nothing about them. `--verbose` splits load, search and ingest into their steps.
+Run from the project root. Everything happens in a temporary directory, never in the
+project's data/. It prints numbers and asserts nothing about them. `--verbose` splits load,
+search and ingest into their steps.
 """
 
 from __future__ import annotations
@@ -38,16 +39,17 @@ django.setup()
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
+from common.fileio import file_signature, locked  # noqa: E402
 from ingest.embeddings import HashingEmbedder  # noqa: E402
 from ingest.vector_store import (  # noqa: E402
     FORMAT,
+    StoredChunks,
     VectorStore,
     _decode_vectors,
     _encode_vectors,
     _Snapshot,
     chunk_entries,
 )
-from registry.fileio import file_signature, locked  # noqa: E402
 
 DIM = 384
 SEED = 20240601
@@ -180,14 +182,15 @@ def build(path: Path, size: int, corpus: Corpus, embedder: HashingEmbedder) -> d
         t0 = time.perf_counter()
         texts = [corpus.chunk() for _ in range(count)]
         t1 = time.perf_counter()
-        matrix[start : start + count] = embedder.embed(texts)
+        vectors = matrix[start : start + count] = embedder.embed(texts)
         t2 = time.perf_counter()
         gen_s += t1 - t0
         embed_s += t2 - t1
-        meta.extend(chunk_entries(file_id=file_id, workspace=workspace, texts=texts))
-    # One VectorStore.add per document would rewrite the whole file each time (quadratic:
-    # hours at 100k), so the snapshot goes to disk once through the store's private writer,
-    # the same code path `add` ends in.
+        stored = StoredChunks(file_id, workspace, list(range(count)), texts, vectors)
+        meta.extend(chunk_entries(stored))
+    # Even VectorStore.replace() of everything would first decode the file it replaces;
+    # the snapshot goes to disk once through the store's private writer, the same code
+    # path every write ends in.
     store = VectorStore(path, embedder=embedder.name, dim=DIM)
     with locked(path):
         write_s = timed(lambda: store._write(_Snapshot(embedder.name, DIM, meta, matrix)))

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -14,9 +15,13 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.responses import Status
 
+from common.singletons import Singleton
+from ingest.api import documents_router
 from ingest.api import router as ingest_router
 from ingest.exceptions import (
+    ContentConflict,
     ContentTooLarge,
+    EmbedderUnavailable,
     EmptyDocument,
     FetchFailed,
     IngestError,
@@ -24,9 +29,8 @@ from ingest.exceptions import (
     UrlRefused,
     VectorStoreError,
 )
-from registry.api import router as documents_router
 from registry.auth import ApiKeyRevoked
-from registry.backends import get_backend
+from registry.backends import get_backend, table_is_live
 from registry.exceptions import DocumentNotFound, RegistryError, RegistryUnavailable
 
 logger = logging.getLogger(__name__)
@@ -46,11 +50,13 @@ api.add_router("", documents_router)
 # Each domain error has one status, here and nowhere else.
 INGEST_STATUSES: dict[type[IngestError], int] = {
     UnsupportedFileType: 415,
+    ContentConflict: 409,
     EmptyDocument: 422,
     ContentTooLarge: 413,
     UrlRefused: 400,
     FetchFailed: 422,
     VectorStoreError: 503,
+    EmbedderUnavailable: 503,
 }
 
 
@@ -87,13 +93,25 @@ def revoked_api_key(request: HttpRequest, exc: ApiKeyRevoked) -> HttpResponse:
     return _error(request, 403, "This API key has been revoked")
 
 
+_PARAMETER_SOURCES = {"body", "form", "query", "path", "header", "cookie", "file"}
+
+
+def _field_location(loc: Any) -> list[Any]:
+    parts = list(loc)
+    if parts and parts[0] in _PARAMETER_SOURCES:
+        source = parts.pop(0)
+        if source == "body" and parts and parts[0] == "payload":
+            parts.pop(0)
+    return parts
+
+
 @api.exception_handler(ValidationError)
 def invalid_input(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     problems = []
     for error in exc.errors:
-        where = ".".join(
-            str(part) for part in error.get("loc", ()) if part not in ("body", "payload")
-        )
+        # ninja's locations start with where the value came from and, for a JSON body,
+        # the view's parameter name; the caller knows the field by its own name.
+        where = ".".join(map(str, _field_location(error.get("loc", ()))))
         problems.append(
             f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "")
         )
@@ -120,7 +138,7 @@ class HealthOut(Schema):
 
 # Probes run in threads of their own: a hung database must not hold a request thread, and
 # asyncio.wait() returns at the timeout without waiting for the probe to give up.
-_probes = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+_probes = Singleton(lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="health"))
 
 
 def _database_answers() -> bool:
@@ -138,7 +156,8 @@ def _database_answers() -> bool:
 def _registry_answers() -> bool:
     backend = get_backend()
     try:
-        return backend.ping()
+        backend.check()
+        return True
     except RegistryError as exc:
         logger.warning("health: %s registry unavailable: %s", backend.name, exc)
         return False
@@ -147,7 +166,7 @@ def _registry_answers() -> bool:
 
 
 async def _probe(check: Callable[[], bool], timeout: float) -> bool:
-    future = asyncio.wrap_future(_probes.submit(check))
+    future = asyncio.wrap_future(_probes.get().submit(check))
     done, _ = await asyncio.wait({future}, timeout=timeout)
     if not done:
         logger.warning("health: %s did not answer within %.1fs", check.__name__, timeout)
@@ -163,5 +182,6 @@ async def health(request: HttpRequest) -> Status[HealthOut]:
         _probe(_database_answers, timeout), _probe(_registry_answers, timeout)
     )
     ok = db_ok and registry_ok
-    body = HealthOut(ok=ok, db=db_ok, registry="json" if settings.USE_JSON_REGISTRY else None)
+    registry = None if table_is_live() else get_backend().name
+    body = HealthOut(ok=ok, db=db_ok, registry=registry)
     return Status(200 if ok else 503, body)

@@ -4,10 +4,18 @@ Django's ASGI handler spools the whole body to a temporary file before any view 
 the view's size check alone would still accept (and write to disk) a 10 GB upload. This
 middleware answers 413 as soon as the Content-Length, or the bytes actually received on
 a chunked request, pass the limit.
+
+A body up to twice the limit is read and dropped before the 413 is sent (a "lingering
+close", as nginx does): most HTTP clients send the whole body before they read the
+response, and a server that closes on them mid-send makes them see a broken pipe instead
+of the 413. Bigger bodies, and clients that sent `Expect: 100-continue`, are answered at
+once; the drain stops after DRAIN_SECONDS whatever the client does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -17,10 +25,12 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Loose on purpose: Django's handler declares narrower scope and message types.
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 # Multipart framing (boundaries, part headers, the workspace field) on top of the file.
 MULTIPART_ALLOWANCE = 64 * 1024
+DRAIN_SECONDS = 5.0
 
 
 class BodySizeLimit:
@@ -35,6 +45,8 @@ class BodySizeLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
+            if declared <= 2 * self.max_bytes and not _expects_continue(scope):
+                await _drain(receive, declared)
             await self._refuse(send)
             return
 
@@ -61,6 +73,7 @@ class BodySizeLimit:
 
         await self.app(scope, limited_receive, tracking_send)
         if exceeded and not response_started:
+            await _drain(receive, 2 * self.max_bytes - received)
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
@@ -77,6 +90,28 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and drop what is left of the body, up to `budget` bytes and DRAIN_SECONDS."""
+
+    async def read() -> None:
+        left = budget
+        while left > 0:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            left -= len(message.get("body", b""))
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(read(), DRAIN_SECONDS)
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(
+        name == b"expect" and value.lower() == b"100-continue"
+        for name, value in scope.get("headers", [])
+    )
 
 
 def _content_length(scope: Scope) -> int | None:

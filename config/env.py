@@ -6,7 +6,9 @@ typo in `.env` stops start-up with a message instead of silently falling back.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -68,11 +70,53 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
     return value
 
 
+def env_choice(name: str, default: str, choices: Iterable[str]) -> str:
+    raw = env_str(name) or default
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(sorted(choices))}")
+    return raw
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = env_str(name)
     if raw == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_path(name: str, default: Path, *, base_dir: Path) -> Path:
+    """A path setting; a relative one is taken under `base_dir` (the project)."""
+    path = Path(env_str(name) or default)
+    return path if path.is_absolute() else base_dir / path
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(name: str, entries: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """Each entry as a network in CIDR notation, or ImproperlyConfigured naming it."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name} entry {entry!r} is not a network in CIDR notation "
+                f"(e.g. 10.20.0.0/16): {exc}"
+            ) from exc
+    return tuple(networks)
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of CIDR networks, each checked at start-up."""
+    entries = env_list(name, [])
+    parse_networks(name, entries)
+    return entries
+
+
+def check_smaller(name: str, value: int, *, than_name: str, than: int) -> None:
+    if value >= than:
+        raise ImproperlyConfigured(f"{name}={value} must be smaller than {than_name}={than}")
 
 
 def normalise_database_url(url: str) -> str:

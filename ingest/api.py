@@ -1,58 +1,132 @@
+"""The API's operations: ingest, ask, and the documents' list, read and delete. Thin: each
+parses, calls one service or selector, and shapes the answer in camelCase."""
+
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import File, Form, Router, UploadedFile
-from ninja.responses import Status
+from ninja import File, Form, Path, Query, Router, UploadedFile
 
+from ingest.answering import Answer
 from ingest.exceptions import ContentTooLarge
-from ingest.schemas import AskIn, AskOut, UrlIn
-from ingest.services import Ingested, answer_question, document_ingest, document_ingest_url
+from ingest.schemas import (
+    AskIn,
+    AskOut,
+    DeletedOut,
+    DeleteIn,
+    DocumentListOut,
+    DocumentOut,
+    IngestOut,
+    ListFilters,
+    UploadForm,
+    UrlIn,
+)
+from ingest.services import (
+    Deleted,
+    Ingested,
+    adocument_delete_many,
+    answer_question,
+    document_ingest,
+    document_ingest_url,
+)
 from registry.auth import api_key_auth
-from registry.records import DEFAULT_WORKSPACE
-from registry.schemas import DocumentOut
+from registry.exceptions import DocumentNotFound
+from registry.records import FILE_ID_MAX, DocumentRecord
+from registry.selectors import DocumentPage, document_get, document_list
 
-router = Router(tags=["ingest"], auth=api_key_auth)
+router = Router(tags=["ingest"], auth=api_key_auth, by_alias=True)
+documents_router = Router(tags=["documents"], auth=api_key_auth, by_alias=True)
+
+FileIdPath = Path(..., alias="fileId", max_length=FILE_ID_MAX)
 
 
-def _created_or_existing(result: Ingested) -> Status[DocumentOut]:
-    return Status(201 if result.created else 200, DocumentOut.from_orm(result.document))
+def _ingested(result: Ingested) -> dict[str, Any]:
+    document = result.document
+    return {
+        **dataclasses.asdict(document),
+        "chunks": document.num_chunks,
+        "created": result.created,
+    }
 
 
-@router.post("/ingest/file", response={200: DocumentOut, 201: DocumentOut})
+def _deleted(file_id: str, result: Deleted) -> dict[str, Any]:
+    document = result.documents[0] if result.documents else None
+    return {
+        "removed": result.chunks_removed,
+        "deleted": document is not None,
+        "file_id": file_id,
+        "filename": document.filename if document else None,
+    }
+
+
+@router.post("/ingest/file", response=IngestOut)
 async def ingest_file(
     request: HttpRequest,
     file: File[UploadedFile],
-    workspace: Form[str] = DEFAULT_WORKSPACE,
-) -> Status[DocumentOut]:
-    """Upload a .txt, .md, .html or .pdf document. 201 when indexed, 200 when the same
-    content is already in the workspace (the existing document is returned)."""
+    form: Form[UploadForm],
+) -> dict[str, Any]:
+    """Upload a .txt, .md, .html or .pdf document and index it. When the same content is
+    already in the workspace, that document is returned with `created: false`."""
     if file.size is not None and file.size > settings.MAX_UPLOAD_BYTES:
         raise ContentTooLarge(f"The file is over the {settings.MAX_UPLOAD_MB} MB upload limit")
     data = await asyncio.to_thread(file.read)
     result = await document_ingest(
         data=data,
         filename=file.name or "",
-        workspace=workspace,
+        workspace=form.workspace,
         content_type=file.content_type or "",
         charset=file.charset,
+        file_id=form.file_id,
     )
-    return _created_or_existing(result)
+    return _ingested(result)
 
 
-@router.post("/ingest/url", response={200: DocumentOut, 201: DocumentOut})
-async def ingest_url(request: HttpRequest, payload: UrlIn) -> Status[DocumentOut]:
+@router.post("/ingest/url", response=IngestOut)
+async def ingest_url(request: HttpRequest, payload: UrlIn) -> dict[str, Any]:
     """Fetch a public http(s) URL and index it, like an upload."""
-    result = await document_ingest_url(url=payload.url, workspace=payload.workspace)
-    return _created_or_existing(result)
+    result = await document_ingest_url(
+        url=payload.file_url,
+        workspace=payload.workspace,
+        filename=payload.filename,
+        file_id=payload.file_id,
+    )
+    return _ingested(result)
 
 
 @router.post("/ask", response=AskOut)
-async def ask(request: HttpRequest, payload: AskIn) -> AskOut:
+async def ask(request: HttpRequest, payload: AskIn) -> Answer:
     """Answer from the documents: the best-matching sentences, with their sources."""
-    answer = await answer_question(
-        question=payload.question, workspace=payload.workspace, top_k=payload.top_k
+    return await answer_question(question=payload.q, workspace=payload.workspace, top_k=payload.k)
+
+
+@documents_router.get("/documents", response=DocumentListOut)
+async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> DocumentPage:
+    """Documents newest first; `total` counts every document matching the filter."""
+    return await document_list(
+        workspace=filters.workspace, limit=filters.limit, offset=filters.offset
     )
-    return AskOut(answer=answer.answer, sources=answer.sources)
+
+
+@documents_router.get("/documents/{fileId}", response=DocumentOut)
+async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> DocumentRecord:
+    return await document_get(file_id=file_id)
+
+
+@documents_router.delete("/documents/{fileId}", response=DeletedOut)
+async def delete_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[str, Any]:
+    """Remove the document and all its vectors; 404 for an unknown id."""
+    result = await adocument_delete_many(file_ids=[file_id])
+    if not result.documents:
+        raise DocumentNotFound(file_id)
+    return _deleted(file_id, result)
+
+
+@documents_router.post("/delete", response=DeletedOut)
+async def delete(request: HttpRequest, payload: DeleteIn) -> dict[str, Any]:
+    """Remove the document and all its vectors. An unknown id is not an error here (as in
+    the old service): the answer says `removed: 0, deleted: false`."""
+    return _deleted(payload.file_id, await adocument_delete_many(file_ids=[payload.file_id]))

@@ -15,10 +15,15 @@ def split_sentences(text: str) -> list[str]:
     return [sentence for sentence in sentences if sentence]
 
 
+def chunk_sentences(chunk: str) -> list[str]:
+    """The sentences of a stored chunk (one per line; older chunks have no lines)."""
+    return [sentence for line in chunk.split("\n") for sentence in split_sentences(line)]
+
+
 def chunk_text(text: str, *, size: int, overlap: int) -> list[str]:
-    """Chunks of at most `size` words made of whole sentences, each starting with up to
-    `overlap` words of the previous chunk's last sentences. A sentence longer than
-    `size` is cut into word windows.
+    """Chunks of at most `size` words made of whole sentences, one per line, each
+    starting with up to `overlap` words of the previous chunk's last sentences. A
+    sentence longer than `size` is cut into word windows.
     """
     if not 0 <= overlap < size:
         raise ValueError("overlap must be at least 0 and smaller than size")
@@ -36,7 +41,7 @@ def chunk_text(text: str, *, size: int, overlap: int) -> list[str]:
     current_words = 0
     for piece in pieces:
         if current and current_words + len(piece) > size:
-            chunks.append(" ".join(" ".join(p) for p in current))
+            chunks.append("\n".join(" ".join(p) for p in current))
             # Carry whole trailing sentences into the next chunk, up to `overlap` words.
             carried: list[list[str]] = []
             carried_words = 0
@@ -51,5 +56,5 @@ def chunk_text(text: str, *, size: int, overlap: int) -> list[str]:
         current.append(piece)
         current_words += len(piece)
     if current:
-        chunks.append(" ".join(" ".join(p) for p in current))
+        chunks.append("\n".join(" ".join(p) for p in current))
     return chunks

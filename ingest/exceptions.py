@@ -27,5 +27,13 @@ class FetchFailed(IngestError):
     """422: the URL was allowed but could not be fetched (timeout, refused, HTTP error)."""
 
 
+class ContentConflict(IngestError):
+    """409: a re-ingest under one id of content that another document holds."""
+
+
 class VectorStoreError(IngestError):
     """503: data/vec.json cannot be read or written, or was built by another embedder."""
+
+
+class EmbedderUnavailable(IngestError):
+    """503: the configured embedding model cannot be loaded (missing, damaged weights)."""

@@ -17,13 +17,12 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from yarl import URL
 
+from config.env import IPNetwork, parse_networks
 from ingest.exceptions import ContentTooLarge, FetchFailed, UrlRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 USER_AGENT = "docservice/1.0"
 CHUNK_BYTES = 64 * 1024
@@ -72,19 +71,12 @@ class FetchPolicy:
 
     @classmethod
     def from_settings(cls) -> FetchPolicy:
-        networks = []
-        for entry in settings.INGEST_TRUSTED_NETWORKS:
-            try:
-                networks.append(ipaddress.ip_network(entry))
-            except ValueError as exc:
-                raise ImproperlyConfigured(
-                    f"INGEST_TRUSTED_NETWORKS entry {entry!r} is not a network in CIDR "
-                    f"notation (e.g. 10.20.0.0/16): {exc}"
-                ) from exc
         return cls(
             max_bytes=settings.MAX_UPLOAD_BYTES,
             allow_private=settings.INGEST_ALLOW_PRIVATE_URLS,
-            trusted_networks=tuple(networks),
+            trusted_networks=parse_networks(
+                "INGEST_TRUSTED_NETWORKS", settings.INGEST_TRUSTED_NETWORKS
+            ),
             connect_timeout=settings.FETCH_CONNECT_TIMEOUT,
             read_timeout=settings.FETCH_READ_TIMEOUT,
             max_redirects=settings.FETCH_MAX_REDIRECTS,
@@ -293,17 +285,16 @@ async def _read_body(response: aiohttp.ClientResponse, policy: FetchPolicy) -> b
     return bytes(body)
 
 
-def _media_type(header: str) -> tuple[str, str | None]:
-    media_type, *params = header.split(";")
-    charset = None
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"').strip().lower() or None
-    return media_type.strip().lower(), charset
+def _media_type(response: aiohttp.ClientResponse) -> tuple[str, str | None]:
+    """The declared media type and charset, lower case; ("", None) when undeclared
+    (aiohttp reports a missing Content-Type as application/octet-stream)."""
+    if aiohttp.hdrs.CONTENT_TYPE not in response.headers:
+        return "", None
+    return response.content_type, (response.charset or "").lower() or None
 
 
 def _filename(url: URL) -> str:
+    # yarl's URL.name is "" after a trailing slash; "/reports/2024/" should name "2024".
     segments = [part for part in url.parts if part not in ("", "/")]
     return segments[-1] if segments else ""
 
@@ -352,7 +343,7 @@ async def fetch_url(url: str, *, policy: FetchPolicy | None = None) -> FetchedRe
                     status = f"{response.status} {response.reason or ''}".strip()
                     raise FetchFailed(f"{current} answered HTTP {status}")
                 data = await _read_body(response, policy)
-                content_type, charset = _media_type(response.headers.get("Content-Type", ""))
+                content_type, charset = _media_type(response)
                 return FetchedResource(
                     url=str(current),
                     data=data,

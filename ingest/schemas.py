@@ -1,30 +1,177 @@
+"""The API's request and response shapes, in the old service's camelCase.
+
+Python names stay snake_case; the alias generator gives every field its camelCase JSON
+name, in requests, responses and the OpenAPI schema alike (routers set `by_alias`).
+Requests also accept the snake_case names and, where the old service used other words
+(`q`, `k`, `fileUrl`), this service's own words as aliases.
+"""
+
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 from ninja import Schema
-from pydantic import Field
+from pydantic import AliasChoices, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
 
-from registry.records import DEFAULT_WORKSPACE
+from registry.records import (
+    DEFAULT_WORKSPACE,
+    FILE_ID_MAX,
+    FILENAME_MAX,
+    URL_MAX,
+    WORKSPACE_MAX,
+    epoch_seconds,
+)
+
+QUESTION_MAX = 2000
+TOP_K_DEFAULT = 15  # the old service's default
+TOP_K_MAX = 50
+LIST_LIMIT_MAX = 500
 
 
-class UrlIn(Schema):
-    url: str = Field(min_length=1, max_length=2048)
-    workspace: str = Field(DEFAULT_WORKSPACE, max_length=64)
+def _epoch(value: object) -> object:
+    return epoch_seconds(value) if isinstance(value, datetime) else value
 
 
-class AskIn(Schema):
-    question: str = Field(min_length=1, max_length=2000)
-    workspace: str | None = Field(None, max_length=64)
-    top_k: int = Field(5, ge=1, le=20)
+def _default_when_empty(value: object) -> object:
+    return DEFAULT_WORKSPACE if value is None or value == "" else value
 
 
-class SourceOut(Schema):
+# Timestamps as the old service and registry.json write them: epoch seconds.
+EpochSeconds = Annotated[int | float, BeforeValidator(_epoch)]
+# An empty or missing workspace is the default one, as in the old service.
+Workspace = Annotated[
+    str, BeforeValidator(_default_when_empty), StringConstraints(max_length=WORKSPACE_MAX)
+]
+
+
+# A client-chosen id to ingest into.
+ReingestId = Annotated[
+    str | None,
+    Field(
+        max_length=FILE_ID_MAX,
+        description="Re-ingest into this id: an existing document's chunks and row are "
+        "replaced (createdAt kept, updatedAt now); a new id is created as given.",
+    ),
+]
+
+
+class CamelSchema(Schema):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class UploadForm(CamelSchema):
+    """The form fields beside the uploaded file."""
+
+    workspace: Workspace = DEFAULT_WORKSPACE
+    file_id: ReingestId = None
+
+
+class UrlIn(CamelSchema):
+    file_url: str = Field(
+        min_length=1,
+        max_length=URL_MAX,
+        validation_alias=AliasChoices("fileUrl", "file_url", "url"),
+        description="The http(s) URL to fetch.",
+    )
+    filename: str | None = Field(
+        None,
+        max_length=FILENAME_MAX,
+        description="The document's name; by default the URL's last path segment, or "
+        "the page's <title>.",
+    )
+    workspace: Workspace = DEFAULT_WORKSPACE
+    file_id: ReingestId = None
+
+
+class AskIn(CamelSchema):
+    q: str = Field(
+        min_length=1,
+        max_length=QUESTION_MAX,
+        validation_alias=AliasChoices("q", "question"),
+        description="The question.",
+    )
+    workspace: Workspace = Field(
+        DEFAULT_WORKSPACE, description="The workspace to search; `*` searches all of them."
+    )
+    k: int = Field(
+        TOP_K_DEFAULT,
+        ge=1,
+        le=TOP_K_MAX,
+        validation_alias=AliasChoices("k", "topK", "top_k"),
+        description="How many of the best chunks the answer may draw on.",
+    )
+
+
+class SourceOut(CamelSchema):
     file_id: str
     filename: str
-    chunk_index: int
-    score: float
+    # The old service's chunkId is the chunk's number, which the store calls chunk_index.
+    chunk_id: int = Field(
+        validation_alias="chunk_index",
+        serialization_alias="chunkId",
+        description="The chunk's number within its document, from 0.",
+    )
+    number: int = Field(description="The source's number: the answer marks its sentences [n].")
+    context: str = Field(description="The headings the chunk sits under, outermost first.")
+    score: float = Field(description="Its fused rank score (reciprocal rank fusion).")
     text: str
 
 
-class AskOut(Schema):
+class AskOut(CamelSchema):
     answer: str
     sources: list[SourceOut]
+
+
+class DocumentOut(CamelSchema):
+    file_id: str
+    filename: str
+    workspace: str
+    num_chunks: int
+    size_bytes: int
+    indexed: bool
+    source: str
+    url: str
+    content_type: str
+    sha256: str
+    created_at: EpochSeconds
+    updated_at: EpochSeconds
+
+
+class IngestOut(DocumentOut):
+    """The document, with the old service's `ok` and `chunks` beside it."""
+
+    ok: bool = True
+    chunks: int = Field(description="The same as numChunks (the old service's name).")
+    created: bool = Field(
+        description="False when the same content was already in the workspace (that "
+        "document is returned) or an existing fileId was re-ingested."
+    )
+
+
+class ListFilters(Schema):
+    workspace: Workspace = Field(
+        DEFAULT_WORKSPACE, description="The workspace to list; `*` lists all of them."
+    )
+    limit: int = Field(50, ge=1, le=LIST_LIMIT_MAX)
+    offset: int = Field(0, ge=0)
+
+
+class DocumentListOut(CamelSchema):
+    items: list[DocumentOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class DeleteIn(CamelSchema):
+    file_id: str = Field(min_length=1, max_length=FILE_ID_MAX)
+
+
+class DeletedOut(CamelSchema):
+    ok: bool = True
+    removed: int = Field(description="How many chunks were removed (0 for an unknown id).")
+    deleted: bool = Field(description="Whether a document with this id existed.")
+    file_id: str
+    filename: str | None = None

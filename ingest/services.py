@@ -1,4 +1,5 @@
-"""Writes and questions that span the registry and the vectors.
+"""Writes and questions that span the registry and the vectors: one service per operation,
+called by the API, the admin and the commands alike.
 
 The registry and data/vec.json never disagree for long: vectors are written before the
 registry row and removed again if the row cannot be written; a delete removes vectors
@@ -13,35 +14,38 @@ import hashlib
 import logging
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import numpy as np
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from ingest.answering import Answer, extractive_answer
+from ingest.answering import Answer, Relevance, extractive_answer
 from ingest.chunking import chunk_text
 from ingest.embeddings import get_embedder
-from ingest.exceptions import ContentTooLarge, EmptyDocument
+from ingest.exceptions import ContentConflict, ContentTooLarge, EmptyDocument
 from ingest.extraction import Extracted, extract
 from ingest.fetching import fetch_url
-from ingest.vector_store import get_vector_store
+from ingest.lexical import terms
+from ingest.retrieval import searchable
+from ingest.vector_store import StoredChunks, VectorStore, get_vector_store
 from registry.backends import get_backend
-from registry.exceptions import DocumentNotFound, RegistryError
 from registry.models import new_file_id
-from registry.records import FILENAME_MAX, DocumentRecord, is_valid_workspace, now_seconds
+from registry.records import (
+    FILENAME_MAX,
+    DocumentRecord,
+    Source,
+    check_file_id,
+    check_workspace,
+    now_seconds,
+    workspace_filter,
+)
 
 logger = logging.getLogger(__name__)
 
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
-
-
-class InvalidWorkspace(RegistryError):
-    def __init__(self, workspace: str) -> None:
-        super().__init__(
-            f"Invalid workspace {workspace!r}: use 1-64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,10 @@ class Ingested:
     created: bool
 
 
-def check_workspace(workspace: str) -> str:
-    if not is_valid_workspace(workspace):
-        raise InvalidWorkspace(workspace)
-    return workspace
+@dataclass(frozen=True)
+class Deleted:
+    documents: list[DocumentRecord]
+    chunks_removed: int
 
 
 def clean_filename(name: str, *, fallback: str = "document") -> str:
@@ -63,16 +67,34 @@ def clean_filename(name: str, *, fallback: str = "document") -> str:
     return name[:FILENAME_MAX] or fallback
 
 
-def _prepare(
-    data: bytes, filename: str, content_type: str, charset: str | None
-) -> tuple[Extracted, list[str], np.ndarray]:
+@dataclass(frozen=True)
+class Prepared:
+    """A document read, cut and embedded, before anything is stored."""
+
+    extracted: Extracted
+    texts: list[str]
+    contexts: list[str]
+    vectors: np.ndarray
+
+
+def prepare(data: bytes, filename: str, content_type: str, charset: str | None) -> Prepared:
+    """Extract the text, cut each section into chunks (carrying the section's headings)
+    and embed each chunk with its headings."""
     extracted = extract(data, filename=filename, content_type=content_type, charset=charset)
-    chunks = chunk_text(
-        extracted.text, size=settings.CHUNK_SIZE_WORDS, overlap=settings.CHUNK_OVERLAP_WORDS
-    )
-    if not chunks:
+    texts: list[str] = []
+    contexts: list[str] = []
+    for section in extracted.sections:
+        chunks = chunk_text(
+            section.text, size=settings.CHUNK_SIZE_WORDS, overlap=settings.CHUNK_OVERLAP_WORDS
+        )
+        texts.extend(chunks)
+        contexts.extend([section.context] * len(chunks))
+    if not texts:
         raise EmptyDocument("No text to index: the document is empty")
-    return extracted, chunks, get_embedder().embed(chunks)
+    vectors = get_embedder().embed(
+        [searchable(context, text) for context, text in zip(contexts, texts, strict=True)]
+    )
+    return Prepared(extracted, texts, contexts, vectors)
 
 
 async def document_ingest(
@@ -82,47 +104,78 @@ async def document_ingest(
     workspace: str,
     content_type: str = "",
     charset: str | None = None,
-    source: str = "file",
+    source: Source = Source.FILE,
     url: str = "",
+    file_id: str | None = None,
 ) -> Ingested:
     """Index a document, or return the one already holding the same bytes in this
-    workspace (`created` False)."""
+    workspace (`created` False).
+
+    With a `file_id` the client chose, that document is re-ingested: an existing one's
+    chunks and row are replaced (its created_at kept), a new one is created under that
+    id; the same content under another id in the workspace is ContentConflict.
+    """
     check_workspace(workspace)
+    if file_id is not None:
+        check_file_id(file_id)
     if len(data) > settings.MAX_UPLOAD_BYTES:
         raise ContentTooLarge(f"The document is over the {settings.MAX_UPLOAD_MB} MB limit")
     sha256 = hashlib.sha256(data).hexdigest()
     backend = get_backend()
-    existing = await backend.afind_by_sha256(workspace=workspace, sha256=sha256)
-    if existing is not None:
-        return Ingested(existing, created=False)
+    same_content = await backend.afind_by_sha256(workspace=workspace, sha256=sha256)
+    previous = None
+    if file_id is None:
+        if same_content is not None:
+            return Ingested(same_content, created=False)
+    else:
+        if same_content is not None and same_content.file_id != file_id:
+            raise ContentConflict(
+                f"Document {same_content.file_id!r} already holds this content in workspace "
+                f"{workspace!r}; re-ingest that id or delete it first"
+            )
+        previous = (await backend.aget_many([file_id])).get(file_id)
 
-    extracted, chunks, vectors = await asyncio.to_thread(
-        _prepare, data, filename, content_type, charset
-    )
-    if source == "url" and not filename:
-        filename = extracted.title or urlsplit(url).hostname or "page"
-    file_id = new_file_id()
-    store = get_vector_store()
-    await asyncio.to_thread(
-        store.add, file_id=file_id, workspace=workspace, texts=chunks, vectors=vectors
-    )
+    prepared = await asyncio.to_thread(prepare, data, filename, content_type, charset)
+    if source == Source.URL and not filename:
+        filename = prepared.extracted.title or urlsplit(url).hostname or "page"
     now = now_seconds()
     record = DocumentRecord(
-        file_id=file_id,
+        file_id=file_id or new_file_id(),
         filename=clean_filename(filename),
         size_bytes=len(data),
         workspace=workspace,
-        num_chunks=len(chunks),
+        num_chunks=len(prepared.texts),
         indexed=True,
-        created_at=now,
+        created_at=previous.created_at if previous else now,
         updated_at=now,
         source=source,
         url=url,
-        content_type=extracted.content_type,
+        content_type=prepared.extracted.content_type,
         sha256=sha256,
     )
+    store = get_vector_store()
+    if previous is None:
+        return await _store_new(store, record, prepared)
+    return await _replace(store, record, prepared)
+
+
+def _chunks(record: DocumentRecord, prepared: Prepared) -> StoredChunks:
+    return StoredChunks(
+        file_id=record.file_id,
+        workspace=record.workspace,
+        indexes=list(range(len(prepared.texts))),
+        texts=prepared.texts,
+        vectors=prepared.vectors,
+        contexts=prepared.contexts,
+    )
+
+
+async def _store_new(store: VectorStore, record: DocumentRecord, prepared: Prepared) -> Ingested:
+    """Vectors first, then the row; the vectors go again if the row cannot be written."""
+    file_id = record.file_id
+    await asyncio.to_thread(store.replace, [_chunks(record, prepared)])
     try:
-        stored, created = await backend.acreate(record)
+        stored, created = await get_backend().acreate(record)
     except BaseException:
         await asyncio.to_thread(store.remove, file_id)
         raise
@@ -132,61 +185,91 @@ async def document_ingest(
     return Ingested(stored, created)
 
 
-async def document_ingest_url(*, url: str, workspace: str) -> Ingested:
+async def _replace(store: VectorStore, record: DocumentRecord, prepared: Prepared) -> Ingested:
+    """New vectors, then the new row; the old vectors come back if the row cannot be
+    written, so the registry and the store still agree."""
+    file_id = record.file_id
+    old = await asyncio.to_thread(store.chunks_of, file_id)
+    await asyncio.to_thread(store.replace, [_chunks(record, prepared)])
+    try:
+        stored = await get_backend().aupsert(record)
+    except BaseException:
+        if old is None:
+            await asyncio.to_thread(store.remove, file_id)
+        else:
+            await asyncio.to_thread(store.replace, [old])
+        raise
+    return Ingested(stored, created=False)
+
+
+async def document_ingest_url(
+    *, url: str, workspace: str, filename: str | None = None, file_id: str | None = None
+) -> Ingested:
     check_workspace(workspace)
+    if file_id is not None:
+        check_file_id(file_id)
     resource = await fetch_url(url)
     return await document_ingest(
         data=resource.data,
-        filename=resource.filename,
+        filename=filename or resource.filename,
         workspace=workspace,
         content_type=resource.content_type,
         charset=resource.charset,
-        source="url",
+        source=Source.URL,
         url=resource.url,
+        file_id=file_id,
     )
 
 
-def remove_vectors(file_ids: list[str]) -> None:
-    """Remove these documents' vectors after their rows are gone. A failure is logged,
-    not raised: the rows are already deleted, orphan vectors are never cited (answers
-    check the registry) and `check_registry --fix` removes them."""
+def document_delete_many(*, file_ids: Collection[str]) -> Deleted:
+    """Delete the documents of these ids that exist: their registry rows, then (once that
+    is durable) their vectors. Unknown ids are skipped."""
+    removed: list[int] = []
+    documents = get_backend().delete_many(
+        file_ids, on_deleted=lambda gone: removed.append(_remove_vectors(gone))
+    )
+    return Deleted(documents, sum(removed))
+
+
+async def adocument_delete_many(*, file_ids: Collection[str]) -> Deleted:
+    backend = get_backend()
+    return await sync_to_async(document_delete_many, thread_sensitive=backend.thread_sensitive)(
+        file_ids=file_ids
+    )
+
+
+def _remove_vectors(documents: list[DocumentRecord]) -> int:
+    """Remove the vectors of documents whose rows are gone; how many chunks went. A
+    failure is logged, not raised: the rows are already deleted, orphan vectors are never
+    cited (answers check the registry) and `check_registry --fix` removes them."""
+    file_ids = [document.file_id for document in documents]
     try:
-        get_vector_store().remove_many(file_ids)
+        return get_vector_store().remove_many(file_ids)
     except Exception:
         logger.exception("vectors of deleted documents %s were not removed", file_ids)
+        return 0
 
 
-def _remove_vectors(record: DocumentRecord) -> None:
-    remove_vectors([record.file_id])
-
-
-def document_delete(*, file_id: str) -> DocumentRecord:
-    """Delete the registry row, then (once that is durable) the document's vectors."""
-    return get_backend().delete(file_id, on_deleted=_remove_vectors)
-
-
-async def adocument_delete(*, file_id: str) -> DocumentRecord:
-    return await get_backend().adelete(file_id, on_deleted=_remove_vectors)
-
-
-async def answer_question(*, question: str, workspace: str | None, top_k: int) -> Answer:
-    """An extractive answer from the best chunks, citing only documents that exist."""
-    if workspace is not None:
-        check_workspace(workspace)
+async def answer_question(*, question: str, workspace: str, top_k: int) -> Answer:
+    """An extractive answer from the best chunks of the workspace (`*`: of every
+    workspace) by hybrid ranking, citing only documents that exist."""
+    scope = workspace_filter(workspace)
     embedder = get_embedder()
     store = get_vector_store()
+    query_terms = terms(question)
     query = (await asyncio.to_thread(embedder.embed, [question]))[0]
-    if not query.any():
-        return extractive_answer(question, [], embedder)
     # Ask for more than top_k: hits of documents deleted a moment ago are dropped below.
-    hits = await asyncio.to_thread(store.search, query, workspace=workspace, top_k=top_k * 3)
-    backend = get_backend()
-    documents: dict[str, DocumentRecord | None] = {}
-    for hit in hits:
-        if hit.file_id not in documents:
-            try:
-                documents[hit.file_id] = await backend.aget(hit.file_id)
-            except DocumentNotFound:
-                documents[hit.file_id] = None
-    cited = [(hit, documents[hit.file_id]) for hit in hits if documents[hit.file_id]]
-    return await asyncio.to_thread(extractive_answer, question, cited[:top_k], embedder)
+    hits = await asyncio.to_thread(
+        store.search, query, query_terms, workspace=scope, top_k=top_k * 3
+    )
+    documents = await get_backend().aget_many({hit.file_id for hit in hits})
+    ranked = [(hit, documents[hit.file_id]) for hit in hits if hit.file_id in documents]
+    weights = await asyncio.to_thread(store.term_weights, query_terms)
+    return await asyncio.to_thread(
+        extractive_answer,
+        question,
+        ranked[:top_k],
+        weights=weights,
+        relevance=Relevance(embedder.relevance_floor, embedder.alone_floor),
+        embed=embedder.embed,
+    )

@@ -1,33 +1,65 @@
-"""data/vec.json: every chunk's id, document, workspace, index, text and vector.
+"""The vector store file (VECTOR_JSON_PATH, data/vectors.json): every chunk's document,
+workspace, number, heading context, text, vector and BM25 term counts.
 
-One JSON object: `{"format", "embedder", "dim", "chunks": [{"chunk_id", "file_id",
-"workspace", "chunk_index", "text", "vector"}]}` where `vector` is base64 of little-endian
-float32. Base64 keeps the file a third the size of number lists and parses an order of
-magnitude faster through orjson.
+One JSON object: `{"format": "docservice-vectors/2", "embedder", "dim", "analyzer",
+"vocabulary": [stem, …], "chunks": [{"chunk_id", "file_id", "workspace", "chunk_index",
+"context", "text", "terms"}], "vectors", "term_ids", "term_counts"}`. The last three are
+base64 of little-endian arrays, row-aligned with `chunks`: float32 vectors (chunks by dim),
+then each chunk's `terms` distinct term ids (uint32, into `vocabulary`) and their counts
+(uint16). One block decodes an order of magnitude faster than a string per chunk, and
+the BM25 index is rebuilt from the counts, never from the text.
 
-Each process keeps the parsed matrix and reloads only when the file changed on disk.
+Each process keeps the parsed store and reloads only when the file changed on disk.
 Writes hold the flock across read-modify-write and replace the file atomically, like the
-JSON registry, so several gunicorn workers can ingest at once.
+JSON registry, so several gunicorn workers can ingest at once. Version 1 files (a base64
+vector per chunk, no term counts) are read, and written back as version 2.
+
+The old service's data/vec.json (a JSON array of chunks with 768-float embeddings) is
+recognised and never written: every write reads the file first, and reading it is an
+error that says to run `import_legacy_vectors`, which reads it into this store.
 """
 
 from __future__ import annotations
 
 import base64
-import threading
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 from django.conf import settings
 
-from ingest.embeddings import get_embedder
+from common.fileio import ParsedFile, locked
+from common.singletons import Singleton
+from ingest.embeddings import EMBEDDER_SETTINGS, get_embedder
 from ingest.exceptions import VectorStoreError
-from registry.fileio import ParsedFile, locked
+from ingest.lexical import ANALYZER, BM25, Vocabulary, terms
+from ingest.retrieval import Ranking, fuse, searchable
 
-FORMAT = "docservice-vectors/1"
+FORMAT = "docservice-vectors/2"
+FORMAT_V1 = "docservice-vectors/1"
 _FLOAT = np.dtype("<f4")
+_ID = np.dtype("<u4")
+_COUNT = np.dtype("<u2")
+
+
+@dataclass(frozen=True)
+class StoredChunks:
+    """One document's chunks as the store holds them, vectors row-aligned with texts."""
+
+    file_id: str
+    workspace: str
+    indexes: list[int]
+    texts: list[str]
+    vectors: np.ndarray
+    contexts: list[str] | None = None  # each chunk's headings; None when it has none
+
+    def context(self, position: int) -> str:
+        return self.contexts[position] if self.contexts else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,23 +68,43 @@ class ChunkHit:
     file_id: str
     workspace: str
     chunk_index: int
+    context: str
     text: str
-    score: float
+    score: float  # the fused score, or the method's own when ranked by one method
+    dense: float  # cosine similarity to the question
+    lexical: float  # BM25 score for the question
 
 
 @dataclass
 class _Snapshot:
-    """The parsed file: chunk metadata in `meta`, vectors row-aligned in `matrix`."""
+    """The parsed file. Rows of `matrix` and of the term arrays follow `meta`."""
 
     embedder: str
     dim: int
-    meta: list[dict] = field(default_factory=list)
-    matrix: np.ndarray | None = None
+    meta: list[dict[str, Any]]
+    matrix: np.ndarray
+    vocabulary: Vocabulary
+    term_ids: np.ndarray
+    term_counts: np.ndarray
+    term_lengths: np.ndarray
     _masks: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.matrix is None:
-            self.matrix = np.zeros((0, self.dim), dtype=np.float32)
+    @classmethod
+    def empty(cls, embedder: str, dim: int) -> _Snapshot:
+        return cls(
+            embedder,
+            dim,
+            [],
+            np.zeros((0, dim), dtype=np.float32),
+            Vocabulary(),
+            np.zeros(0, dtype=np.uint32),
+            np.zeros(0, dtype=np.uint16),
+            np.zeros(0, dtype=np.int64),
+        )
+
+    @cached_property
+    def bm25(self) -> BM25:
+        return BM25(self.term_ids, self.term_counts, self.term_lengths, len(self.vocabulary))
 
     def workspace_mask(self, workspace: str) -> np.ndarray:
         mask = self._masks.get(workspace)
@@ -63,6 +115,37 @@ class _Snapshot:
             self._masks[workspace] = mask
         return mask
 
+    def keeping(self, keep: np.ndarray) -> _Snapshot:
+        """The snapshot with only the rows where `keep` is true, and a vocabulary of only
+        the terms those rows use (ids renumbered, the order kept)."""
+        rows = np.repeat(keep, self.term_lengths)
+        term_ids = self.term_ids[rows]
+        vocabulary = self.vocabulary
+        used = np.bincount(term_ids, minlength=len(vocabulary)) > 0
+        if not used.all():
+            renumber = np.cumsum(used, dtype=np.int64) - 1
+            term_ids = renumber[term_ids].astype(np.uint32)
+            vocabulary = Vocabulary([t for t, u in zip(vocabulary.terms, used, strict=True) if u])
+        return _Snapshot(
+            self.embedder,
+            self.dim,
+            [meta for meta, kept in zip(self.meta, keep, strict=True) if kept],
+            self.matrix[keep],
+            vocabulary,
+            term_ids,
+            self.term_counts[rows],
+            self.term_lengths[keep],
+        )
+
+
+@dataclass(frozen=True)
+class _Analysed:
+    """New chunks, their terms counted before the lock is taken."""
+
+    meta: list[dict[str, Any]]
+    matrix: np.ndarray
+    counted: list[Counter[str]]
+
 
 class VectorStore:
     def __init__(self, path: Path, *, embedder: str, dim: int) -> None:
@@ -72,7 +155,7 @@ class VectorStore:
         self._file: ParsedFile[_Snapshot] = ParsedFile(
             self.path,
             parse=self._parse,
-            empty=lambda: _Snapshot(self.embedder, self.dim),
+            empty=lambda: _Snapshot.empty(self.embedder, self.dim),
             unreadable=lambda exc: VectorStoreError(
                 f"vector store {self.path} cannot be read: {exc}"
             ),
@@ -85,67 +168,137 @@ class VectorStore:
     def _parse(self, data: bytes) -> _Snapshot:
         try:
             doc = orjson.loads(data)
-            if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            if isinstance(doc, list):  # this service's store is always an object
+                raise VectorStoreError(
+                    f"vector store {self.path} is the old service's vector file (a JSON "
+                    "array of chunks), which this service reads but never writes: point "
+                    "VECTOR_JSON_PATH at a file of this service's own (the default is "
+                    "data/vectors.json) and run `manage.py import_legacy_vectors "
+                    f"{self.path}`"
+                )
+            if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_V1):
                 raise ValueError(f"not a {FORMAT} file")
+            if doc["format"] == FORMAT_V1:
+                return _parse_v1(doc)
             embedder, dim, chunks = doc["embedder"], int(doc["dim"]), doc["chunks"]
-            matrix = _decode_vectors([c.pop("vector") for c in chunks], dim)
+            if doc.get("analyzer") != ANALYZER:
+                raise ValueError(f"term counts of analyzer {doc.get('analyzer')!r}")
+            lengths = np.fromiter((c.pop("terms") for c in chunks), np.int64, len(chunks))
+            matrix = _decode(doc["vectors"], _FLOAT).reshape(len(chunks), dim)
+            term_ids = _decode(doc["term_ids"], _ID)
+            term_counts = _decode(doc["term_counts"], _COUNT)
+            if not len(term_ids) == len(term_counts) == int(lengths.sum()):
+                raise ValueError("term counts do not add up")
         except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
             raise VectorStoreError(
                 f"vector store {self.path} is damaged ({exc}); restore it from a backup "
                 "or re-ingest the documents"
             ) from None
-        return _Snapshot(embedder, dim, chunks, matrix)
+        vocabulary = Vocabulary(doc["vocabulary"])
+        return _Snapshot(embedder, dim, chunks, matrix, vocabulary, term_ids, term_counts, lengths)
 
     def _compatible(self, snapshot: _Snapshot) -> _Snapshot:
         if (snapshot.embedder, snapshot.dim) != (self.embedder, self.dim):
             raise VectorStoreError(
                 f"vector store {self.path} was built by embedder {snapshot.embedder!r} "
                 f"with {snapshot.dim} dimensions, but this service embeds with "
-                f"{self.embedder!r} at {self.dim}: re-ingest the documents or restore the "
-                "matching EMBEDDING_DIM"
+                f"{self.embedder!r} at {self.dim}: run `manage.py reindex` to embed the "
+                "stored chunks again with it, or set EMBEDDER back"
             )
         return snapshot
+
+    def _current(self) -> _Snapshot:
+        """The snapshot to change: the file's, or an empty one of this embedder."""
+        current = self._snapshot()
+        if current.meta:
+            return self._compatible(current)
+        return _Snapshot.empty(self.embedder, self.dim)
 
     # -- writing -------------------------------------------------------------------------
     def _write(self, snapshot: _Snapshot) -> None:
         chunks = [
-            {**meta, "vector": vector}
-            for meta, vector in zip(snapshot.meta, _encode_vectors(snapshot.matrix), strict=True)
+            {**meta, "terms": int(length)}
+            for meta, length in zip(snapshot.meta, snapshot.term_lengths, strict=True)
         ]
-        document = {"format": FORMAT, "embedder": snapshot.embedder, "dim": snapshot.dim}
+        document = {
+            "format": FORMAT,
+            "embedder": snapshot.embedder,
+            "dim": snapshot.dim,
+            "analyzer": ANALYZER,
+            "vocabulary": snapshot.vocabulary.terms,
+            "chunks": chunks,
+            "vectors": _encode(snapshot.matrix, _FLOAT),
+            "term_ids": _encode(snapshot.term_ids, _ID),
+            "term_counts": _encode(snapshot.term_counts, _COUNT),
+        }
         try:
-            self._file.write(orjson.dumps({**document, "chunks": chunks}), snapshot)
+            self._file.write(orjson.dumps(document), snapshot)
         except OSError as exc:
             raise VectorStoreError(f"vector store {self.path} cannot be written: {exc}") from exc
 
-    def _without(self, snapshot: _Snapshot, file_ids: set[str]) -> tuple[_Snapshot, int]:
-        keep = [i for i, meta in enumerate(snapshot.meta) if meta["file_id"] not in file_ids]
-        removed = len(snapshot.meta) - len(keep)
-        if not removed:
-            return snapshot, 0
-        pruned = _Snapshot(
-            snapshot.embedder,
-            snapshot.dim,
-            [snapshot.meta[i] for i in keep],
-            snapshot.matrix[keep],
+    def _with(self, base: _Snapshot, new: _Analysed) -> _Snapshot:
+        vocabulary = Vocabulary(base.vocabulary.terms)  # the base's stays as it was
+        ids, counts, lengths = [base.term_ids], [base.term_counts], [base.term_lengths]
+        for counted in new.counted:
+            chunk_ids, chunk_counts = vocabulary.ids_and_counts(counted)
+            ids.append(chunk_ids)
+            counts.append(chunk_counts)
+            lengths.append(np.array([len(chunk_ids)], dtype=np.int64))
+        return _Snapshot(
+            self.embedder,
+            self.dim,
+            base.meta + new.meta,
+            np.vstack([base.matrix, new.matrix]),
+            vocabulary,
+            np.concatenate(ids),
+            np.concatenate(counts),
+            np.concatenate(lengths),
         )
-        return pruned, removed
 
-    def add(self, *, file_id: str, workspace: str, texts: list[str], vectors: np.ndarray) -> int:
+    def add(
+        self,
+        *,
+        file_id: str,
+        workspace: str,
+        texts: list[str],
+        vectors: np.ndarray,
+        contexts: list[str] | None = None,
+    ) -> int:
         """Store a document's chunks, replacing any it had; returns the chunks stored."""
-        if vectors.shape != (len(texts), self.dim):
-            raise ValueError(f"expected {len(texts)} vectors of {self.dim}, got {vectors.shape}")
+        indexes = list(range(len(texts)))
+        return self.replace([StoredChunks(file_id, workspace, indexes, texts, vectors, contexts)])
+
+    def replace(self, documents: list[StoredChunks]) -> int:
+        """Store these documents' chunks in one write, each replacing every chunk its
+        document had; returns the chunks stored."""
+        new = self._analyse(documents)
         with locked(self.path):
-            current = self._snapshot()
-            if current.meta:
-                self._compatible(current)
-            else:
-                current = _Snapshot(self.embedder, self.dim)
-            base, _ = self._without(current, {file_id})
-            meta = chunk_entries(file_id=file_id, workspace=workspace, texts=texts)
-            matrix = np.vstack([base.matrix, vectors.astype(np.float32, copy=False)])
-            self._write(_Snapshot(self.embedder, self.dim, base.meta + meta, matrix))
-        return len(texts)
+            current = self._current()
+            keep = np.fromiter(
+                (m["file_id"] not in {d.file_id for d in documents} for m in current.meta),
+                bool,
+                len(current.meta),
+            )
+            self._write(self._with(current.keeping(keep), new))
+        return len(new.meta)
+
+    def _analyse(self, documents: list[StoredChunks]) -> _Analysed:
+        meta: list[dict[str, Any]] = []
+        for document in documents:
+            expected = (len(document.texts), self.dim)
+            if document.vectors.shape != expected or len(document.indexes) != expected[0]:
+                raise ValueError(
+                    f"expected {expected[0]} indexes and vectors of {self.dim} for "
+                    f"{document.file_id}, got {document.vectors.shape}"
+                )
+            meta.extend(chunk_entries(document))
+        matrix = (
+            np.vstack([d.vectors.astype(np.float32, copy=False) for d in documents])
+            if documents
+            else np.zeros((0, self.dim), dtype=np.float32)
+        )
+        counted = [Counter(terms(searchable(m["context"], m["text"]))) for m in meta]
+        return _Analysed(meta, matrix, counted)
 
     def remove(self, file_id: str) -> int:
         return self.remove_many([file_id])
@@ -156,29 +309,120 @@ class VectorStore:
         if not wanted:
             return 0
         with locked(self.path):
-            snapshot, removed = self._without(self._snapshot(), wanted)
+            snapshot = self._snapshot()
+            keep = np.fromiter(
+                (m["file_id"] not in wanted for m in snapshot.meta), bool, len(snapshot.meta)
+            )
+            removed = int(len(keep) - keep.sum())
             if removed:
-                self._write(snapshot)
+                self._write(snapshot.keeping(keep))
         return removed
 
+    def reembed(self, vectors_for: Any, *, embedder: str, dim: int) -> int:
+        """Replace every chunk's vector with `vectors_for(chunks)` (a list of the chunks'
+        metadata → their vectors) under the lock, as a store of `embedder`; chunks already
+        embedded by the caller pass their vectors through `vectors_for`."""
+        with locked(self.path):
+            snapshot = self._snapshot()
+            matrix = vectors_for(snapshot.meta)
+            if matrix.shape != (len(snapshot.meta), dim):
+                raise ValueError(f"expected {len(snapshot.meta)} vectors of {dim}")
+            self._write(
+                _Snapshot(
+                    embedder,
+                    dim,
+                    snapshot.meta,
+                    matrix.astype(np.float32, copy=False),
+                    snapshot.vocabulary,
+                    snapshot.term_ids,
+                    snapshot.term_counts,
+                    snapshot.term_lengths,
+                )
+            )
+        return len(snapshot.meta)
+
     # -- queries -------------------------------------------------------------------------
-    def search(self, query: np.ndarray, *, workspace: str | None, top_k: int) -> list[ChunkHit]:
-        """The top_k chunks by cosine similarity (vectors are unit length), best first."""
+    def search(
+        self,
+        query: np.ndarray,
+        query_terms: Sequence[str],
+        *,
+        workspace: str | None,
+        top_k: int,
+        method: str = "hybrid",
+    ) -> list[ChunkHit]:
+        """The top_k chunks of the workspace (None: of all), best first: by reciprocal rank
+        fusion of the nearest vectors and the best BM25 matches, or (`method` "dense" or
+        "lexical") by one of them alone."""
         snapshot = self._snapshot()
         if not snapshot.meta or top_k <= 0:
             return []
         self._compatible(snapshot)
-        scores = snapshot.matrix @ query.astype(np.float32, copy=False)
-        if workspace is not None:
-            scores = np.where(snapshot.workspace_mask(workspace), scores, -np.inf)
-        k = min(top_k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        mask = snapshot.workspace_mask(workspace) if workspace is not None else None
+        dense = snapshot.matrix @ query.astype(np.float32, copy=False)
+        lexical = snapshot.bm25.scores(snapshot.vocabulary.known(query_terms))
+        depth = max(50, 4 * top_k)
+        rankings = {
+            "dense": _best(dense, mask, depth),
+            "lexical": _best(lexical, mask, depth, positive=True),
+        }
+        ranked = fuse(rankings.values()) if method == "hybrid" else rankings[method]
         return [
-            ChunkHit(score=float(scores[i]), **snapshot.meta[i])
-            for i in top
-            if np.isfinite(scores[i])
+            ChunkHit(
+                score=round(score, 6),
+                dense=float(dense[row]),
+                lexical=float(lexical[row]),
+                **snapshot.meta[row],
+            )
+            for row, score in ranked[:top_k]
         ]
+
+    def term_weights(self, stems: Iterable[str]) -> dict[str, float]:
+        """Each stem's IDF among the stored chunks (0 for a stem no chunk has)."""
+        snapshot = self._snapshot()
+        idf = snapshot.bm25.idf
+        ids = snapshot.vocabulary.ids_of(stems)
+        return {
+            stem: float(idf[index]) if index is not None else 0.0 for stem, index in ids.items()
+        }
+
+    def chunks_of(self, file_id: str) -> StoredChunks | None:
+        """The document's chunks in index order, or None when the store has none."""
+        snapshot = self._snapshot()
+        rows = sorted(
+            (meta["chunk_index"], row)
+            for row, meta in enumerate(snapshot.meta)
+            if meta["file_id"] == file_id
+        )
+        if not rows:
+            return None
+        self._compatible(snapshot)
+        positions = [row for _, row in rows]
+        return StoredChunks(
+            file_id=file_id,
+            workspace=snapshot.meta[positions[0]]["workspace"],
+            indexes=[index for index, _ in rows],
+            texts=[snapshot.meta[row]["text"] for row in positions],
+            vectors=snapshot.matrix[positions],
+            contexts=[snapshot.meta[row]["context"] for row in positions],
+        )
+
+    def chunks(self) -> list[dict[str, Any]]:
+        """Every chunk's metadata (no vectors), in store order."""
+        return list(self._snapshot().meta)
+
+    def built_by(self) -> tuple[str, int] | None:
+        """(embedder, dim) of the stored vectors; None while the store is empty."""
+        snapshot = self._snapshot()
+        return (snapshot.embedder, snapshot.dim) if snapshot.meta else None
+
+    def texts_by_document(self) -> dict[str, tuple[str, dict[int, str]]]:
+        """Each document's workspace and chunk texts by index, as stored."""
+        out: dict[str, tuple[str, dict[int, str]]] = {}
+        for meta in self._snapshot().meta:
+            entry = out.setdefault(meta["file_id"], (meta["workspace"], {}))
+            entry[1][meta["chunk_index"]] = meta["text"]
+        return out
 
     def chunk_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -190,65 +434,78 @@ class VectorStore:
         return len(self._snapshot().meta)
 
 
-def chunk_entries(*, file_id: str, workspace: str, texts: list[str]) -> list[dict]:
-    """The metadata vec.json keeps for each of a document's chunks, vector aside."""
+def _best(
+    scores: np.ndarray, mask: np.ndarray | None, depth: int, *, positive: bool = False
+) -> Ranking:
+    """The `depth` best rows by score (within `mask`), best first, ties by row."""
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    if positive:
+        scores = np.where(scores > 0, scores, -np.inf)
+    k = min(depth, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.lexsort((top, -scores[top]))]
+    return [(int(row), float(scores[row])) for row in top if np.isfinite(scores[row])]
+
+
+def chunk_entries(document: StoredChunks) -> list[dict[str, Any]]:
+    """The metadata the store keeps for each of a document's chunks, vector aside."""
     return [
         {
-            "chunk_id": f"{file_id}:{index}",
-            "file_id": file_id,
-            "workspace": workspace,
+            "chunk_id": f"{document.file_id}:{index}",
+            "file_id": document.file_id,
+            "workspace": document.workspace,
             "chunk_index": index,
+            "context": document.context(position),
             "text": text,
         }
-        for index, text in enumerate(texts)
+        for position, (index, text) in enumerate(zip(document.indexes, document.texts, strict=True))
     ]
 
 
-def _encode_vectors(matrix: np.ndarray) -> list[str]:
-    rows = np.ascontiguousarray(matrix, dtype=_FLOAT)
-    if rows.shape[0] and (rows.shape[1] * 4) % 3 == 0:
-        # Rows of a multiple of 3 bytes encode without padding: one call, then slice.
-        width = rows.shape[1] * 4 // 3 * 4
-        encoded = base64.b64encode(rows.tobytes()).decode("ascii")
-        return [encoded[i : i + width] for i in range(0, len(encoded), width)]
-    return [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
+def _encode(array: np.ndarray, dtype: np.dtype) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
-def _decode_vectors(encoded: list[str], dim: int) -> np.ndarray:
-    if not encoded:
-        return np.zeros((0, dim), dtype=np.float32)
-    if (dim * 4) % 3 == 0:
-        raw = base64.b64decode("".join(encoded), validate=True)
-    else:
-        raw = b"".join(base64.b64decode(item, validate=True) for item in encoded)
-    if len(raw) != len(encoded) * dim * 4:
+def _decode(encoded: str, dtype: np.dtype) -> np.ndarray:
+    # Read-only views on the decoded bytes: the store never changes an array in place.
+    return np.frombuffer(base64.b64decode(encoded, validate=True), dtype=dtype)
+
+
+def _parse_v1(doc: dict[str, Any]) -> _Snapshot:
+    """A version 1 store: a base64 vector per chunk and no term counts, which are counted
+    now (once: the next write stores them)."""
+    embedder, dim, chunks = doc["embedder"], int(doc["dim"]), doc["chunks"]
+    raw = b"".join(base64.b64decode(c.pop("vector"), validate=True) for c in chunks)
+    if len(raw) != len(chunks) * dim * 4:
         raise ValueError(f"vectors do not all have {dim} dimensions")
-    # Read-only view on the decoded bytes: the store never changes a matrix in place.
-    return np.frombuffer(raw, dtype=_FLOAT).reshape(len(encoded), dim)
+    matrix = np.frombuffer(raw, dtype=_FLOAT).reshape(len(chunks), dim)
+    vocabulary = Vocabulary()
+    ids, counts, lengths = [], [], []
+    for chunk in chunks:
+        chunk.setdefault("context", "")
+        chunk_ids, chunk_counts = vocabulary.ids_and_counts(Counter(terms(chunk["text"])))
+        ids.append(chunk_ids)
+        counts.append(chunk_counts)
+        lengths.append(len(chunk_ids))
+    return _Snapshot(
+        embedder,
+        dim,
+        chunks,
+        matrix,
+        vocabulary,
+        np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint32),
+        np.concatenate(counts) if counts else np.zeros(0, dtype=np.uint16),
+        np.array(lengths, dtype=np.int64),
+    )
 
 
-_store: VectorStore | None = None
-_store_lock = threading.Lock()
-
-
-def get_vector_store() -> VectorStore:
-    """The process-wide store for settings.VECTOR_JSON_PATH and the configured embedder."""
-    global _store
+def _build_store() -> VectorStore:
     embedder = get_embedder()
-    store = _store
-    if store is None or (store.path, store.embedder, store.dim) != (
-        Path(settings.VECTOR_JSON_PATH),
-        embedder.name,
-        embedder.dim,
-    ):
-        with _store_lock:
-            store = _store = VectorStore(
-                settings.VECTOR_JSON_PATH, embedder=embedder.name, dim=embedder.dim
-            )
-    return store
+    return VectorStore(settings.VECTOR_JSON_PATH, embedder=embedder.name, dim=embedder.dim)
 
 
-def reset_vector_store() -> None:
-    global _store
-    with _store_lock:
-        _store = None
+# The process-wide store for VECTOR_JSON_PATH and the configured embedder.
+_store = Singleton(_build_store, settings={"VECTOR_JSON_PATH", *EMBEDDER_SETTINGS})
+get_vector_store = _store.get
+reset_vector_store = _store.reset

@@ -13,6 +13,22 @@ class DocumentNotFound(RegistryError):
         self.file_id = file_id
 
 
+class InvalidWorkspace(RegistryError):
+    def __init__(self, workspace: str, *, longest: int) -> None:
+        super().__init__(
+            f"Invalid workspace {workspace!r}: use 1-{longest} letters, digits, '_', '.' or "
+            "'-', starting with a letter or digit"
+        )
+
+
+class InvalidFileId(RegistryError):
+    def __init__(self, file_id: str, *, longest: int) -> None:
+        super().__init__(
+            f"Invalid fileId {file_id!r}: use 1-{longest} letters, digits, '_', '.', ':' or "
+            "'-', starting with a letter or digit"
+        )
+
+
 class RegistryUnavailable(RegistryError):
     """The live registry cannot be read or written (corrupt file, database down)."""
 
@@ -23,3 +39,7 @@ class InvalidRecord(RegistryError):
 
 class InvalidRegistryFile(RegistryError):
     """A registry file that is not a JSON array of objects."""
+
+
+class MissingTable(RegistryError):
+    """The database has no `documents` table yet: migrate has not run."""

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from registry.fileio import atomic_write_bytes, locked
-from registry.importing import COLUMNS
+from common.fileio import atomic_write_bytes, locked
 from registry.legacy import dump_legacy_file
 from registry.models import Document
-from registry.records import DocumentRecord
+from registry.records import RECORD_FIELDS, DocumentRecord
 
 
 def database_records() -> list[DocumentRecord]:
     """Every document in the table, oldest first, ties broken by file_id: a stable order
     that diffs well between two exports."""
-    rows = Document.objects.order_by("created_at", "file_id").values_list(*COLUMNS)
+    rows = Document.objects.order_by("created_at", "file_id").values_list(*RECORD_FIELDS)
     return [DocumentRecord(*row) for row in rows]
 
 

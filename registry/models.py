@@ -3,42 +3,45 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from dataclasses import fields
 
-from django.db import models
+from django.db import connection, models
 
+from registry.exceptions import MissingTable
 from registry.records import (
+    CONTENT_TYPE_MAX,
     DEFAULT_WORKSPACE,
     FILE_ID_MAX,
     FILENAME_MAX,
+    RECORD_FIELDS,
+    SHA256_LENGTH,
+    SOURCE_MAX,
+    UPDATABLE_FIELDS,
+    WORKSPACE_MAX,
     DocumentRecord,
+    Source,
 )
-
-# The model's columns that a DocumentRecord carries, named alike on both sides.
-RECORD_FIELDS = tuple(field.name for field in fields(DocumentRecord))
 
 
 def new_file_id() -> str:
-    return str(uuid.uuid4())
+    """32 hex digits, the old service's form (imported ids keep whatever form they had)."""
+    return uuid.uuid4().hex
 
 
 class Document(models.Model):
-    class Source(models.TextChoices):
-        FILE = "file", "File upload"
-        URL = "url", "URL"
+    Source = Source
 
     # The public id. A string, not a UUID column: legacy ids are UUID-shaped strings
     # and nothing guarantees every registry kept to that shape.
     file_id = models.CharField(max_length=FILE_ID_MAX, unique=True, default=new_file_id)
     filename = models.CharField(max_length=FILENAME_MAX)
     size_bytes = models.BigIntegerField(default=0)
-    workspace = models.CharField(max_length=64, default=DEFAULT_WORKSPACE, db_index=True)
+    workspace = models.CharField(max_length=WORKSPACE_MAX, default=DEFAULT_WORKSPACE, db_index=True)
     num_chunks = models.PositiveIntegerField(default=0)
     indexed = models.BooleanField(default=False)
-    source = models.CharField(max_length=8, choices=Source.choices, default=Source.FILE)
+    source = models.CharField(max_length=SOURCE_MAX, choices=Source.choices, default=Source.FILE)
     url = models.TextField(blank=True, default="")
-    content_type = models.CharField(max_length=100, blank=True, default="")
-    sha256 = models.CharField(max_length=64, blank=True, default="")
+    content_type = models.CharField(max_length=CONTENT_TYPE_MAX, blank=True, default="")
+    sha256 = models.CharField(max_length=SHA256_LENGTH, blank=True, default="")
     # Not auto_now/auto_now_add: imports must keep the legacy timestamps exactly.
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -68,9 +71,23 @@ class Document(models.Model):
         return DocumentRecord(**{name: getattr(self, name) for name in RECORD_FIELDS})
 
     @classmethod
+    def from_record(cls, record: DocumentRecord) -> Document:
+        return cls(**{name: getattr(record, name) for name in RECORD_FIELDS})
+
+    @classmethod
     def fields_from_record(cls, record: DocumentRecord) -> dict[str, object]:
         """Column values for `record`, everything but the natural key `file_id`."""
-        return {name: getattr(record, name) for name in RECORD_FIELDS if name != "file_id"}
+        return {name: getattr(record, name) for name in UPDATABLE_FIELDS}
+
+
+def require_documents_table() -> None:
+    """MissingTable, naming the database, when `migrate` has not created the table yet."""
+    if Document._meta.db_table not in connection.introspection.table_names():
+        name = connection.settings_dict["NAME"]
+        raise MissingTable(
+            f"the database {name} has no {Document._meta.db_table} table: "
+            "run `python manage.py migrate` first"
+        )
 
 
 API_KEY_PREFIX = "dsk_"

@@ -1,36 +1,37 @@
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 from django.db import connection
 
-from registry.backends import reset_backend
+from common.singletons import reset_all
 from registry.backends.base import RegistryBackend
 from registry.backends.db import DatabaseRegistry
 from registry.backends.json_file import JsonFileRegistry
+from tests.helpers import LiveService, child_env, run_manage, running_server
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def on_postgres() -> bool:
-    return connection.vendor == "postgresql"
+# The suite embeds with hashing-v1 (no model, fast) unless EMBEDDER says otherwise; the
+# tests of the real model ask for it themselves. Child processes inherit the choice.
+os.environ.setdefault("EMBEDDER", "hashing-v1")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
+def _test_embedder(settings) -> None:
+    settings.EMBEDDER = os.environ["EMBEDDER"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_singletons() -> Iterator[None]:
+    """Each test builds the backend, the embedder and the vector store from its own
+    settings."""
+    reset_all()
     yield
-    reset_backend()
+    reset_all()
 
 
 @pytest.fixture
@@ -53,37 +54,13 @@ def backend(request, tmp_path: Path) -> RegistryBackend:
     return JsonFileRegistry(tmp_path / "registry.json")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def child_env(**overrides: str) -> dict[str, str]:
-    """The environment for a child process of the service: no .env, explicit settings."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-    env.update({"ENV_FILE": "", "PYTHONPATH": str(ROOT)})
-    env.update(overrides)
-    return env
-
-
-def run_manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path, settings) -> Path:
     """Vectors and the JSON registry of this test's own, in a temporary directory."""
     directory = tmp_path / "data"
     directory.mkdir()
-    settings.VECTOR_JSON_PATH = directory / "vec.json"
+    settings.VECTOR_JSON_PATH = directory / "vectors.json"
+    settings.LEGACY_VECTOR_JSON_PATH = directory / "vec.json"
     settings.REGISTRY_JSON_PATH = directory / "registry.json"
     return directory
 
@@ -113,110 +90,56 @@ def api(client, api_key: str, data_dir: Path):
     return client
 
 
-def vector_file_ids(data_dir: Path) -> list[str]:
-    """The document id of every chunk in vec.json, as a user inspecting the file sees it."""
-    import orjson
-
-    path = data_dir / "vec.json"
-    if not path.exists():
-        return []
-    return [chunk["file_id"] for chunk in orjson.loads(path.read_bytes())["chunks"]]
-
-
-class LiveService:
-    """The service under gunicorn with uvicorn workers, as production runs it."""
-
-    def __init__(self, base_url: str, api_key: str, data_dir: Path) -> None:
-        self.base_url = base_url
-        self.api_key = api_key
-        self.data_dir = data_dir
+@pytest.fixture
+def child_database_url(tmp_path: Path) -> str:
+    """A DATABASE_URL for a child process: this run's test database on PostgreSQL (the
+    test must commit, `transaction=True`), a migrated SQLite file otherwise."""
+    if connection.vendor == "postgresql":
+        db = connection.settings_dict
+        credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+        return f"postgresql://{credentials}@{host}:{port}/{db['NAME']}"
+    url = f"sqlite:///{tmp_path / 'child.sqlite3'}"
+    migrated = run_manage("migrate", "--noinput", env=child_env(DATABASE_URL=url))
+    assert migrated.returncode == 0, migrated.stderr
+    return url
 
 
 @pytest.fixture
-def live_service(tmp_path: Path) -> Iterator[LiveService]:
-    """gunicorn (3 workers) on this test's data directory and the test run's database.
+def start_live_service(
+    tmp_path: Path, child_database_url: str, settings
+) -> Iterator[Callable[..., LiveService]]:
+    """Start the service under gunicorn (3 workers) on this test's data directory and the
+    test run's database, with any settings given; each is stopped after the test.
 
     On PostgreSQL it serves the test database, so tests using it must be marked
     django_db(transaction=True) for their rows to be visible to it; on SQLite, whose test
     database lives in memory, it gets a migrated file of its own.
     """
-    import time
-    import urllib.request
+    started = itertools.count()
+    with contextlib.ExitStack() as servers:
 
-    from django.conf import settings as django_settings
+        def start(**overrides: str) -> LiveService:
+            data = tmp_path / f"live-data-{next(started)}"
+            data.mkdir()
+            defaults = {
+                "DATABASE_URL": child_database_url,
+                "DATA_DIR": str(data),
+                "DB_POOL_SIZE": "1",
+                "MAX_UPLOAD_MB": str(settings.MAX_UPLOAD_MB),
+                "INGEST_ALLOW_PRIVATE_URLS": "false",
+            }
+            env = child_env(**{**defaults, **overrides})
+            created = run_manage("create_api_key", "live", env=env)
+            assert created.returncode == 0, created.stderr
+            raw_key = created.stdout.strip().splitlines()[-1]
+            base_url = servers.enter_context(running_server(env, workers=3))
+            return LiveService(base_url, raw_key, data)
 
-    from registry.models import ApiKey
-
-    data = tmp_path / "live-data"
-    data.mkdir()
-    if on_postgres():
-        db = connection.settings_dict
-        host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
-        database_url = f"postgresql://{db['USER']}@{host}:{port}/{db['NAME']}"
-        env = child_env(DATABASE_URL=database_url, DATA_DIR=str(data), DB_POOL_SIZE="1")
-        key = ApiKey(name="live")
-        raw_key = key.set_new_key()
-        key.save()
-    else:
-        env = child_env(DATABASE_URL=f"sqlite:///{data / 'db.sqlite3'}", DATA_DIR=str(data))
-        assert run_manage("migrate", "-v0", env=env).returncode == 0
-        created = run_manage("create_api_key", "live", env=env)
-        raw_key = created.stdout.strip().splitlines()[-1]
-    port = free_port()
-    env.update(
-        BIND=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY="3",
-        MAX_UPLOAD_MB=str(django_settings.MAX_UPLOAD_MB),
-        INGEST_ALLOW_PRIVATE_URLS="false",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.asgi:application", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"gunicorn exited: {process.stderr.read()[-3000:]}")
-            try:
-                with urllib.request.urlopen(base_url + "/health", timeout=2):  # noqa: S310
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("gunicorn did not answer /health within 60 s") from None
-                time.sleep(0.3)
-        yield LiveService(base_url, raw_key, data)
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        yield start
 
 
-def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read())
-
-
-def wait_until_listening(base: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read())
-        try:
-            urllib.request.urlopen(base + "/docs", timeout=1)  # noqa: S310
-            return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise AssertionError("the server did not start")
+@pytest.fixture
+def live_service(start_live_service: Callable[..., LiveService]) -> LiveService:
+    """The service under gunicorn with its default settings; see start_live_service."""
+    return start_live_service()

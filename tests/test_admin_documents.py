@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from registry.models import Document
-from tests.conftest import vector_file_ids
+from tests.helpers import ingest, vector_file_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)  # vectors go after the commit
 
@@ -23,11 +22,7 @@ def staff(client):
 @pytest.fixture
 def documents(api, data_dir: Path) -> list[dict]:
     texts = ["Apples grow on trees.", "Bananas are yellow.", "Cherries are red. " * 300]
-    out = []
-    for n, text in enumerate(texts):
-        upload = SimpleUploadedFile(f"fruit-{n}.txt", text.encode())
-        out.append(api.post("/ingest/file", {"file": upload}).json())
-    return out
+    return [ingest(api, f"fruit-{n}.txt", text) for n, text in enumerate(texts)]
 
 
 def test_staff_can_browse_and_search(staff, documents):
@@ -41,7 +36,7 @@ def test_staff_can_browse_and_search(staff, documents):
 
 def test_delete_removes_vectors_even_for_bulk_admin_delete(staff, documents, data_dir: Path):
     doomed = [d for d in documents if d["filename"] != "fruit-0.txt"]
-    pks = Document.objects.filter(file_id__in=[d["file_id"] for d in doomed]).values_list(
+    pks = Document.objects.filter(file_id__in=[d["fileId"] for d in doomed]).values_list(
         "pk", flat=True
     )
     response = staff.post(
@@ -50,14 +45,14 @@ def test_delete_removes_vectors_even_for_bulk_admin_delete(staff, documents, dat
     )
     assert response.status_code == 302
     assert list(Document.objects.values_list("filename", flat=True)) == ["fruit-0.txt"]
-    assert set(vector_file_ids(data_dir)) == {documents[0]["file_id"]}
+    assert set(vector_file_ids(data_dir)) == {documents[0]["fileId"]}
 
 
 def test_delete_of_one_document_in_the_admin_removes_its_vectors(staff, documents, data_dir):
-    document = Document.objects.get(file_id=documents[0]["file_id"])
+    document = Document.objects.get(file_id=documents[0]["fileId"])
     response = staff.post(f"/admin/registry/document/{document.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
-    assert documents[0]["file_id"] not in vector_file_ids(data_dir)
+    assert documents[0]["fileId"] not in vector_file_ids(data_dir)
     assert Document.objects.count() == 2
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.utils import timezone
 
 from registry.models import ApiKey
-from tests.conftest import child_env, run_manage
+from tests.helpers import child_env, run_manage
 
 PROTECTED = [
     ("get", "/documents"),
@@ -57,8 +60,50 @@ class TestAccess:
 
     def test_only_the_hash_is_stored(self, api_key):
         stored = ApiKey.objects.get()
-        assert api_key not in (stored.key_hash, stored.prefix)
+        assert stored.key_hash == hashlib.sha256(api_key.encode()).hexdigest()
         assert stored.prefix == api_key[:12]
+        # The key itself is in no column of the table, as a database dump would show it.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM api_keys")
+            dumped = " ".join(str(value) for row in cursor.fetchall() for value in row)
+        assert stored.name in dumped
+        assert api_key not in dumped
+        assert api_key[12:] not in dumped
+
+
+@pytest.mark.django_db
+class TestKeysNotRequiredForACutoverWindow:
+    @pytest.fixture(autouse=True)
+    def _keys_off(self, settings, data_dir):
+        settings.API_KEYS_REQUIRED = False
+
+    @pytest.mark.parametrize("method, path", PROTECTED)
+    def test_every_endpoint_answers_without_a_key(self, client, method, path):
+        response = getattr(client, method)(path)
+        assert response.status_code not in (401, 403), response.json()
+
+    def test_a_key_that_is_sent_is_still_checked(self, client, api_key):
+        assert client.get("/documents", HTTP_X_API_KEY="dsk_unknown").status_code == 401
+        ApiKey.objects.update(revoked_at=timezone.now())
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 403
+
+    def test_start_up_warns_and_check_deploy_flags_it(self, tmp_path):
+        env = child_env(
+            DEBUG="false",
+            SECRET_KEY="x" * 20 + "-production-secret-key-for-tests-only-0123456789",
+            DATABASE_URL="postgresql://postgres@127.0.0.1:5432/postgres",
+            ALLOWED_HOSTS="docs.example.com",
+            API_KEYS_REQUIRED="false",
+        )
+        result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+        assert result.returncode != 0
+        assert "!!! API_KEYS_REQUIRED=false: the API answers every request without an API key" in (
+            result.stderr
+        )
+        assert "(registry.W001) API_KEYS_REQUIRED=false" in result.stderr + result.stdout
+        env["API_KEYS_REQUIRED"] = "true"
+        clean = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+        assert clean.returncode == 0, clean.stderr + clean.stdout
 
 
 class TestCreateApiKeyCommand:

@@ -5,24 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from registry.backends import get_backend
 from tests.documents import HANDBOOK_PDF_PAGES, POLICY_TEXT, RELEASE_HTML, make_pdf
-
-
-def ingest(api, name: str, data: bytes, workspace: str = "default") -> dict:
-    response = api.post(
-        "/ingest/file", {"file": SimpleUploadedFile(name, data), "workspace": workspace}
-    )
-    assert response.status_code == 201, response.json()
-    return response.json()
-
-
-def ask(api, question: str, **extra) -> dict:
-    response = api.post("/ask", {"question": question, **extra}, content_type="application/json")
-    assert response.status_code == 200, response.json()
-    return response.json()
+from tests.helpers import ask, ingest
 
 
 @pytest.fixture
@@ -36,12 +24,12 @@ def library(api, registry_mode) -> dict[str, dict]:
 
 class TestAnswers:
     def test_the_answer_comes_from_the_ingested_file_and_cites_it(self, api, library):
-        body = ask(api, "How often must passwords be rotated?")
+        body = ask(api, "How often must passwords be rotated?", workspace="security")
         assert "Passwords must be rotated every ninety days." in body["answer"]
         top = body["sources"][0]
-        assert top["file_id"] == library["policy"]["file_id"]
+        assert top["fileId"] == library["policy"]["fileId"]
         assert top["filename"] == "policy.txt"
-        assert top["chunk_index"] == 0
+        assert top["chunkId"] == 0
         assert "ninety days" in top["text"]
         assert 0 < top["score"] <= 1
 
@@ -54,7 +42,7 @@ class TestAnswers:
     def test_with_nothing_relevant_it_says_so_and_cites_nothing(self, api, library):
         body = ask(api, "What is the migration route of arctic terns?")
         assert body == {
-            "answer": "I could not find anything about that in the documents.",
+            "answer": "I couldn't find relevant context.",
             "sources": [],
         }
 
@@ -63,22 +51,51 @@ class TestAnswers:
 
     def test_the_workspace_limits_the_sources(self, api, library):
         body = ask(api, "How often must passwords be rotated?", workspace="default")
-        assert all(s["file_id"] != library["policy"]["file_id"] for s in body["sources"])
+        assert all(s["fileId"] != library["policy"]["fileId"] for s in body["sources"])
         scoped = ask(api, "How often must passwords be rotated?", workspace="security")
-        assert {s["file_id"] for s in scoped["sources"]} == {library["policy"]["file_id"]}
+        assert {s["fileId"] for s in scoped["sources"]} == {library["policy"]["fileId"]}
+        everywhere = ask(api, "How often must passwords be rotated?", workspace="*")
+        assert everywhere["sources"][0]["fileId"] == library["policy"]["fileId"]
+
+    def test_this_service_s_own_names_are_accepted_too(self, api, library):
+        own = api.post(
+            "/ask",
+            {"question": "Where can employees park?", "top_k": 1},
+            content_type="application/json",
+        )
+        assert own.status_code == 200
+        assert own.json() == ask(api, "Where can employees park?", k=1)
+        assert len(own.json()["sources"]) == 1
+
+    def test_without_a_workspace_it_searches_the_default_one(self, api, library):
+        body = ask(api, "How often must passwords be rotated?")
+        assert library["policy"]["fileId"] not in {s["fileId"] for s in body["sources"]}
 
     def test_top_k_caps_the_sources(self, api, registry_mode):
         for n in range(4):
             ingest(api, f"t{n}.txt", f"Invoice {n}: the invoice total is {n}00 euros.".encode())
-        assert len(ask(api, "invoice total", top_k=2)["sources"]) == 2
+        assert len(ask(api, "invoice total", k=2)["sources"]) == 2
 
     def test_sources_only_cite_documents_in_the_registry(self, api, library, data_dir: Path):
         # The row goes but its vectors stay (as after a crash between the two):
         # answers must not cite a document that no longer exists.
-        get_backend().delete(library["policy"]["file_id"])
-        body = ask(api, "How often must passwords be rotated?")
-        assert library["policy"]["file_id"] not in {s["file_id"] for s in body["sources"]}
+        get_backend().delete_many([library["policy"]["fileId"]])
+        body = ask(api, "How often must passwords be rotated?", workspace="security")
+        assert library["policy"]["fileId"] not in {s["fileId"] for s in body["sources"]}
         assert "ninety days" not in body["answer"]
+
+    def test_it_looks_the_cited_documents_up_in_one_query(self, api, registry_mode):
+        documents = [
+            ingest(api, f"invoice-{n}.txt", f"Invoice {n}: the invoice total is {n}00 euros.")
+            for n in range(12)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            body = ask(api, "What is the invoice total?", k=10)
+        cited = {source["fileId"] for source in body["sources"]}
+        assert len(cited) == 10
+        assert cited <= {document["fileId"] for document in documents}
+        # The API key, at most one update of its last use, and one read of the documents.
+        assert len(queries) <= 3, [query["sql"] for query in queries.captured_queries]
 
     def test_an_empty_store_answers_nothing_found(self, api, registry_mode):
         assert ask(api, "anything about invoices?")["sources"] == []
@@ -89,11 +106,13 @@ class TestBadQuestions:
         "body",
         [
             {},
-            {"question": ""},
-            {"question": "x" * 2001},
-            {"question": "ok", "top_k": 0},
-            {"question": "ok", "top_k": 21},
-            {"question": ["a list"]},
+            {"q": ""},
+            {"q": "x" * 2001},
+            {"q": "ok", "k": 0},
+            {"q": "ok", "k": 51},
+            {"q": ["a list"]},
+            {"question": "", "top_k": 5},
+            {"question": "ok", "top_k": 51},
         ],
     )
     def test_malformed_questions_get_422(self, api, body):
@@ -102,12 +121,12 @@ class TestBadQuestions:
         assert response.json()["detail"].startswith("Invalid request:")
 
     def test_a_body_that_is_not_json_gets_400(self, api):
-        response = api.post("/ask", b'{"question": ', content_type="application/json")
+        response = api.post("/ask", b'{"q": ', content_type="application/json")
         assert response.status_code == 400
         assert "Cannot parse request body" in response.json()["detail"]
 
     def test_an_invalid_workspace_gets_400(self, api):
         response = api.post(
-            "/ask", {"question": "ok", "workspace": "a b"}, content_type="application/json"
+            "/ask", {"q": "ok", "workspace": "a b"}, content_type="application/json"
         )
         assert response.status_code == 400

@@ -1,4 +1,4 @@
-"""manage.py check_registry: does the registry agree with data/vec.json?"""
+"""manage.py check_registry: does the registry agree with the vector store?"""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from ingest.vector_store import get_vector_store, reset_vector_store
 from registry.backends.db import DatabaseRegistry
 from registry.backends.json_file import JsonFileRegistry
 from registry.records import DocumentRecord
-from tests.conftest import child_env, run_manage, vector_file_ids
-from tests.test_import_registry import child_database_url  # noqa: F401 (a fixture)
+from tests.helpers import child_env, run_manage, vector_file_ids
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -48,7 +47,7 @@ def store_chunks(file_id: str, count: int) -> None:
 
 
 def ingested(registry, n: int, chunks: int = 2) -> DocumentRecord:
-    """A document as ingestion leaves it: in the registry, its chunks in vec.json."""
+    """A document as ingestion leaves it: in the registry, its chunks in vectors.json."""
     record = registry.upsert(document(n, chunks))
     store_chunks(record.file_id, chunks)
     return record
@@ -77,7 +76,7 @@ class TestCheckRegistry:
         assert out == ""
         assert summary == (
             f"Everything agrees: 3 documents in the database registry, "
-            f"4 chunks in {data_dir / 'vec.json'}."
+            f"4 chunks in {data_dir / 'vectors.json'}."
         )
 
     def test_an_empty_registry_and_no_vector_file_agree(self, data_dir: Path):
@@ -94,7 +93,8 @@ class TestCheckRegistry:
             "chunks: re-ingest it"
         ]
         assert summary == (
-            f"error: The registry and {data_dir / 'vec.json'} disagree: 1 document without vectors"
+            f"error: The registry and {data_dir / 'vectors.json'} disagree: "
+            "1 document without vectors"
         )
 
     def test_chunk_counts_that_disagree_are_reported(self, data_dir: Path):
@@ -103,7 +103,8 @@ class TestCheckRegistry:
         registry.upsert(replace(document(1), num_chunks=4))
         out, summary = check()
         assert out.splitlines() == [
-            "database: document 'doc-1' (doc-1.txt) has 3 chunks in vec.json; the registry says 4"
+            "database: document 'doc-1' (doc-1.txt) has 3 chunks in vectors.json; "
+            "the registry says 4"
         ]
         assert summary.endswith("disagree: 1 document with another chunk count")
 
@@ -116,7 +117,7 @@ class TestCheckRegistry:
 
         out, summary = check()
         assert out.splitlines() == [
-            "vec.json: 3 chunks of unknown document 'deleted-long-ago'; --fix removes them"
+            "vectors.json: 3 chunks of unknown document 'deleted-long-ago'; --fix removes them"
         ]
         assert summary.endswith("disagree: vectors of 1 unknown document (3 chunks)")
         assert sorted(set(vector_file_ids(data_dir))) == ["deleted-long-ago", "doc-1"]
@@ -171,7 +172,7 @@ class TestCheckRegistry:
             "differs between the registries: document 'doc-1' (filename)",
         ]
         assert summary == (
-            f"error: The registries and {data_dir / 'vec.json'} disagree: "
+            f"error: The registries and {data_dir / 'vectors.json'} disagree: "
             "2 documents in one registry only, 1 document differing between them"
         )
 
@@ -183,7 +184,7 @@ class TestCheckRegistry:
         _, summary = check("--both")
         assert summary == (
             "Everything agrees: 3 documents in the database registry, 3 documents in the "
-            f"json registry, 6 chunks in {data_dir / 'vec.json'}."
+            f"json registry, 6 chunks in {data_dir / 'vectors.json'}."
         )
 
     def test_with_both_fix_keeps_vectors_that_either_registry_holds(self, settings, data_dir: Path):
@@ -206,9 +207,9 @@ class TestCheckRegistry:
         assert len(out.splitlines()) == 25
 
     def test_a_damaged_vector_file_is_an_error_that_names_it(self, data_dir: Path):
-        (data_dir / "vec.json").write_bytes(b'{"format": "docservice-vectors/1", "chunks": [')
+        (data_dir / "vectors.json").write_bytes(b'{"format": "docservice-vectors/1", "chunks": [')
         _, summary = check()
-        assert summary.startswith(f"error: vector store {data_dir / 'vec.json'} is damaged")
+        assert summary.startswith(f"error: vector store {data_dir / 'vectors.json'} is damaged")
 
     def test_a_damaged_json_registry_is_an_error_that_names_it(self, settings, data_dir: Path):
         settings.REGISTRY_JSON_PATH.write_bytes(b'[{"fileId": ')
@@ -218,7 +219,7 @@ class TestCheckRegistry:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_exit_status_says_whether_everything_agrees(
-    child_database_url: str,  # noqa: F811
+    child_database_url: str,
     data_dir: Path,
 ):
     env = child_env(DATABASE_URL=child_database_url, DATA_DIR=str(data_dir))
@@ -226,11 +227,11 @@ def test_the_exit_status_says_whether_everything_agrees(
     assert agreeing.returncode == 0, agreeing.stderr
     assert agreeing.stdout.startswith("Everything agrees: 0 documents")
 
-    store_chunks("orphan", 2)  # into data_dir/vec.json, the child's too
+    store_chunks("orphan", 2)  # into data_dir/vectors.json, the child's too
     disagreeing = run_manage("check_registry", env=env)
     assert disagreeing.returncode == 1
-    assert "vec.json: 2 chunks of unknown document 'orphan'" in disagreeing.stdout
+    assert "vectors.json: 2 chunks of unknown document 'orphan'" in disagreeing.stdout
     assert disagreeing.stderr.strip() == (
-        f"CommandError: The registry and {data_dir / 'vec.json'} disagree: "
+        f"CommandError: The registry and {data_dir / 'vectors.json'} disagree: "
         "vectors of 1 unknown document (2 chunks)"
     )

@@ -121,7 +121,7 @@ class TestLiveConnection:
     def test_the_operators_asyncpg_url_connects_unchanged_through_the_pool(self):
         from django.db import connection
 
-        from tests.conftest import child_env, run_manage
+        from tests.helpers import child_env, run_manage
 
         if connection.vendor != "postgresql":
             pytest.skip("runs in the PostgreSQL pass of the suite")

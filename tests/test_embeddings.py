@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from ingest.embeddings import HashingEmbedder
-from tests.conftest import ROOT, child_env
+from tests.helpers import ROOT, child_env, ingest, upload
 
 TEXT = "Quarterly revenue grew by twelve percent in the northern region."
 
@@ -50,22 +49,20 @@ def test_vectors_are_unit_length_and_similar_texts_score_higher():
 
 
 def test_the_store_records_the_embedder_and_refuses_a_mismatch(api, settings, data_dir: Path):
-    upload = SimpleUploadedFile("report.txt", TEXT.encode())
-    assert api.post("/ingest/file", {"file": upload}).status_code == 201
+    ingest(api, "report.txt", TEXT)
     settings.EMBEDDING_DIM = 256
     response = api.post("/ask", {"question": "revenue"}, content_type="application/json")
     assert response.status_code == 503
     detail = response.json()["detail"]
     assert "'hashing-v1' with 384 dimensions" in detail
     assert "at 256" in detail
-    other = SimpleUploadedFile("other.txt", b"Different text about weather.")
-    assert api.post("/ingest/file", {"file": other}).status_code == 503
+    assert upload(api, "other.txt", "Different text about weather.").status_code == 503
     assert api.get("/documents").json()["total"] == 1
 
 
-@pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b"[]"])
+@pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b'"text"'])
 def test_a_damaged_vector_file_is_a_clear_503(api, data_dir: Path, content):
-    (data_dir / "vec.json").write_bytes(content)
+    (data_dir / "vectors.json").write_bytes(content)
     response = api.post("/ask", {"question": "revenue"}, content_type="application/json")
     assert response.status_code == 503
-    assert "vec.json is damaged" in response.json()["detail"]
+    assert "vectors.json is damaged" in response.json()["detail"]

@@ -18,8 +18,7 @@ from registry.backends.db import DatabaseRegistry
 from registry.backends.json_file import JsonFileRegistry
 from registry.models import Document
 from registry.records import DocumentRecord
-from tests.conftest import ROOT, child_env, run_manage
-from tests.test_import_registry import MESSY, SAMPLE, run_import, table_rows
+from tests.helpers import MESSY, ROOT, SAMPLE, child_env, run_import, run_manage, table_rows
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -162,7 +161,7 @@ class TestExportRegistry:
                 "-c",
                 "import sys, time\n"
                 "from pathlib import Path\n"
-                "from registry.fileio import atomic_write_bytes, locked\n"
+                "from common.fileio import atomic_write_bytes, locked\n"
                 "path = Path(sys.argv[1])\n"
                 "with locked(path):\n"
                 "    print('locked', flush=True)\n"

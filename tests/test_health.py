@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, child_env, free_port, http_get, wait_until_listening
+from tests.helpers import child_env, free_port, http_get, running_server
 
 
 @pytest.mark.django_db
@@ -36,22 +34,11 @@ def test_a_corrupt_json_registry_is_not_ok(client, json_registry_path: Path):
 
 def test_it_answers_503_quickly_when_the_database_is_down(tmp_path: Path):
     closed = free_port()  # nothing listens here
-    port = free_port()
     env = child_env(
         DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{closed}/postgres?sslmode=disable",
         DATA_DIR=str(tmp_path),
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_listening(base, process)
+    with running_server(env) as base:
         started = time.monotonic()
         status, body = http_get(base + "/health")
         elapsed = time.monotonic() - started
@@ -62,6 +49,3 @@ def test_it_answers_503_quickly_when_the_database_is_down(tmp_path: Path):
         started = time.monotonic()
         assert http_get(base + "/health")[0] == 503
         assert time.monotonic() - started < 8
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)

@@ -8,22 +8,17 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime
-from io import StringIO
 from pathlib import Path
 
 import orjson
 import pytest
-from django.core.management import CommandError, call_command
 from django.db import connection
 
 from registry.backends.db import DatabaseRegistry
 from registry.models import Document
 from registry.records import DocumentRecord
-from tests.conftest import ROOT, child_env, run_manage
+from tests.helpers import MESSY, ROOT, SAMPLE, child_env, run_import, run_manage, table_rows
 
-DATA = Path(__file__).parent / "data"
-MESSY = DATA / "messy_registry.json"
-SAMPLE = DATA / "registry.sample.json"
 DUPLICATED = "dddddddd-0000-4000-8000-00000000000d"
 
 
@@ -49,36 +44,6 @@ def legacy(n: int, **fields: object) -> dict[str, object]:
 def write_registry(path: Path, items: list[object]) -> Path:
     path.write_bytes(orjson.dumps(items))
     return path
-
-
-def run_import(*args: str) -> tuple[str, str | None]:
-    """The command's stdout, and its CommandError message when it failed."""
-    out = StringIO()
-    try:
-        call_command("import_registry", *args, "--no-progress", stdout=out, stderr=StringIO())
-    except CommandError as exc:
-        return out.getvalue(), str(exc)
-    return out.getvalue(), None
-
-
-def table_rows() -> dict[str, tuple]:
-    return {
-        row[0]: row
-        for row in Document.objects.values_list(
-            "file_id",
-            "filename",
-            "size_bytes",
-            "workspace",
-            "num_chunks",
-            "indexed",
-            "created_at",
-            "updated_at",
-            "source",
-            "url",
-            "content_type",
-            "sha256",
-        )
-    }
 
 
 class WriteLog:
@@ -364,6 +329,48 @@ class TestImportRegistry:
         assert error is None
         assert "0 created, 0 updated, 0 unchanged, 0 rejected" in out
 
+    def test_null_and_empty_values_mean_not_set(self, tmp_path: Path):
+        path = write_registry(
+            tmp_path / "registry.json",
+            [legacy(1, sizeBytes=None, numChunks="", workspace=None, updatedAt="", url=None)],
+        )
+        _, error = run_import(str(path))
+        assert error is None
+        document = Document.objects.get(file_id="doc-00001")
+        assert (document.size_bytes, document.num_chunks, document.workspace) == (0, 0, "default")
+        assert document.updated_at == document.created_at == at(1_700_000_001)
+
+    def test_a_boolean_is_not_a_number(self, tmp_path: Path):
+        path = write_registry(
+            tmp_path / "registry.json", [legacy(1, sizeBytes=True), legacy(2, numChunks=False)]
+        )
+        out, _ = run_import(str(path))
+        assert [line for line in out.splitlines() if line.startswith("rejected ")] == [
+            "rejected record 0 (fileId 'doc-00001'): sizeBytes must be a whole number >= 0, "
+            "got True",
+            "rejected record 1 (fileId 'doc-00002'): numChunks must be a whole number >= 0, "
+            "got False",
+        ]
+        assert Document.objects.count() == 0
+
+    @pytest.mark.parametrize(
+        ("fields", "reason"),
+        [
+            ({"filename": "  "}, "filename is empty"),
+            ({"filename": "a\x00b.pdf"}, "filename contains a NUL character"),
+            ({"workspace": "x" * 65}, "workspace is longer than 64 characters"),
+            ({"indexed": "perhaps"}, "indexed must be true or false, got 'perhaps'"),
+            ({"source": "ftp"}, "source 'ftp' is not 'file' or 'url'"),
+            ({"filename": ["a", "b"]}, "filename must be a string, got list"),
+            ({"createdAt": "0001-01-01T00:00:00+01:00"}, "createdAt is not a timestamp"),
+        ],
+    )
+    def test_each_invalid_field_is_named_with_its_reason(self, tmp_path: Path, fields, reason):
+        out, error = run_import(str(write_registry(tmp_path / "r.json", [legacy(1, **fields)])))
+        assert f"rejected record 0 (fileId 'doc-00001'): {reason}" in out
+        assert error is not None and error.startswith("1 record was rejected")
+        assert Document.objects.count() == 0
+
 
 def latin1_registry() -> bytes:
     return '[{"fileId": "a", "filename": "Résumé.pdf", "createdAt": 1}]'.encode("latin-1")
@@ -417,20 +424,6 @@ class TestImportRegistryRefusesFilesItCannotRead:
 
 
 # -- as an operator runs it: a separate process, its exit status and its terminal ------------
-@pytest.fixture
-def child_database_url(tmp_path: Path) -> str:
-    """A DATABASE_URL for a child process: this run's test database on PostgreSQL (the
-    test must commit, `transaction=True`), a migrated SQLite file otherwise."""
-    if connection.vendor == "postgresql":
-        db = connection.settings_dict
-        credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-        return f"postgresql://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-    url = f"sqlite:///{tmp_path / 'child.sqlite3'}"
-    migrated = run_manage("migrate", "--noinput", env=child_env(DATABASE_URL=url))
-    assert migrated.returncode == 0, migrated.stderr
-    return url
-
-
 @pytest.mark.django_db(transaction=True)
 class TestImportRegistryFromTheShell:
     def test_rejected_records_give_a_non_zero_exit_status(self, child_database_url, tmp_path):

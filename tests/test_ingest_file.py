@@ -3,43 +3,41 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import time
 from pathlib import Path
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.conftest import vector_file_ids
 from tests.documents import HANDBOOK_PDF_PAGES, POLICY_TEXT, RELEASE_HTML, make_pdf
-
-
-def upload(api, name: str, data: bytes, workspace: str | None = None, content_type: str = ""):
-    payload: dict = {"file": SimpleUploadedFile(name, data, content_type=content_type or None)}
-    if workspace is not None:
-        payload["workspace"] = workspace
-    return api.post("/ingest/file", payload)
+from tests.helpers import upload, vector_file_ids
 
 
 class TestAcceptedTypes:
     def test_a_text_file_is_indexed_and_described(self, api, registry_mode, data_dir: Path):
         data = POLICY_TEXT.encode()
         response = upload(api, "policy.txt", data, workspace="security")
-        assert response.status_code == 201, response.json()
+        assert response.status_code == 200, response.json()
         body = response.json()
         assert body["filename"] == "policy.txt"
         assert body["workspace"] == "security"
-        assert body["size_bytes"] == len(data)
+        assert body["sizeBytes"] == len(data)
         assert body["sha256"] == hashlib.sha256(data).hexdigest()
-        assert body["num_chunks"] >= 1
-        assert body["content_type"] == "text/plain"
-        assert body["created_at"].endswith("Z")
-        assert vector_file_ids(data_dir) == [body["file_id"]] * body["num_chunks"]
-        listed = api.get("/documents").json()
-        assert [item["file_id"] for item in listed["items"]] == [body["file_id"]]
+        assert body["numChunks"] >= 1
+        assert body["contentType"] == "text/plain"
+        assert (body["ok"], body["created"], body["chunks"]) == (True, True, body["numChunks"])
+        assert re.fullmatch("[0-9a-f]{32}", body["fileId"])  # the old service's form
+        assert body["createdAt"] == body["updatedAt"]
+        assert abs(body["createdAt"] - time.time()) < 60  # epoch seconds, as registry.json
+        assert vector_file_ids(data_dir) == [body["fileId"]] * body["numChunks"]
+        listed = api.get("/documents", {"workspace": "security"}).json()
+        assert [item["fileId"] for item in listed["items"]] == [body["fileId"]]
+        assert api.get("/documents").json()["total"] == 0  # the default workspace
 
     def test_a_pdf_is_read_page_by_page(self, api, registry_mode, data_dir: Path):
         response = upload(api, "handbook.pdf", make_pdf(HANDBOOK_PDF_PAGES))
-        assert response.status_code == 201, response.json()
-        assert response.json()["content_type"] == "application/pdf"
+        assert response.status_code == 200, response.json()
+        assert response.json()["contentType"] == "application/pdf"
         answer = api.post(
             "/ask",
             {"question": "When are travel expenses reimbursed?"},
@@ -49,27 +47,27 @@ class TestAcceptedTypes:
 
     def test_html_is_read_without_scripts_or_styles(self, api, registry_mode, data_dir: Path):
         response = upload(api, "release.html", RELEASE_HTML)
-        assert response.status_code == 201, response.json()
-        assert response.json()["content_type"] == "text/html"
-        chunks = (data_dir / "vec.json").read_text()
+        assert response.status_code == 200, response.json()
+        assert response.json()["contentType"] == "text/html"
+        chunks = (data_dir / "vectors.json").read_text()
         assert "Parquet" in chunks
         assert "do not index" not in chunks
         assert "color: red" not in chunks
 
     def test_markdown_is_accepted(self, api, data_dir: Path):
         response = upload(api, "notes.md", b"# Notes\n\n* The build runs **nightly** at 2am.\n")
-        assert response.status_code == 201
-        assert response.json()["content_type"] == "text/markdown"
+        assert response.status_code == 200
+        assert response.json()["contentType"] == "text/markdown"
 
     def test_the_content_decides_a_pdf_named_txt_is_read_as_pdf(self, api, data_dir: Path):
         response = upload(api, "handbook.txt", make_pdf(HANDBOOK_PDF_PAGES))
-        assert response.status_code == 201
-        assert response.json()["content_type"] == "application/pdf"
+        assert response.status_code == 200
+        assert response.json()["contentType"] == "application/pdf"
 
     def test_a_file_without_extension_is_recognised_by_content(self, api, data_dir: Path):
         response = upload(api, "README", RELEASE_HTML)
-        assert response.status_code == 201
-        assert response.json()["content_type"] == "text/html"
+        assert response.status_code == 200
+        assert response.json()["contentType"] == "text/html"
 
     @pytest.mark.parametrize(
         "data, words",
@@ -82,16 +80,16 @@ class TestAcceptedTypes:
     )
     def test_text_in_any_encoding_is_decoded(self, api, data_dir: Path, data, words):
         response = upload(api, "notes.txt", data)
-        assert response.status_code == 201, response.json()
-        assert words in (data_dir / "vec.json").read_text(encoding="utf-8")
+        assert response.status_code == 200, response.json()
+        assert words in (data_dir / "vectors.json").read_text(encoding="utf-8")
 
     def test_undecodable_bytes_never_cause_a_500(self, api, data_dir: Path):
         data = b"Valid start " + bytes(range(128, 256)) * 8 + b" valid end."
-        assert upload(api, "odd.txt", data).status_code == 201
+        assert upload(api, "odd.txt", data).status_code == 200
 
     def test_a_hostile_filename_is_stored_without_its_path(self, api, data_dir: Path):
         response = upload(api, "../../etc/passwd.txt", b"Harmless text about passwords.")
-        assert response.status_code == 201
+        assert response.status_code == 200
         assert response.json()["filename"] == "passwd.txt"
 
 
@@ -101,16 +99,17 @@ class TestDuplicates:
     ):
         first = upload(api, "policy.txt", POLICY_TEXT.encode())
         again = upload(api, "copy-of-policy.txt", POLICY_TEXT.encode())
-        assert (first.status_code, again.status_code) == (201, 200)
-        assert again.json() == first.json()
+        assert (first.status_code, again.status_code) == (200, 200)
+        assert (first.json()["created"], again.json()["created"]) == (True, False)
+        assert again.json() == {**first.json(), "created": False}
         assert api.get("/documents").json()["total"] == 1
-        assert len(vector_file_ids(data_dir)) == first.json()["num_chunks"]
+        assert len(vector_file_ids(data_dir)) == first.json()["numChunks"]
 
     def test_the_same_content_in_another_workspace_is_a_new_document(self, api, data_dir: Path):
         first = upload(api, "policy.txt", POLICY_TEXT.encode(), workspace="a")
         second = upload(api, "policy.txt", POLICY_TEXT.encode(), workspace="b")
-        assert (first.status_code, second.status_code) == (201, 201)
-        assert first.json()["file_id"] != second.json()["file_id"]
+        assert (first.json()["created"], second.json()["created"]) == (True, True)
+        assert first.json()["fileId"] != second.json()["fileId"]
 
 
 class TestRefusals:
@@ -175,9 +174,21 @@ class TestRefusals:
         assert response.status_code == 422
         assert "file" in response.json()["detail"]
 
-    @pytest.mark.parametrize("workspace", ["", "../etc", "a" * 65, "sp ace", "-lead"])
+    @pytest.mark.parametrize("workspace", ["../etc", "sp ace", "-lead", "*"])
     def test_an_invalid_workspace_gets_400(self, api, data_dir: Path, workspace):
         response = upload(api, "policy.txt", POLICY_TEXT.encode(), workspace=workspace)
         assert response.status_code == 400
         assert "Invalid workspace" in response.json()["detail"]
         assert vector_file_ids(data_dir) == []
+
+    def test_a_workspace_name_over_64_characters_gets_422(self, api, data_dir: Path):
+        response = upload(api, "policy.txt", POLICY_TEXT.encode(), workspace="a" * 65)
+        assert response.status_code == 422
+        assert response.json()["detail"].startswith("Invalid request: workspace:")
+        assert vector_file_ids(data_dir) == []
+
+    @pytest.mark.parametrize("workspace", [None, ""])
+    def test_an_empty_or_missing_workspace_is_the_default_one(self, api, data_dir, workspace):
+        response = upload(api, "policy.txt", POLICY_TEXT.encode(), workspace=workspace)
+        assert response.status_code == 200
+        assert response.json()["workspace"] == "default"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import vector_file_ids
 from tests.documents import HANDBOOK_PDF_PAGES, RELEASE_HTML, make_pdf
+from tests.helpers import ask, upload, vector_file_ids
 from tests.http_server import CannedServer
 
 
@@ -45,7 +46,8 @@ def trusted_loopback(settings) -> None:
 
 
 def ingest_url(api, url: str, **extra):
-    return api.post("/ingest/url", {"url": url, **extra}, content_type="application/json")
+    """POST /ingest/url as the old service's clients do."""
+    return api.post("/ingest/url", {"fileUrl": url, **extra}, content_type="application/json")
 
 
 class TestFetchedDocuments:
@@ -53,36 +55,110 @@ class TestFetchedDocuments:
         self, api, registry_mode, site, trusted_loopback
     ):
         response = ingest_url(api, site.url("/"), workspace="eng")
-        assert response.status_code == 201, response.json()
+        assert response.status_code == 200, response.json()
         document = response.json()
         assert document["filename"] == "Release notes 4.2"
         assert (document["source"], document["url"]) == ("url", site.url("/"))
-        assert document["content_type"] == "text/html"
-        answer = api.post(
-            "/ask",
-            {"question": "What does the new exporter write?"},
-            content_type="application/json",
-        ).json()
+        assert document["contentType"] == "text/html"
+        answer = ask(api, "What does the new exporter write?", workspace="eng")
         assert "Parquet" in answer["answer"]
-        assert answer["sources"][0]["file_id"] == document["file_id"]
+        assert answer["sources"][0]["fileId"] == document["fileId"]
 
     def test_a_pdf_after_a_redirect_is_named_after_its_final_path(
         self, api, site, trusted_loopback
     ):
         response = ingest_url(api, site.url("/moved"))
-        assert response.status_code == 201, response.json()
+        assert response.status_code == 200, response.json()
         assert response.json()["filename"] == "guide.pdf"
         assert response.json()["url"] == site.url("/docs/guide.pdf")
 
     def test_the_declared_charset_is_used(self, api, site, trusted_loopback, data_dir: Path):
-        assert ingest_url(api, site.url("/notes")).status_code == 201
-        assert "Grüße" in (data_dir / "vec.json").read_text(encoding="utf-8")
+        assert ingest_url(api, site.url("/notes")).status_code == 200
+        assert "Grüße" in (data_dir / "vectors.json").read_text(encoding="utf-8")
 
     def test_the_same_page_again_answers_200(self, api, site, trusted_loopback):
         first = ingest_url(api, site.url("/"))
         again = ingest_url(api, site.url("/"))
-        assert (first.status_code, again.status_code) == (201, 200)
-        assert again.json()["file_id"] == first.json()["file_id"]
+        assert (first.status_code, again.status_code) == (200, 200)
+        assert (first.json()["created"], again.json()["created"]) == (True, False)
+        assert again.json()["fileId"] == first.json()["fileId"]
+
+    def test_the_client_s_filename_names_the_document(self, api, site, trusted_loopback):
+        response = ingest_url(api, site.url("/docs/guide.pdf"), filename="Staff handbook.pdf")
+        assert response.status_code == 200, response.json()
+        assert response.json()["filename"] == "Staff handbook.pdf"
+
+    def test_this_service_s_own_url_key_is_accepted_too(self, api, site, trusted_loopback):
+        response = api.post("/ingest/url", {"url": site.url("/")}, content_type="application/json")
+        assert response.status_code == 200, response.json()
+        assert response.json()["filename"] == "Release notes 4.2"
+
+
+class TestReingestByFileId:
+    def test_a_new_file_id_creates_the_document_under_it(
+        self, api, registry_mode, site, trusted_loopback, data_dir: Path
+    ):
+        response = ingest_url(api, site.url("/"), fileId="release-notes")
+        assert response.status_code == 200, response.json()
+        assert (response.json()["fileId"], response.json()["created"]) == ("release-notes", True)
+        assert set(vector_file_ids(data_dir)) == {"release-notes"}
+
+    def test_an_existing_file_id_is_replaced_keeping_its_creation_time(
+        self, api, registry_mode, site, trusted_loopback, data_dir: Path
+    ):
+        first = ingest_url(api, site.url("/"), fileId="doc-1").json()
+        time.sleep(1.1)  # timestamps have whole seconds
+        second = ingest_url(
+            api, site.url("/docs/guide.pdf"), fileId="doc-1", filename="guide.pdf"
+        ).json()
+        assert (second["fileId"], second["created"]) == ("doc-1", False)
+        assert second["createdAt"] == first["createdAt"]
+        assert second["updatedAt"] > first["updatedAt"]
+        assert (second["filename"], second["contentType"]) == ("guide.pdf", "application/pdf")
+        assert api.get("/documents/doc-1").json() == {
+            key: value for key, value in second.items() if key not in ("ok", "chunks", "created")
+        }
+        assert vector_file_ids(data_dir) == ["doc-1"] * second["numChunks"]
+        # The old page's chunks are gone: only the PDF answers.
+        assert "Parquet" not in ask(api, "What does the new exporter write?")["answer"]
+        assert "lot B" in ask(api, "Where can employees park?")["answer"]
+
+    def test_re_ingesting_into_another_workspace_moves_the_document(
+        self, api, site, trusted_loopback
+    ):
+        ingest_url(api, site.url("/"), fileId="doc-1", workspace="eng")
+        moved = ingest_url(api, site.url("/"), fileId="doc-1", workspace="legal").json()
+        assert moved["workspace"] == "legal"
+        assert ask(api, "What does the new exporter write?", workspace="eng")["sources"] == []
+        legal = ask(api, "What does the new exporter write?", workspace="legal")
+        assert legal["sources"][0]["fileId"] == "doc-1"
+
+    def test_content_another_document_holds_is_a_409(self, api, site, trusted_loopback):
+        original = ingest_url(api, site.url("/")).json()
+        response = ingest_url(api, site.url("/"), fileId="copy")
+        assert response.status_code == 409
+        assert response.json() == {
+            "detail": f"Document {original['fileId']!r} already holds this content in "
+            "workspace 'default'; re-ingest that id or delete it first"
+        }
+        assert api.get("/documents/copy").status_code == 404
+
+    @pytest.mark.parametrize("file_id", ["has space", "../up", "x/y", "-lead", "é"])
+    def test_an_unusable_file_id_gets_400_before_anything_is_fetched(
+        self, api, site, trusted_loopback, file_id
+    ):
+        response = ingest_url(api, site.url("/"), fileId=file_id)
+        assert response.status_code == 400
+        assert response.json()["detail"].startswith(f"Invalid fileId {file_id!r}")
+        assert site.requests == []
+
+    def test_an_upload_can_re_ingest_by_file_id_too(self, api, data_dir: Path):
+        first = upload(api, "a.txt", "Alpha text about apples.", file_id="fruit")
+        second = upload(api, "b.txt", "Beta text about bananas.", file_id="fruit")
+        assert (first.json()["created"], second.json()["created"]) == (True, False)
+        assert second.json()["filename"] == "b.txt"
+        assert api.get("/documents").json()["total"] == 1
+        assert vector_file_ids(data_dir) == ["fruit"] * second.json()["numChunks"]
 
 
 class TestRefusals:
@@ -126,7 +202,9 @@ class TestRefusals:
         settings.MAX_UPLOAD_BYTES = 100
         assert ingest_url(api, site.url("/docs/guide.pdf")).status_code == 413
 
-    @pytest.mark.parametrize("body", [{}, {"url": ""}, {"url": "x" * 2049}, {"url": 42}])
+    @pytest.mark.parametrize(
+        "body", [{}, {"fileUrl": ""}, {"fileUrl": "x" * 2049}, {"fileUrl": 42}, {"url": ""}]
+    )
     def test_malformed_bodies_get_422(self, api, body):
         assert api.post("/ingest/url", body, content_type="application/json").status_code == 422
 

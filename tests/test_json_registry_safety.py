@@ -15,7 +15,7 @@ import pytest
 from registry.backends.json_file import JsonFileRegistry
 from registry.exceptions import RegistryUnavailable
 from registry.legacy import dump_legacy_file
-from tests.conftest import ROOT, child_env
+from tests.helpers import ROOT, child_env
 from tests.registry_writer import record
 
 
@@ -42,6 +42,7 @@ def test_several_processes_writing_at_once_lose_nothing(tmp_path: Path):
     assert JsonFileRegistry(path).count() == 240
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_a_valid_file(tmp_path: Path):
     path = tmp_path / "registry.json"
     # A registry large enough that each rewrite takes a while, so kills land mid-write.

@@ -17,7 +17,7 @@ from registry.backends import get_backend
 from registry.backends.base import RegistryBackend
 from registry.backends.db import DatabaseRegistry
 from registry.backends.json_file import JsonFileRegistry
-from registry.exceptions import DocumentNotFound
+from registry.exceptions import DocumentNotFound, RegistryUnavailable
 from registry.models import Document
 from registry.records import DocumentRecord
 
@@ -87,22 +87,32 @@ class TestOperations:
         assert backend.count(workspace="nobody") == 0
         assert backend.count() == 3
 
-    def test_delete_removes_and_reports_after_it_is_durable(self, backend: RegistryBackend):
-        backend.upsert(make(1))
-        backend.upsert(make(2))
-        seen: list[DocumentRecord] = []
-        removed = backend.delete(make(1).file_id, on_deleted=seen.append)
-        assert removed == make(1)
-        assert seen == [make(1)]
-        assert backend.count() == 1
+    def test_get_many_reads_the_documents_that_exist(self, backend: RegistryBackend):
+        for n in (1, 2, 3):
+            backend.upsert(make(n))
+        wanted = [make(3).file_id, "missing", make(1).file_id]
+        assert backend.get_many(wanted) == {make(1).file_id: make(1), make(3).file_id: make(3)}
+        assert backend.get_many([]) == {}
+
+    def test_delete_many_removes_and_reports_after_it_is_durable(self, backend: RegistryBackend):
+        for n in (1, 2, 3):
+            backend.upsert(make(n))
+        seen: list[list[DocumentRecord]] = []
+        removed = backend.delete_many(
+            [make(3).file_id, "missing", make(1).file_id], on_deleted=seen.append
+        )
+        assert removed == [make(1), make(3)]
+        assert seen == [[make(1), make(3)]]
+        assert [r.file_id for r in backend.list()] == [make(2).file_id]
         with pytest.raises(DocumentNotFound):
             backend.get(make(1).file_id)
 
-    def test_delete_unknown_raises_not_found_and_calls_nothing(self, backend: RegistryBackend):
-        seen: list[DocumentRecord] = []
-        with pytest.raises(DocumentNotFound):
-            backend.delete("missing", on_deleted=seen.append)
+    def test_delete_many_of_unknown_ids_removes_and_calls_nothing(self, backend: RegistryBackend):
+        backend.upsert(make(1))
+        seen: list[list[DocumentRecord]] = []
+        assert backend.delete_many(["missing"], on_deleted=seen.append) == []
         assert seen == []
+        assert backend.count() == 1
 
     def test_find_by_sha256_is_scoped_to_the_workspace(self, backend: RegistryBackend):
         backend.upsert(make(1, "eng", sha256="f" * 64))
@@ -111,29 +121,57 @@ class TestOperations:
         )
         assert backend.find_by_sha256(workspace="legal", sha256="f" * 64) is None
 
-    def test_ping_answers(self, backend: RegistryBackend):
-        assert backend.ping() is True
-
     def test_async_twins_give_the_same_answers(self, backend: RegistryBackend):
+        backend.upsert(make(1))
+        backend.upsert(make(2, "eng"))
+
         async def scenario():
             try:
-                await backend.aupsert(make(1))
-                await backend.aupsert(make(2, "eng"))
                 return (
                     await backend.aget(make(1).file_id),
+                    await backend.aget_many([make(2).file_id]),
                     [r.file_id for r in await backend.alist()],
                     await backend.acount(workspace="eng"),
-                    await backend.adelete(make(2).file_id),
-                    await backend.aping(),
+                    await backend.adelete_many([make(2).file_id]),
                 )
             finally:
                 # As Django does at the end of a request: give the connection back.
                 await sync_to_async(close_connection)()
 
-        got, listed, eng, deleted, ping = asyncio.run(scenario())
+        got, many, listed, eng, deleted = asyncio.run(scenario())
         assert got == make(1)
+        assert many == {make(2).file_id: make(2, "eng")}
         assert listed == [make(2).file_id, make(1).file_id]
-        assert (eng, deleted, ping) == (1, make(2, "eng"), True)
+        assert (eng, deleted) == (1, [make(2, "eng")])
+
+
+class TestCheck:
+    def test_a_readable_json_registry_passes_and_a_damaged_one_fails(self, tmp_path: Path):
+        path = tmp_path / "registry.json"
+        registry = JsonFileRegistry(path)
+        registry.check()  # no file yet: an empty registry
+        registry.upsert(make(1))
+        registry.check()
+        path.write_bytes(b'[{"fileId": ')
+        with pytest.raises(RegistryUnavailable, match="is not valid JSON"):
+            registry.check()
+
+    def test_a_json_registry_in_a_missing_directory_fails(self, tmp_path: Path):
+        with pytest.raises(RegistryUnavailable, match="does not exist"):
+            JsonFileRegistry(tmp_path / "gone" / "registry.json").check()
+
+    @pytest.mark.django_db(transaction=True)
+    def test_the_database_registry_fails_without_its_table(self):
+        registry = DatabaseRegistry()
+        registry.check()
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE documents RENAME TO documents_away")
+        try:
+            with pytest.raises(RegistryUnavailable, match="database unavailable"):
+                registry.check()
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE documents_away RENAME TO documents")
 
 
 def close_connection() -> None:
@@ -149,7 +187,7 @@ def transcript(backend: RegistryBackend) -> list[object]:
     out.append(backend.list(workspace="eng", limit=3, offset=1))
     out.append(backend.count())
     out.append(backend.count(workspace="legal"))
-    out.append(backend.delete(make(7).file_id))
+    out.append(backend.delete_many([make(7).file_id]))
     out.append(backend.find_by_sha256(workspace="default", sha256=f"{9:064x}"))
     out.append(backend.list(limit=100))
     return out

@@ -1,47 +1,67 @@
-"""The registry and data/vec.json never disagree, also when the registry write fails."""
+"""The registry and the vector store never disagree, also when the registry write fails."""
 
 from __future__ import annotations
 
+from io import StringIO
 from pathlib import Path
 
-import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
+import orjson
+from django.core.management import call_command
 from django.db import connection
 
-from tests.conftest import vector_file_ids
+from tests.helpers import ask, ingest, upload, vector_file_ids
 
 
-@pytest.fixture
-def failing_registry_inserts(db):
-    """A real database failure on every INSERT into documents, as a full disk or a lost
-    connection would cause, made with a trigger rather than a mock."""
+def refuse_writes(operation: str) -> None:
+    """A real database failure on every `operation` (INSERT, UPDATE) of a documents row,
+    as a full disk or a lost connection would cause, made with a trigger, not a mock.
+    The test's transaction is rolled back at its end, and the trigger with it."""
+    name = f"refuse_{operation.lower()}"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                "CREATE FUNCTION refuse_insert() RETURNS trigger AS $$ BEGIN "
+                f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN "
                 "RAISE EXCEPTION 'simulated storage failure'; END $$ LANGUAGE plpgsql"
             )
             cursor.execute(
-                "CREATE TRIGGER refuse_insert BEFORE INSERT ON documents "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"
+                f"CREATE TRIGGER {name} BEFORE {operation} ON documents "
+                f"FOR EACH ROW EXECUTE FUNCTION {name}()"
             )
         else:
             cursor.execute(
-                "CREATE TRIGGER refuse_insert BEFORE INSERT ON documents "
+                f"CREATE TRIGGER {name} BEFORE {operation} ON documents "
                 "BEGIN SELECT RAISE(ABORT, 'simulated storage failure'); END"
             )
 
 
-def test_vectors_are_removed_when_the_registry_write_fails(
-    api, failing_registry_inserts, data_dir: Path
-):
-    assert not (data_dir / "vec.json").exists()
-    upload = SimpleUploadedFile("policy.txt", b"Passwords must be rotated every ninety days.")
-    response = api.post("/ingest/file", {"file": upload})
+def test_vectors_are_removed_when_the_registry_write_fails(api, data_dir: Path):
+    refuse_writes("INSERT")
+    assert not (data_dir / "vectors.json").exists()
+    response = upload(api, "policy.txt", "Passwords must be rotated every ninety days.")
     assert response.status_code == 503
     assert response.json() == {"detail": "The database is unavailable; try again shortly"}
     # The vectors were written (the file now exists) and taken out again.
-    assert (data_dir / "vec.json").exists()
+    assert (data_dir / "vectors.json").exists()
     assert vector_file_ids(data_dir) == []
-    answer = api.post("/ask", {"question": "passwords"}, content_type="application/json")
-    assert answer.json()["sources"] == []
+    assert ask(api, "passwords")["sources"] == []
+
+
+def test_a_failed_re_ingest_puts_the_old_vectors_back(api, data_dir: Path):
+    before = upload(api, "a.txt", "Passwords must be rotated every ninety days.", file_id="policy")
+    assert before.status_code == 200
+    stored = (data_dir / "vectors.json").read_bytes()
+    refuse_writes("UPDATE")
+    response = upload(api, "b.txt", "Laptops must use full disk encryption.", file_id="policy")
+    assert response.status_code == 503
+    assert orjson.loads((data_dir / "vectors.json").read_bytes()) == orjson.loads(stored)
+    assert api.get("/documents/policy").json()["filename"] == "a.txt"
+    assert ask(api, "passwords")["sources"][0]["fileId"] == "policy"
+    assert ask(api, "laptops encryption")["sources"] == []
+
+
+def test_ingest_and_delete_agree_with_check_registry(api, data_dir: Path):
+    for n in range(3):
+        ingest(api, f"n{n}.txt", f"Note {n} about topic {n}. " * (n * 80 + 1))
+    api.post("/delete", {"fileId": "does-not-exist"}, content_type="application/json")
+    summary = call_command("check_registry", stdout=StringIO())
+    assert summary.startswith("Everything agrees: 3 documents in the database registry")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import child_env, run_manage
+from tests.helpers import child_env, run_manage
 
 PROD_SECRET = "x" * 20 + "-production-secret-key-for-tests-only-0123456789"
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres?sslmode=disable"

@@ -21,7 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ingest.exceptions import ContentTooLarge, FetchFailed, UrlRefused
 from ingest.fetching import FetchedResource, FetchPolicy, fetch_url, is_public_address
-from tests.conftest import free_port
+from tests.helpers import free_port
 from tests.http_server import CannedHandler, CannedServer
 
 LIMIT = 64 * 1024

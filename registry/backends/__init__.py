@@ -1,47 +1,41 @@
 """The live registry backend, chosen in one place by USE_JSON_REGISTRY.
 
-Nothing outside this package knows which backend is live: callers ask `get_backend()`.
+Nothing outside this package reads that setting: callers ask `get_backend()` (and its
+`name`), or `registry_backends()` for both registries side by side. The backends are
+imported when first built, so the JSON one works without the ORM (a writer process).
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 from django.conf import settings
 
+from common.singletons import Singleton
 from registry.backends.base import RegistryBackend
 
-_backend: RegistryBackend | None = None
-_lock = threading.Lock()
-_SETTINGS = {"USE_JSON_REGISTRY", "REGISTRY_JSON_PATH"}
+DATABASE = "database"
+JSON = "json"
 
 
-def get_backend() -> RegistryBackend:
-    global _backend
-    if _backend is None:
-        with _lock:
-            if _backend is None:
-                _backend = _build()
-    return _backend
+def registry_backends() -> dict[str, RegistryBackend]:
+    """Both registries, the database first, whichever is live: for comparing them."""
+    from registry.backends.db import DatabaseRegistry
+    from registry.backends.json_file import JsonFileRegistry
 
-
-def reset_backend() -> None:
-    global _backend
-    with _lock:
-        _backend = None
-
-
-def reset_backend_on_setting_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in _SETTINGS:
-        reset_backend()
+    return {
+        DATABASE: DatabaseRegistry(),
+        JSON: JsonFileRegistry(settings.REGISTRY_JSON_PATH),
+    }
 
 
 def _build() -> RegistryBackend:
-    if settings.USE_JSON_REGISTRY:
-        from registry.backends.json_file import JsonFileRegistry
+    return registry_backends()[JSON if settings.USE_JSON_REGISTRY else DATABASE]
 
-        return JsonFileRegistry(settings.REGISTRY_JSON_PATH)
-    from registry.backends.db import DatabaseRegistry
 
-    return DatabaseRegistry()
+_backend = Singleton(_build, settings={"USE_JSON_REGISTRY", "REGISTRY_JSON_PATH"})
+get_backend = _backend.get
+reset_backend = _backend.reset
+
+
+def table_is_live() -> bool:
+    """Whether the `documents` table is the live registry (it is not during a rollback)."""
+    return get_backend().name == DATABASE

@@ -1,58 +1,76 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import abc
+from collections.abc import Callable, Collection
+from typing import Any, ClassVar, TypeVar
 
 from asgiref.sync import sync_to_async
 
+from registry.exceptions import DocumentNotFound
 from registry.records import DocumentRecord
 
-OnDeleted = Callable[[DocumentRecord], None]
+# A method named `list` hides the builtin inside the classes: annotations use this.
+Records = list[DocumentRecord]
+# Called with the removed documents once their removal is durable.
+OnDeleted = Callable[[Records], None]
+R = TypeVar("R")
 
 
-class RegistryBackend:
-    """The registry interface. Backends implement the sync methods; async callers use
-    the `a`-prefixed twins, which run the sync work off the event loop.
+class RegistryBackend(abc.ABC):
+    """The registry interface, implemented by the `documents` table and the JSON file.
+
+    Backends implement the sync methods; async callers use the `a`-prefixed twins, which
+    run the sync work off the event loop.
     """
 
-    name: str = ""
+    name: ClassVar[str]
     # Database work must stay on Django's one sync thread per request; file work need not.
-    thread_sensitive: bool = True
+    thread_sensitive: ClassVar[bool] = True
 
+    @abc.abstractmethod
     def upsert(self, record: DocumentRecord) -> DocumentRecord:
         """Create the document, or replace every field of the one with its file_id."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def create(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
         """Add a new document unless one with the same content (workspace and sha256)
         exists: returns (the stored document, whether it was created). Atomic, so two
         identical uploads at once store one document."""
-        raise NotImplementedError
+
+    @abc.abstractmethod
+    def get_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
+        """The documents of these ids that exist, by file_id, in one read."""
+
+    @abc.abstractmethod
+    def find_by_sha256(self, *, workspace: str, sha256: str) -> DocumentRecord | None:
+        """The oldest document holding this content in this workspace."""
+
+    @abc.abstractmethod
+    def list(self, *, workspace: str | None = None, limit: int = 50, offset: int = 0) -> Records:
+        """Newest first (created_at, then file_id, both descending)."""
+
+    @abc.abstractmethod
+    def count(self, *, workspace: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def delete_many(
+        self, file_ids: Collection[str], *, on_deleted: OnDeleted | None = None
+    ) -> Records:
+        """Remove the documents of these ids that exist and return them; call
+        `on_deleted` with them once the removal is durable (not at all if none was)."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Return when the backend can be read; raise RegistryUnavailable saying why."""
 
     def get(self, file_id: str) -> DocumentRecord:
         """The document, or DocumentNotFound."""
-        raise NotImplementedError
+        found = self.get_many([file_id]).get(file_id)
+        if found is None:
+            raise DocumentNotFound(file_id)
+        return found
 
-    def find_by_sha256(self, *, workspace: str, sha256: str) -> DocumentRecord | None:
-        raise NotImplementedError
-
-    def list(
-        self, *, workspace: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[DocumentRecord]:
-        """Newest first (created_at, then file_id, both descending)."""
-        raise NotImplementedError
-
-    def count(self, *, workspace: str | None = None) -> int:
-        raise NotImplementedError
-
-    def delete(self, file_id: str, *, on_deleted: OnDeleted | None = None) -> DocumentRecord:
-        """Remove the document; call `on_deleted` once the removal is durable."""
-        raise NotImplementedError
-
-    def ping(self) -> bool:
-        """True when the backend can be read; raises RegistryUnavailable with the reason."""
-        raise NotImplementedError
-
-    def _async(self, method: Callable, *args: object, **kwargs: object):
+    def _async(self, method: Callable[..., R], *args: Any, **kwargs: Any) -> Any:
         return sync_to_async(method, thread_sensitive=self.thread_sensitive)(*args, **kwargs)
 
     async def aupsert(self, record: DocumentRecord) -> DocumentRecord:
@@ -64,19 +82,21 @@ class RegistryBackend:
     async def aget(self, file_id: str) -> DocumentRecord:
         return await self._async(self.get, file_id)
 
+    async def aget_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
+        return await self._async(self.get_many, file_ids)
+
     async def afind_by_sha256(self, *, workspace: str, sha256: str) -> DocumentRecord | None:
         return await self._async(self.find_by_sha256, workspace=workspace, sha256=sha256)
 
     async def alist(
         self, *, workspace: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[DocumentRecord]:
+    ) -> Records:
         return await self._async(self.list, workspace=workspace, limit=limit, offset=offset)
 
     async def acount(self, *, workspace: str | None = None) -> int:
         return await self._async(self.count, workspace=workspace)
 
-    async def adelete(self, file_id: str, *, on_deleted: OnDeleted | None = None) -> DocumentRecord:
-        return await self._async(self.delete, file_id, on_deleted=on_deleted)
-
-    async def aping(self) -> bool:
-        return await self._async(self.ping)
+    async def adelete_many(
+        self, file_ids: Collection[str], *, on_deleted: OnDeleted | None = None
+    ) -> Records:
+        return await self._async(self.delete_many, file_ids, on_deleted=on_deleted)

@@ -1,19 +1,19 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from django.db import (
     DatabaseError,
     IntegrityError,
     InterfaceError,
     OperationalError,
-    connection,
     transaction,
 )
 
-from registry.backends.base import OnDeleted, RegistryBackend
-from registry.exceptions import DocumentNotFound, RegistryUnavailable
+from registry.backends import DATABASE
+from registry.backends.base import OnDeleted, Records, RegistryBackend
+from registry.exceptions import RegistryUnavailable
 from registry.models import Document
 from registry.records import DocumentRecord
 
@@ -29,7 +29,7 @@ def _database_errors() -> Iterator[None]:
 class DatabaseRegistry(RegistryBackend):
     """The registry on the `documents` table."""
 
-    name = "database"
+    name = DATABASE
 
     def upsert(self, record: DocumentRecord) -> DocumentRecord:
         with _database_errors():
@@ -42,9 +42,8 @@ class DatabaseRegistry(RegistryBackend):
         with _database_errors():
             try:
                 with transaction.atomic():
-                    document = Document.objects.create(
-                        file_id=record.file_id, **Document.fields_from_record(record)
-                    )
+                    document = Document.from_record(record)
+                    document.save(force_insert=True)
                 return document.to_record(), True
             except IntegrityError:
                 existing = record.sha256 and self.find_by_sha256(
@@ -54,12 +53,12 @@ class DatabaseRegistry(RegistryBackend):
                     return existing, False
                 raise
 
-    def get(self, file_id: str) -> DocumentRecord:
+    def get_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
+        if not file_ids:
+            return {}
         with _database_errors():
-            document = Document.objects.filter(file_id=file_id).first()
-        if document is None:
-            raise DocumentNotFound(file_id)
-        return document.to_record()
+            documents = Document.objects.filter(file_id__in=list(file_ids)).order_by()
+            return {document.file_id: document.to_record() for document in documents}
 
     def find_by_sha256(self, *, workspace: str, sha256: str) -> DocumentRecord | None:
         with _database_errors():
@@ -70,9 +69,7 @@ class DatabaseRegistry(RegistryBackend):
             )
         return document.to_record() if document else None
 
-    def list(
-        self, *, workspace: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[DocumentRecord]:
+    def list(self, *, workspace: str | None = None, limit: int = 50, offset: int = 0) -> Records:
         queryset = Document.objects.order_by("-created_at", "-file_id")
         if workspace is not None:
             queryset = queryset.filter(workspace=workspace)
@@ -86,22 +83,26 @@ class DatabaseRegistry(RegistryBackend):
         with _database_errors():
             return queryset.count()
 
-    def delete(self, file_id: str, *, on_deleted: OnDeleted | None = None) -> DocumentRecord:
+    def delete_many(
+        self, file_ids: Collection[str], *, on_deleted: OnDeleted | None = None
+    ) -> Records:
+        if not file_ids:
+            return []
         with _database_errors(), transaction.atomic():
-            document = Document.objects.select_for_update().filter(file_id=file_id).first()
-            if document is None:
-                raise DocumentNotFound(file_id)
-            record = document.to_record()
-            document.delete()
-            if on_deleted is not None:
-                transaction.on_commit(lambda: on_deleted(record))
-        return record
+            rows = list(
+                Document.objects.select_for_update()
+                .filter(file_id__in=list(file_ids))
+                .order_by("file_id")
+            )
+            removed = [document.to_record() for document in rows]
+            if removed:
+                Document.objects.filter(pk__in=[document.pk for document in rows]).delete()
+                if on_deleted is not None:
+                    transaction.on_commit(lambda: on_deleted(removed))
+        return removed
 
-    def ping(self) -> bool:
+    def check(self) -> None:
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-            Document.objects.exists()
+            Document.objects.exists()  # the connection, and the table the registry needs
         except DatabaseError as exc:
             raise RegistryUnavailable(f"database unavailable: {exc}".strip()) from exc
-        return True

@@ -1,20 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import TypeVar
 
-from registry.backends.base import OnDeleted, RegistryBackend
-from registry.exceptions import (
-    DocumentNotFound,
-    InvalidRecord,
-    InvalidRegistryFile,
-    RegistryUnavailable,
-)
-from registry.fileio import ParsedFile, locked
+from common.fileio import ParsedFile, locked
+from registry.backends import JSON
+from registry.backends.base import OnDeleted, Records, RegistryBackend
+from registry.exceptions import InvalidRecord, InvalidRegistryFile, RegistryUnavailable
 from registry.legacy import dump_legacy_file, parse_legacy_file, record_from_legacy
 from registry.records import DocumentRecord
 
-Records = dict[str, DocumentRecord]
+ById = dict[str, DocumentRecord]
+Result = TypeVar("Result")
 
 
 class JsonFileRegistry(RegistryBackend):
@@ -25,12 +23,12 @@ class JsonFileRegistry(RegistryBackend):
     Reads reuse the parsed file until it changes on disk.
     """
 
-    name = "json"
+    name = JSON
     thread_sensitive = False
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._file: ParsedFile[Records] = ParsedFile(
+        self._file: ParsedFile[ById] = ParsedFile(
             self.path,
             parse=self._parse,
             empty=dict,
@@ -40,15 +38,15 @@ class JsonFileRegistry(RegistryBackend):
         )
 
     # -- reading -------------------------------------------------------------------------
-    def _records(self) -> Records:
+    def _records(self) -> ById:
         return self._file.read()
 
-    def _parse(self, data: bytes) -> Records:
+    def _parse(self, data: bytes) -> ById:
         try:
             items = parse_legacy_file(data)
         except InvalidRegistryFile as exc:
             raise RegistryUnavailable(f"registry file {self.path} {exc}") from exc
-        records: Records = {}
+        records: ById = {}
         for position, item in enumerate(items):
             try:
                 record = record_from_legacy(item)
@@ -60,67 +58,49 @@ class JsonFileRegistry(RegistryBackend):
             records[record.file_id] = record
         return records
 
-    def _change(self, mutate: Callable[[Records], DocumentRecord | None]) -> DocumentRecord | None:
-        """Apply `mutate` under the lock and write the result; `mutate` returning None
-        means nothing changed, and nothing is written."""
+    def _change(self, mutate: Callable[[ById], tuple[Result, bool]]) -> Result:
+        """Apply `mutate` under the lock; it returns its result and whether it changed
+        the records, and only a change is written."""
         with locked(self.path):
             records = dict(self._records())
-            result = mutate(records)
-            if result is None:
-                return None
-            try:
-                self._file.write(dump_legacy_file(list(records.values())), records)
-            except OSError as exc:
-                raise RegistryUnavailable(
-                    f"registry file {self.path} cannot be written: {exc}"
-                ) from exc
+            result, changed = mutate(records)
+            if changed:
+                try:
+                    self._file.write(dump_legacy_file(list(records.values())), records)
+                except OSError as exc:
+                    raise RegistryUnavailable(
+                        f"registry file {self.path} cannot be written: {exc}"
+                    ) from exc
         return result
 
     # -- the interface -------------------------------------------------------------------
     def upsert(self, record: DocumentRecord) -> DocumentRecord:
-        def put(records: Records) -> DocumentRecord:
+        def put(records: ById) -> tuple[DocumentRecord, bool]:
             records[record.file_id] = record
-            return record
+            return record, True
 
         return self._change(put)
 
     def create(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
-        existing: list[DocumentRecord] = []
-
-        def add(records: Records) -> DocumentRecord | None:
-            if record.sha256:
-                existing.extend(
-                    r
-                    for r in records.values()
-                    if r.workspace == record.workspace and r.sha256 == record.sha256
-                )
-                if existing:
-                    return None
+        def add(records: ById) -> tuple[tuple[DocumentRecord, bool], bool]:
+            existing = record.sha256 and _oldest_with_content(
+                records, workspace=record.workspace, sha256=record.sha256
+            )
+            if existing:
+                return (existing, False), False
             records[record.file_id] = record
-            return record
+            return (record, True), True
 
-        created = self._change(add)
-        if created is None:
-            return min(existing, key=lambda r: (r.created_at, r.file_id)), False
-        return created, True
+        return self._change(add)
 
-    def get(self, file_id: str) -> DocumentRecord:
-        try:
-            return self._records()[file_id]
-        except KeyError:
-            raise DocumentNotFound(file_id) from None
+    def get_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
+        records = self._records()
+        return {file_id: records[file_id] for file_id in file_ids if file_id in records}
 
     def find_by_sha256(self, *, workspace: str, sha256: str) -> DocumentRecord | None:
-        matches = [
-            record
-            for record in self._records().values()
-            if record.workspace == workspace and record.sha256 == sha256
-        ]
-        return min(matches, key=lambda r: (r.created_at, r.file_id)) if matches else None
+        return _oldest_with_content(self._records(), workspace=workspace, sha256=sha256)
 
-    def list(
-        self, *, workspace: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[DocumentRecord]:
+    def list(self, *, workspace: str | None = None, limit: int = 50, offset: int = 0) -> Records:
         records = [
             record
             for record in self._records().values()
@@ -135,20 +115,24 @@ class JsonFileRegistry(RegistryBackend):
             return len(records)
         return sum(1 for record in records if record.workspace == workspace)
 
-    def delete(self, file_id: str, *, on_deleted: OnDeleted | None = None) -> DocumentRecord:
-        def remove(records: Records) -> DocumentRecord:
-            try:
-                return records.pop(file_id)
-            except KeyError:
-                raise DocumentNotFound(file_id) from None
+    def delete_many(
+        self, file_ids: Collection[str], *, on_deleted: OnDeleted | None = None
+    ) -> Records:
+        def remove(records: ById) -> tuple[Records, bool]:
+            removed = [records.pop(file_id) for file_id in sorted(set(file_ids) & records.keys())]
+            return removed, bool(removed)
 
-        record = self._change(remove)
-        if on_deleted is not None:
-            on_deleted(record)
-        return record
+        removed = self._change(remove)
+        if removed and on_deleted is not None:
+            on_deleted(removed)
+        return removed
 
-    def ping(self) -> bool:
+    def check(self) -> None:
         self._records()
         if not self.path.parent.is_dir():
             raise RegistryUnavailable(f"registry directory {self.path.parent} does not exist")
-        return True
+
+
+def _oldest_with_content(records: ById, *, workspace: str, sha256: str) -> DocumentRecord | None:
+    matches = [r for r in records.values() if r.workspace == workspace and r.sha256 == sha256]
+    return min(matches, key=lambda r: (r.created_at, r.file_id)) if matches else None

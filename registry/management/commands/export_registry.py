@@ -7,8 +7,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
+from registry.exceptions import MissingTable
 from registry.exporting import export_registry
-from registry.importing import MissingTable, require_documents_table
+from registry.models import require_documents_table
 
 
 class Command(BaseCommand):

@@ -133,7 +133,7 @@ class Plan:
     def statements(self, *, password: str | None) -> list[sql.Composable]:
         role = sql.Identifier(self.role)
         schema = sql.Identifier(self.schema)
-        attributes = sql.SQL(
+        attributes: sql.Composable = sql.SQL(
             "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT"
         )
         if password is not None:

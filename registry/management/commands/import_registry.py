@@ -1,20 +1,16 @@
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from registry.exceptions import InvalidRegistryFile
-from registry.importing import (
-    ImportReport,
-    MissingTable,
-    import_registry,
-    require_documents_table,
-)
+from registry.exceptions import InvalidRegistryFile, MissingTable
+from registry.importing import ImportReport, import_registry
+from registry.models import require_documents_table
+from registry.progress import ProgressBar
 
 
 class Command(BaseCommand):
@@ -54,8 +50,7 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         path = path or settings.REGISTRY_JSON_PATH
-        # Drawn on stderr, so it is stderr that must be a terminal.
-        bar = None if no_progress or not self.stderr.isatty() else ProgressBar(self.stderr)
+        bar = ProgressBar.on_terminal(self.stderr, enabled=not no_progress)
         try:
             require_documents_table()
             report = import_registry(path=path, dry_run=dry_run, strict=strict, progress=bar)
@@ -99,38 +94,3 @@ def summary(report: ImportReport, *, dry_run: bool) -> str:
     if report.rejected:
         return f"{done} Nothing changed."
     return f"{done} Nothing changed: the database matches the file."
-
-
-class ProgressBar:
-    """One line redrawn in place with carriage returns, at most ten times a second."""
-
-    width = 30
-
-    def __init__(self, stream: OutputWrapper) -> None:
-        self.stream = stream
-        self.phase = ""
-        self.last_draw = 0.0
-        self.drawn = 0
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if phase == self.phase and done < total and now - self.last_draw < 0.1:
-            return
-        self.phase, self.last_draw = phase, now
-        fraction = done / total if total else 1.0
-        filled = round(self.width * fraction)
-        line = (
-            f"{phase:<10} [{'#' * filled}{'.' * (self.width - filled)}] "
-            f"{done:>9,}/{total:,} {fraction:4.0%}"
-        )
-        self._write("\r" + line.ljust(self.drawn))
-        self.drawn = len(line)
-
-    def clear(self) -> None:
-        if self.drawn:
-            self._write("\r" + " " * self.drawn + "\r")
-            self.drawn = 0
-
-    def _write(self, text: str) -> None:
-        self.stream.write(text, style_func=lambda text: text, ending="")
-        self.stream.flush()

@@ -1,94 +1,25 @@
+"""Do the registries and the vector store agree? What `check_registry` reports and fixes.
+
+Findings of three kinds between a registry and the vectors (documents without vectors,
+vectors of unknown documents, chunk counts that differ) and two between the registries
+(a document in one only, a document whose fields differ).
+"""
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from ingest.exceptions import VectorStoreError
 from ingest.vector_store import get_vector_store
-from registry.backends import get_backend
+from registry.backends import get_backend, registry_backends
 from registry.backends.base import RegistryBackend
-from registry.backends.db import DatabaseRegistry
-from registry.backends.json_file import JsonFileRegistry
-from registry.exceptions import RegistryError
 from registry.records import DocumentRecord
 
 PAGE = 10_000
-# Findings of each kind listed unless -v 2: a registry never ingested would list them all.
-LISTED = 20
-
-
-class Command(BaseCommand):
-    help = (
-        "Compare the live registry (or, with --both, the database and the JSON registry) "
-        "with the vector store: documents without vectors, vectors without a document, "
-        "chunk counts that disagree. Exits 0 only when everything agrees."
-    )
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--both",
-            action="store_true",
-            help="Check the database and the JSON registry, and that they hold the same "
-            "documents (before a cutover or a rollback)",
-        )
-        parser.add_argument(
-            "--fix",
-            action="store_true",
-            help="Remove the vectors of documents that no checked registry holds",
-        )
-
-    def handle(self, *args: object, both: bool, fix: bool, **options: Any) -> str:
-        if both:
-            registries: dict[str, RegistryBackend] = {
-                "database": DatabaseRegistry(),
-                "json": JsonFileRegistry(settings.REGISTRY_JSON_PATH),
-            }
-        else:
-            live = get_backend()
-            registries = {live.name: live}
-        vectors = settings.VECTOR_JSON_PATH
-        try:
-            documents = {name: every_record(backend) for name, backend in registries.items()}
-            store = get_vector_store()
-            report = compare(documents, store.chunk_counts())
-            limit = None if options["verbosity"] >= 2 else LISTED
-            for line in report.lines(vectors=vectors.name, limit=limit):
-                self.stdout.write(line)
-            if fix and report.orphans:
-                removed = store.remove_many(report.orphans)
-                self.stdout.write(
-                    f"fixed: removed {plural(removed, 'chunk')} of "
-                    f"{plural(len(report.orphans), 'document')} that no registry holds"
-                )
-                report = compare(documents, store.chunk_counts())
-        except (RegistryError, VectorStoreError) as exc:
-            raise CommandError(str(exc)) from None
-
-        if report.problems():
-            subject = "The registries" if both else "The registry"
-            raise CommandError(f"{subject} and {vectors} disagree: {report.summary()}")
-        held = ", ".join(
-            f"{plural(len(records), 'document')} in the {name} registry"
-            for name, records in documents.items()
-        )
-        return f"Everything agrees: {held}, {plural(report.chunks, 'chunk')} in {vectors}."
 
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def every_record(backend: RegistryBackend) -> dict[str, DocumentRecord]:
-    records: dict[str, DocumentRecord] = {}
-    offset = 0
-    while page := backend.list(limit=PAGE, offset=offset):
-        records.update((record.file_id, record) for record in page)
-        offset += PAGE
-    return records
 
 
 @dataclass
@@ -102,12 +33,8 @@ class Comparison:
     chunks: int = 0
 
     def problems(self) -> int:
-        return sum(
-            map(
-                len,
-                (self.without_vectors, self.miscounted, self.orphans, self.only_in, self.differing),
-            )
-        )
+        kinds = (self.without_vectors, self.miscounted, self.orphans, self.only_in, self.differing)
+        return sum(len(findings) for findings in kinds)
 
     def lines(self, *, vectors: str, limit: int | None) -> list[str]:
         """One line per finding; at most `limit` of each kind, then how many more."""
@@ -169,7 +96,7 @@ def compare(documents: dict[str, dict[str, DocumentRecord]], counts: dict[str, i
                 result.without_vectors.append((name, record))
             elif stored != record.num_chunks:
                 result.miscounted.append((name, record, stored))
-    known = set().union(*documents.values())
+    known: set[str] = set().union(*documents.values())
     result.orphans = {file_id: n for file_id, n in counts.items() if file_id not in known}
     if len(documents) == 2:
         (first, left), (second, right) = documents.items()
@@ -185,3 +112,43 @@ def compare(documents: dict[str, dict[str, DocumentRecord]], counts: dict[str, i
                 ]
                 result.differing.append((file_id, fields))
     return result
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """The outcome of one check: what each registry holds, what disagrees, what --fix did."""
+
+    documents: dict[str, dict[str, DocumentRecord]]
+    found: Comparison
+    # What still disagrees: after --fix, `found` less the orphans it removed.
+    remaining: Comparison
+    # (chunks, documents) whose vectors --fix removed.
+    fixed: tuple[int, int] | None = None
+
+
+def every_record(backend: RegistryBackend) -> dict[str, DocumentRecord]:
+    records: dict[str, DocumentRecord] = {}
+    offset = 0
+    while page := backend.list(limit=PAGE, offset=offset):
+        records.update((record.file_id, record) for record in page)
+        offset += PAGE
+    return records
+
+
+def check_consistency(*, both: bool = False, fix: bool = False) -> Consistency:
+    """Compare the live registry (with `both`, each registry) with the vector store; with
+    `fix`, remove the vectors of documents that no checked registry holds, then compare
+    again. Raises RegistryError or VectorStoreError when a store cannot be read."""
+    if both:
+        registries = registry_backends()
+    else:
+        live = get_backend()
+        registries = {live.name: live}
+    documents = {name: every_record(backend) for name, backend in registries.items()}
+    store = get_vector_store()
+    found = compare(documents, store.chunk_counts())
+    if not (fix and found.orphans):
+        return Consistency(documents, found, found)
+    removed = store.remove_many(found.orphans)
+    remaining = compare(documents, store.chunk_counts())
+    return Consistency(documents, found, remaining, fixed=(removed, len(found.orphans)))

@@ -1,4 +1,5 @@
-"""File primitives shared by every JSON store: an OS-level lock and atomic replace."""
+"""File primitives shared by every JSON store (the registry file, vec.json): an OS-level
+lock, atomic replace and a parsed-file cache. Imports nothing of the project."""
 
 from __future__ import annotations
 
@@ -64,6 +65,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def read_bytes(path: Path, *, what: str, error: Callable[[str], Exception]) -> bytes:
+    """The file's bytes, or `error` with a message naming it (`what` and its path) and
+    saying why it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a directory") from None
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
 
 
 def file_signature(path: Path) -> tuple[int, int, int] | None:

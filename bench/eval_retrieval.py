@@ -1,0 +1,202 @@
+"""Retrieval quality on the PostgreSQL 15 manual: hit@1 and MRR@10 for BM25 alone, dense
+alone, the hybrid, and `/ask` end to end, on the same chunks.
+
+    apt-get install postgresql-doc-15        # the manual's HTML pages
+    .venv/bin/python bench/eval_retrieval.py [--embedder minilm] [--chunk-words 120]
+
+Run from the project root. Every page of the manual but the release notes and the book
+index (1,146 pages) is ingested through `POST /ingest/file` into a service of its own
+(SQLite and a vector store under bench/out/, kept between runs for the same settings),
+then each question of bench/data/pg15_questions.json is asked. A question is a hit at
+rank r when the r-th distinct document of the ranking is one of its labelled pages.
+
+It also prints what the "nothing found" floors (ingest.answering.Relevance) are set from:
+the similarity of each answerable question's right chunk and of the best chunk for each
+of the questions the manual cannot answer, and how `/ask` treated both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MANUAL = Path("/usr/share/doc/postgresql-doc-15/html")
+QUESTIONS = ROOT / "bench" / "data" / "pg15_questions.json"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--embedder", default="minilm", help="minilm or hashing-v1")
+    parser.add_argument("--chunk-words", type=int, default=None, help="CHUNK_SIZE_WORDS")
+    parser.add_argument("--overlap", type=int, default=None, help="CHUNK_OVERLAP_WORDS")
+    parser.add_argument("--k", type=int, default=10, help="ranks that count (MRR@k)")
+    parser.add_argument("--verbose", action="store_true", help="print each question's ranks")
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+sys.path.insert(0, str(ROOT))
+_suffix = f"{ARGS.embedder}-{ARGS.chunk_words or 'default'}-{ARGS.overlap or 'default'}"
+WORKDIR = ROOT / "bench" / "out" / f"eval-{_suffix}"
+WORKDIR.mkdir(parents=True, exist_ok=True)
+os.environ.update(
+    {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "ENV_FILE": "",
+        "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}",
+        "VECTOR_JSON_PATH": str(WORKDIR / "vectors.json"),
+        "API_KEYS_REQUIRED": "false",
+        "EMBEDDER": ARGS.embedder,
+        "MAX_UPLOAD_MB": "25",
+    }
+)
+if ARGS.chunk_words:
+    os.environ["CHUNK_SIZE_WORDS"] = str(ARGS.chunk_words)
+if ARGS.overlap is not None:
+    os.environ["CHUNK_OVERLAP_WORDS"] = str(ARGS.overlap)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from ingest.answering import NO_ANSWER  # noqa: E402
+from ingest.embeddings import get_embedder  # noqa: E402
+from ingest.lexical import terms  # noqa: E402
+from ingest.vector_store import get_vector_store  # noqa: E402
+from registry.backends import get_backend  # noqa: E402
+
+METHODS = ("lexical", "dense", "hybrid")
+LABELS = {"lexical": "BM25 (stemmed)", "dense": "dense", "hybrid": "hybrid (RRF)"}
+
+
+def manual_pages() -> list[Path]:
+    if not MANUAL.is_dir():
+        sys.exit(f"{MANUAL} is missing: apt-get install postgresql-doc-15")
+    return sorted(
+        page
+        for page in MANUAL.glob("*.html")
+        if not page.name.startswith("release") and page.name != "bookindex.html"
+    )
+
+
+def ingest(client: Client, pages: list[Path]) -> None:
+    present = {document.filename for document in get_backend().list(limit=100_000)}
+    todo = [page for page in pages if page.name not in present]
+    if not todo:
+        return
+    print(f"ingesting {len(todo)} pages into {WORKDIR} (kept for later runs) …", flush=True)
+    started = time.monotonic()
+    for number, page in enumerate(todo, start=1):
+        with page.open("rb") as handle:
+            response = client.post("/ingest/file", {"file": handle})
+        if response.status_code != 200:
+            sys.exit(f"{page.name}: {response.status_code} {response.content[:300]!r}")
+        if number % 100 == 0:
+            rate = get_vector_store().count() / (time.monotonic() - started)
+            print(f"  {number}/{len(todo)} pages, {rate:.0f} chunks/s", flush=True)
+
+
+def document_ranks(filenames: list[str], wanted: set[str], k: int) -> int | None:
+    """The rank (from 1) of the first wanted document among the first k distinct ones."""
+    seen: list[str] = []
+    for filename in filenames:
+        if filename not in seen:
+            seen.append(filename)
+            if filename in wanted:
+                return len(seen) if len(seen) <= k else None
+        if len(seen) >= k:
+            break
+    return None
+
+
+def summary(ranks: list[int | None]) -> tuple[int, float]:
+    hits = sum(1 for rank in ranks if rank == 1)
+    mrr = sum(1 / rank for rank in ranks if rank) / len(ranks)
+    return hits, mrr
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    client = Client()
+    pages = manual_pages()
+    ingest(client, pages)
+    store = get_vector_store()
+    embedder = get_embedder()
+    names = {d.file_id: d.filename for d in get_backend().list(limit=100_000)}
+    data = json.loads(QUESTIONS.read_text())
+    questions = data["questions"]
+    print(
+        f"\n{len(pages)} pages, {store.count()} chunks, embedder {embedder.name}, "
+        f"{len(questions)} questions, {len(data['unanswerable'])} unanswerable"
+    )
+
+    ranks: dict[str, list[int | None]] = {method: [] for method in (*METHODS, "/ask")}
+    right_dense: list[float] = []
+    said_nothing = 0
+    ask_ms: list[float] = []
+    for question in questions:
+        wanted = set(question["pages"])
+        query = embedder.embed([question["q"]])[0]
+        query_terms = terms(question["q"])
+        for method in METHODS:
+            hits = store.search(query, query_terms, workspace="default", top_k=60, method=method)
+            filenames = [names[hit.file_id] for hit in hits]
+            ranks[method].append(document_ranks(filenames, wanted, ARGS.k))
+            if method == "hybrid":
+                right = [hit.dense for hit in hits if names[hit.file_id] in wanted]
+                right_dense.append(max(right) if right else float("nan"))
+        started = time.perf_counter()
+        response = client.post(
+            "/ask", {"q": question["q"], "k": ARGS.k}, content_type="application/json"
+        )
+        ask_ms.append((time.perf_counter() - started) * 1000)
+        body = response.json()
+        said_nothing += body["answer"] == NO_ANSWER
+        ranks["/ask"].append(
+            document_ranks([s["filename"] for s in body["sources"]], wanted, ARGS.k)
+        )
+        if ARGS.verbose:
+            row = " ".join(f"{m}={ranks[m][-1]}" for m in ranks)
+            print(f"  {row}  {question['q']}\n      {body['answer'][:240]}")
+
+    print(f"\n{'method':<18} {'hit@1':>9} {'MRR@' + str(ARGS.k):>8}")
+    for method, found in ranks.items():
+        hits, mrr = summary(found)
+        print(f"{LABELS.get(method, method):<18} {hits:>3}/{len(found):<5} {mrr:>8.3f}")
+
+    wrong_dense: list[float] = []
+    answered = 0
+    for question in data["unanswerable"]:
+        query = embedder.embed([question])[0]
+        hits = store.search(query, terms(question), workspace="default", top_k=10)
+        shared = [hit.dense for hit in hits if hit.lexical > 0]
+        wrong_dense.append(max(shared) if shared else max(hit.dense for hit in hits))
+        response = client.post("/ask", {"q": question}, content_type="application/json")
+        answered += response.json()["answer"] != NO_ANSWER
+
+    def spread(values: list[float]) -> str:
+        values = sorted(v for v in values if v == v)
+        return f"min {values[0]:.3f}  median {statistics.median(values):.3f}  max {values[-1]:.3f}"
+
+    print(
+        "\nnothing-found floor (cosine similarity; Relevance in ingest/answering.py):\n"
+        f"  right chunk of an answerable question:  {spread(right_dense)}\n"
+        f"  best shared-word chunk, unanswerable:   {spread(wrong_dense)}\n"
+        f"  /ask said nothing found for {said_nothing}/{len(questions)} answerable and "
+        f"{len(data['unanswerable']) - answered}/{len(data['unanswerable'])} unanswerable "
+        "questions\n"
+        f"  /ask in-process latency: p50 {statistics.median(ask_ms):.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Staff browse, search and delete documents; a delete removes the vectors too."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from ingest.services import document_delete_many
+from registry.backends import table_is_live
+from registry.models import Document
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    """Browse, search and delete. Documents arrive through the API, so no add or edit."""
+
+    list_display = ("filename", "workspace", "num_chunks", "size_bytes", "source", "created_at")
+    list_filter = ("workspace", "source", "indexed")
+    search_fields = ("filename", "file_id", "url", "sha256")
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    show_full_result_count = False  # COUNT(*) on every page view is slow on big tables
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Document | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Document | None = None) -> bool:
+        # While the JSON registry is live this table is not the registry: deleting here
+        # would remove vectors that the live registry still cites.
+        return table_is_live() and super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Document) -> None:
+        document_delete_many(file_ids=[obj.file_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        # The bulk "delete selected" action comes here rather than to delete_model().
+        document_delete_many(file_ids=list(queryset.values_list("file_id", flat=True)))

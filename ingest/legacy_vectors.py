@@ -1,0 +1,209 @@
+"""Read the old service's data/vec.json into this service's vector store.
+
+The old file is a JSON array of chunks: `{"id": "<fileId>:<n>", "fileId", "filename",
+"chunkId", "workspace", "text", "embedding": [768 floats], "createdAt"}`. Its Gemini
+vectors cannot be compared with this service's, so every chunk's text is embedded again
+with the configured embedder; the chunk's document, number (chunkId) and workspace are
+kept. The old file is only ever read.
+
+Chunks of documents the live registry does not hold are reported and left out, never
+imported silently. A second run with nothing changed embeds and writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic.alias_generators import to_camel
+
+from common.fileio import read_bytes
+from ingest.embeddings import get_embedder
+from ingest.exceptions import IngestError
+from ingest.vector_store import StoredChunks, get_vector_store
+from registry.backends import get_backend
+from registry.normalising import Rejection, raw_file_id
+from registry.progress import EVERY, Progress, report
+from registry.records import DEFAULT_WORKSPACE, FILE_ID_MAX, WORKSPACE_MAX, DocumentRecord
+
+EMBED_BATCH = 64
+LOOKUP_BATCH = 5000
+# The 768 numbers of each chunk are most of the file and of no use here: parsed, they
+# would take about 30 bytes each in memory. A JSON string cannot hold an unescaped quote,
+# so `"embedding":` followed by `[` can only be a key, and a number array has no `]`.
+_EMBEDDING = re.compile(rb'"embedding"\s*:\s*\[[^\]]*\]')
+
+
+class LegacyVectorFileError(IngestError):
+    """The file is not the old service's vector file, or cannot be read."""
+
+
+Stripped = Annotated[str, StringConstraints(strip_whitespace=True)]
+
+
+class LegacyChunk(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",  # id, embedding, createdAt
+    )
+
+    file_id: Stripped = Field(min_length=1, max_length=FILE_ID_MAX)
+    filename: str = ""
+    chunk_id: int = Field(ge=0)
+    workspace: Stripped = Field(DEFAULT_WORKSPACE, max_length=WORKSPACE_MAX)
+    text: str = Field(min_length=1)  # kept exactly as the old service stored it
+
+
+@dataclass
+class LegacyDocument:
+    file_id: str
+    filename: str
+    workspace: str
+    texts: dict[int, str] = field(default_factory=dict)
+
+    def ordered_texts(self) -> list[str]:
+        return [self.texts[index] for index in sorted(self.texts)]
+
+    def stored(self, vectors: np.ndarray) -> StoredChunks:
+        return StoredChunks(
+            self.file_id, self.workspace, sorted(self.texts), self.ordered_texts(), vectors
+        )
+
+
+@dataclass(frozen=True)
+class LegacyVectorsReport:
+    path: Path
+    store: Path
+    embedder: str
+    total: int
+    imported: list[LegacyDocument]
+    unchanged: list[LegacyDocument]
+    unknown: list[LegacyDocument]
+    rejected: list[Rejection]
+    repeated: int
+    written: bool
+
+    @property
+    def left_out(self) -> int:
+        """Chunks of the file that are not in the store: rejected or of unknown documents."""
+        return len(self.rejected) + sum(len(document.texts) for document in self.unknown)
+
+
+def read_legacy_vectors(path: Path) -> list[Any]:
+    """The chunk objects of an old vec.json, embeddings left out."""
+    data = read_bytes(path, what="vector file", error=LegacyVectorFileError)
+    try:
+        items = orjson.loads(_EMBEDDING.sub(b'"embedding":null', data))
+    except orjson.JSONDecodeError as exc:
+        raise LegacyVectorFileError(
+            f"vector file {path} is not valid JSON ({exc}); is it truncated?"
+        ) from None
+    if isinstance(items, dict) and "format" in items:
+        raise LegacyVectorFileError(
+            f"vector file {path} is already in this service's format ({items['format']}); "
+            "there is nothing to import"
+        )
+    if not isinstance(items, list):
+        raise LegacyVectorFileError(
+            f"vector file {path} holds a JSON {type(items).__name__}, expected the old "
+            "service's array of chunks"
+        )
+    return items
+
+
+def _group(items: Sequence[Any]) -> tuple[dict[str, LegacyDocument], list[Rejection], int]:
+    documents: dict[str, LegacyDocument] = {}
+    rejected: list[Rejection] = []
+    repeated = 0
+    for position, item in enumerate(items):
+        try:
+            chunk = LegacyChunk.model_validate(item)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = to_camel(str(error["loc"][0])) if error["loc"] else "chunk"
+            reason = (
+                f"{key} is missing"
+                if error["type"] == "missing"
+                else f"{key}: {error['msg']} (got {error.get('input')!r})"
+            )
+            rejected.append(Rejection(position, raw_file_id(item), reason, item="chunk"))
+            continue
+        document = documents.setdefault(
+            chunk.file_id,
+            LegacyDocument(chunk.file_id, chunk.filename, chunk.workspace or DEFAULT_WORKSPACE),
+        )
+        repeated += chunk.chunk_id in document.texts
+        document.texts[chunk.chunk_id] = chunk.text  # a later copy of a chunk wins
+    return documents, rejected, repeated
+
+
+def _registered(file_ids: list[str]) -> dict[str, DocumentRecord]:
+    backend = get_backend()
+    found: dict[str, DocumentRecord] = {}
+    for start in range(0, len(file_ids), LOOKUP_BATCH):
+        found.update(backend.get_many(file_ids[start : start + LOOKUP_BATCH]))
+    return found
+
+
+def import_legacy_vectors(
+    *, path: Path, dry_run: bool = False, progress: Progress | None = None
+) -> LegacyVectorsReport:
+    """Embed the chunks of the old vec.json at `path` into the vector store, one write."""
+    store = get_vector_store()
+    if path.resolve() == store.path.resolve():
+        raise LegacyVectorFileError(
+            f"{path} is this service's own store (VECTOR_JSON_PATH): the old service's file "
+            "must stay apart; set VECTOR_JSON_PATH to another file (default "
+            "data/vectors.json)"
+        )
+    items = read_legacy_vectors(path)
+    documents, rejected, repeated = _group(items)
+    registry = _registered(list(documents))
+    current = store.texts_by_document()
+    imported, unchanged, unknown = [], [], []
+    for file_id, document in documents.items():
+        if file_id not in registry:
+            unknown.append(document)
+        elif current.get(file_id) == (document.workspace, document.texts):
+            unchanged.append(document)
+        else:
+            imported.append(document)
+    embedder = get_embedder()
+    if imported and not dry_run:
+        vectors = _embed([text for d in imported for text in d.ordered_texts()], progress)
+        stored, offset = [], 0
+        for document in imported:
+            count = len(document.texts)
+            stored.append(document.stored(vectors[offset : offset + count]))
+            offset += count
+        store.replace(stored)
+    return LegacyVectorsReport(
+        path=path,
+        store=store.path,
+        embedder=embedder.name,
+        total=len(items),
+        imported=imported,
+        unchanged=unchanged,
+        unknown=unknown,
+        rejected=rejected,
+        repeated=repeated,
+        written=bool(imported) and not dry_run,
+    )
+
+
+def _embed(texts: list[str], progress: Progress | None) -> np.ndarray:
+    embedder = get_embedder()
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        if start % EVERY < EMBED_BATCH:
+            report(progress, "embedding", start, len(texts))
+        parts.append(embedder.embed(texts[start : start + EMBED_BATCH]))
+    report(progress, "embedding", len(texts), len(texts))
+    return np.vstack(parts)

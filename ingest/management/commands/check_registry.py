@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ingest.consistency import check_consistency, plural
+from ingest.exceptions import VectorStoreError
+from ingest.vector_store import get_vector_store
+from registry.exceptions import RegistryError
+
+# Findings of each kind listed unless -v 2: a registry never ingested would list them all.
+LISTED = 20
+
+
+class Command(BaseCommand):
+    help = (
+        "Compare the live registry (or, with --both, the database and the JSON registry) "
+        "with the vector store: documents without vectors, vectors without a document, "
+        "chunk counts that disagree. Exits 0 only when everything agrees."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--both",
+            action="store_true",
+            help="Check the database and the JSON registry, and that they hold the same "
+            "documents (before a cutover or a rollback)",
+        )
+        parser.add_argument(
+            "--fix",
+            action="store_true",
+            help="Remove the vectors of documents that no checked registry holds",
+        )
+
+    def handle(self, *args: object, both: bool, fix: bool, **options: Any) -> str:
+        try:
+            vectors = get_vector_store().path
+            result = check_consistency(both=both, fix=fix)
+        except (RegistryError, VectorStoreError) as exc:
+            raise CommandError(str(exc)) from None
+        limit = None if options["verbosity"] >= 2 else LISTED
+        for line in result.found.lines(vectors=vectors.name, limit=limit):
+            self.stdout.write(line)
+        if result.fixed is not None:
+            chunks, documents = result.fixed
+            self.stdout.write(
+                f"fixed: removed {plural(chunks, 'chunk')} of "
+                f"{plural(documents, 'document')} that no registry holds"
+            )
+        comparison = result.remaining
+        if comparison.problems():
+            subject = "The registries" if both else "The registry"
+            raise CommandError(f"{subject} and {vectors} disagree: {comparison.summary()}")
+        held = ", ".join(
+            f"{plural(len(records), 'document')} in the {name} registry"
+            for name, records in result.documents.items()
+        )
+        return f"Everything agrees: {held}, {plural(comparison.chunks, 'chunk')} in {vectors}."

@@ -1,0 +1,240 @@
+"""Helpers shared by the tests: child processes, live servers, HTTP, ingestion, files."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data"
+MESSY = DATA / "messy_registry.json"
+SAMPLE = DATA / "registry.sample.json"  # ../shared/legacy's sample
+
+
+# -- processes ---------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment for a child process of the service: no .env, explicit settings."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    env.update({"ENV_FILE": "", "PYTHONPATH": str(ROOT)})
+    env.update(overrides)
+    return env
+
+
+def run_manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
+    """The service in a child process; yields its base URL once it answers HTTP.
+
+    With `workers`, gunicorn with that many uvicorn workers and the production config, as
+    production runs it; without, a single uvicorn process.
+    """
+    port = free_port()
+    if workers:
+        env = {**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}
+        command = ["-m", "gunicorn", "config.asgi:application", "-c", "gunicorn.conf.py"]
+    else:
+        command = ["-m", "uvicorn", "config.asgi:application", "--port", str(port)]
+    process = subprocess.Popen(
+        [sys.executable, *command],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the server exited: {process.stderr.read()[-3000:]}")
+            try:
+                # /docs answers whatever the database's state: it touches none.
+                urllib.request.urlopen(base_url + "/docs", timeout=2)  # noqa: S310
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("the server did not answer within 60 s") from None
+                time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def multipart(
+    filename: str, data: bytes, fields: dict[str, str] | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body with one file and these form fields, and its header."""
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in (fields or {}).items()
+    ]
+    head = "".join(parts) + (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    )
+    body = head.encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+@dataclass(frozen=True)
+class LiveService:
+    """The service under gunicorn with uvicorn workers, as production runs it."""
+
+    base_url: str
+    api_key: str
+    data_dir: Path
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        with_key: bool = True,
+    ) -> tuple[int, Any]:
+        """One request on a connection of its own; the status and the decoded JSON."""
+        parts = urlsplit(self.base_url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        sent = {"X-API-Key": self.api_key} if with_key else {}
+        try:
+            connection.request(method, path, body=body, headers={**sent, **(headers or {})})
+            response = connection.getresponse()
+            return response.status, orjson.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+
+    def post_json(self, path: str, payload: Any, *, with_key: bool = True) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        return self.call("POST", path, orjson.dumps(payload), headers, with_key=with_key)
+
+    def post_file(
+        self,
+        filename: str,
+        data: bytes,
+        fields: dict[str, str] | None = None,
+        *,
+        with_key: bool = True,
+    ) -> tuple[int, Any]:
+        body, headers = multipart(filename, data, fields)
+        return self.call("POST", "/ingest/file", body, headers, with_key=with_key)
+
+
+def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, orjson.loads(error.read())
+
+
+# -- the API through Django's test client ------------------------------------------------
+def upload(
+    api: Client,
+    name: str,
+    data: bytes | str,
+    *,
+    workspace: str | None = None,
+    content_type: str = "",
+    file_id: str | None = None,
+) -> Any:
+    """POST /ingest/file and return the response, whatever its status."""
+    if isinstance(data, str):
+        data = data.encode()
+    payload: dict[str, Any] = {
+        "file": SimpleUploadedFile(name, data, content_type=content_type or None)
+    }
+    if workspace is not None:
+        payload["workspace"] = workspace
+    if file_id is not None:
+        payload["fileId"] = file_id
+    return api.post("/ingest/file", payload)
+
+
+def ingest(api: Client, name: str, data: bytes | str, workspace: str = "default") -> dict:
+    """Upload a new document and return it; fails the test unless it was created."""
+    response = upload(api, name, data, workspace=workspace)
+    assert response.status_code == 200, response.json()
+    assert response.json()["created"] is True, response.json()
+    return response.json()
+
+
+def ask(api: Client, question: str, **extra: Any) -> dict:
+    """POST /ask as the old service's clients do (`q`, and `workspace`, `k` if given)."""
+    response = api.post("/ask", {"q": question, **extra}, content_type="application/json")
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+# -- files and commands ------------------------------------------------------------------
+def vector_file_ids(data_dir: Path) -> list[str]:
+    """The document id of every chunk in the store, as a user inspecting the file sees it."""
+    path = data_dir / "vectors.json"
+    if not path.exists():
+        return []
+    return [chunk["file_id"] for chunk in orjson.loads(path.read_bytes())["chunks"]]
+
+
+def run_command(name: str, *args: str) -> tuple[str, str | None]:
+    """A management command's stdout, and its CommandError message when it failed."""
+    out = StringIO()
+    try:
+        call_command(name, *args, stdout=out, stderr=StringIO())
+    except CommandError as exc:
+        return out.getvalue(), str(exc)
+    return out.getvalue(), None
+
+
+def run_import(*args: str) -> tuple[str, str | None]:
+    return run_command("import_registry", *args, "--no-progress")
+
+
+def table_rows() -> dict[str, tuple]:
+    """Every row of the documents table, by file_id, as the database holds it."""
+    from registry.models import Document
+    from registry.records import RECORD_FIELDS
+
+    return {row[0]: row for row in Document.objects.values_list(*RECORD_FIELDS)}

@@ -1,0 +1,206 @@
+"""manage.py import_legacy_vectors: the old service's vec.json into this service's store."""
+
+from __future__ import annotations
+
+import shutil
+from io import StringIO
+from pathlib import Path
+
+import orjson
+import pytest
+from django.core.management import call_command
+
+from tests.helpers import (
+    DATA,
+    ask,
+    child_env,
+    run_command,
+    run_import,
+    run_manage,
+    upload,
+    vector_file_ids,
+)
+
+LEGACY_VEC = DATA / "legacy_vec.json"
+LEGACY_REGISTRY = DATA / "legacy_registry.json"
+ZEN = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+HEAPQ = "5b8f1c0e2d7a4c6b9e3f1a2b3c4d5e6f"
+STATISTICS = "legacy-42"
+
+
+def import_vectors(*args: str) -> tuple[str, str | None]:
+    return run_command("import_legacy_vectors", *args, "--no-progress")
+
+
+@pytest.fixture
+def old_files(data_dir: Path) -> Path:
+    """The old service's vec.json where it kept it, data/vec.json."""
+    path = data_dir / "vec.json"
+    shutil.copyfile(LEGACY_VEC, path)
+    return path
+
+
+@pytest.fixture
+def cut_over(api, old_files: Path) -> Path:
+    """The registry imported as the runbook's step does."""
+    _, error = run_import(str(LEGACY_REGISTRY))
+    assert error is None
+    return old_files
+
+
+class TestImport:
+    def test_the_old_documents_answer_and_everything_agrees(self, api, cut_over, data_dir):
+        before = cut_over.read_bytes()
+        out, error = import_vectors()
+        assert error is None, out
+        assert out.strip() == (
+            f"Imported {cut_over} into {data_dir / 'vectors.json'}: 3 documents (19 chunks) "
+            "embedded with hashing-v1, 0 unchanged, 0 documents not in the registry, "
+            f"0 chunks rejected. {cut_over} is unchanged."
+        )
+        assert cut_over.read_bytes() == before
+        summary = call_command("check_registry", stdout=StringIO())
+        assert summary.startswith("Everything agrees: 3 documents in the database registry")
+
+        body = ask(api, "Should errors pass silently?")
+        assert "Errors should never pass silently." in body["answer"]
+        assert body["sources"][0]["fileId"] == ZEN
+        assert body["sources"][0]["filename"] == "zen-of-python.txt"
+        heap = ask(api, "What is the smallest element of a heap?")
+        assert heap["sources"][0]["fileId"] == HEAPQ
+        statistics = ask(api, "How is the median of the data calculated?", workspace="science")
+        assert {source["fileId"] for source in statistics["sources"]} == {STATISTICS}
+
+    def test_every_chunk_keeps_its_text_number_and_workspace(self, api, cut_over, data_dir):
+        import_vectors()
+        old = {item["id"]: item for item in orjson.loads(LEGACY_VEC.read_bytes())}
+        new = {
+            chunk["chunk_id"]: chunk
+            for chunk in orjson.loads((data_dir / "vectors.json").read_bytes())["chunks"]
+        }
+        assert new.keys() == old.keys()
+        for chunk_id, chunk in new.items():
+            assert (chunk["file_id"], chunk["chunk_index"], chunk["workspace"], chunk["text"]) == (
+                old[chunk_id]["fileId"],
+                old[chunk_id]["chunkId"],
+                old[chunk_id]["workspace"],
+                old[chunk_id]["text"],
+            )
+
+    def test_a_second_run_embeds_and_writes_nothing(self, api, cut_over, data_dir):
+        import_vectors()
+        store = data_dir / "vectors.json"
+        written = store.stat()
+        out, error = import_vectors()
+        assert error is None
+        assert "0 documents (0 chunks) embedded with hashing-v1, 3 unchanged" in out
+        assert (store.stat().st_ino, store.stat().st_mtime_ns) == (
+            written.st_ino,
+            written.st_mtime_ns,
+        )
+
+    def test_a_dry_run_writes_nothing(self, api, cut_over, data_dir):
+        out, error = import_vectors("--dry-run")
+        assert error is None
+        assert out.strip().startswith(f"Dry run of {cut_over}, nothing written; it would give: 3")
+        assert not (data_dir / "vectors.json").exists()
+
+    def test_chunks_of_documents_the_registry_lacks_are_reported_not_imported(
+        self, api, old_files, data_dir
+    ):
+        registry = orjson.loads(LEGACY_REGISTRY.read_bytes())
+        only_zen = data_dir / "registry.json"
+        only_zen.write_bytes(orjson.dumps([r for r in registry if r["fileId"] == ZEN]))
+        run_import(str(only_zen))
+        out, error = import_vectors()
+        assert out.splitlines()[:2] == [
+            f"not in the registry: document {HEAPQ!r} (heapq-about.txt), 10 chunks: not imported",
+            f"not in the registry: document {STATISTICS!r} (statistics.txt), 7 chunks: not "
+            "imported",
+        ]
+        assert "1 document (2 chunks) embedded" in out
+        assert error == f"17 chunks of {old_files} were not imported (listed above)"
+        assert set(vector_file_ids(data_dir)) == {ZEN}
+
+    def test_malformed_chunks_are_rejected_with_their_position(self, api, cut_over, data_dir):
+        items = orjson.loads(LEGACY_VEC.read_bytes())
+        del items[3]["text"]
+        items[5]["chunkId"] = -1
+        items.append(
+            {**items[0], "chunkId": 0, "text": 'A text that quotes "embedding": [1, 2] itself.'}
+        )
+        cut_over.write_bytes(orjson.dumps(items))
+        out, error = import_vectors()
+        assert [line for line in out.splitlines() if line.startswith("rejected")] == [
+            f"rejected chunk 3 (fileId {HEAPQ!r}): text is missing",
+            f"rejected chunk 5 (fileId {HEAPQ!r}): chunkId: Input should be greater than or "
+            "equal to 0 (got -1)",
+        ]
+        assert "(1 repeated chunk: the later copy kept)" in out
+        assert error == f"2 chunks of {cut_over} were not imported (listed above)"
+        texts = {
+            chunk["chunk_id"]: chunk["text"]
+            for chunk in orjson.loads((data_dir / "vectors.json").read_bytes())["chunks"]
+        }
+        assert texts[f"{HEAPQ}:0"] == 'A text that quotes "embedding": [1, 2] itself.'
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            (b"[{", "is not valid JSON"),
+            (b'{"fileId": "x"}', "holds a JSON dict, expected the old service's array of chunks"),
+            (
+                b'{"format": "docservice-vectors/1", "chunks": []}',
+                "is already in this service's format (docservice-vectors/1)",
+            ),
+        ],
+    )
+    def test_a_file_it_cannot_use_is_named_with_the_reason(self, api, old_files, content, message):
+        old_files.write_bytes(content)
+        _, error = import_vectors()
+        assert error is not None and error.startswith(f"vector file {old_files} ")
+        assert message in error
+
+    def test_a_missing_file_is_named(self, api, data_dir):
+        _, error = import_vectors(str(data_dir / "nope.json"))
+        assert error == f"vector file {data_dir / 'nope.json'} does not exist"
+
+    def test_it_refuses_to_import_this_service_s_own_store(self, api, data_dir, settings):
+        _, error = import_vectors(str(settings.VECTOR_JSON_PATH))
+        assert error is not None
+        assert "is this service's own store (VECTOR_JSON_PATH)" in error
+
+    @pytest.mark.django_db(transaction=True)
+    def test_from_the_shell_the_exit_status_says_whether_all_was_imported(
+        self, child_database_url, old_files, data_dir
+    ):
+        env = child_env(DATABASE_URL=child_database_url, DATA_DIR=str(data_dir))
+        assert run_manage("import_registry", str(LEGACY_REGISTRY), env=env).returncode == 0
+        result = run_manage("import_legacy_vectors", env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"Imported {old_files} into {data_dir / 'vectors.json'}")
+        assert run_manage("check_registry", env=env).returncode == 0
+        old_files.write_bytes(orjson.dumps([{"fileId": "ghost", "chunkId": 0, "text": "boo"}]))
+        failed = run_manage("import_legacy_vectors", env=env)
+        assert failed.returncode == 1
+        assert failed.stderr.strip() == (
+            f"CommandError: 1 chunk of {old_files} was not imported (listed above)"
+        )
+
+
+class TestTheOldFileIsNeverWritten:
+    def test_a_store_path_holding_the_old_file_is_refused_for_reads_and_writes(
+        self, api, old_files, settings
+    ):
+        settings.VECTOR_JSON_PATH = old_files
+        before = old_files.read_bytes()
+        for response in (
+            upload(api, "new.txt", "A document ingested after the cutover."),
+            api.post("/ask", {"q": "anything"}, content_type="application/json"),
+        ):
+            assert response.status_code == 503
+            detail = response.json()["detail"]
+            assert "is the old service's vector file" in detail
+            assert f"import_legacy_vectors {old_files}" in detail
+        assert old_files.read_bytes() == before
+        assert api.get("/documents").json()["total"] == 0

@@ -1,0 +1,187 @@
+"""The old service's clients, unchanged, against this service under gunicorn.
+
+Every request of the old contract is replayed as its clients send it (camelCase JSON,
+multipart uploads, no key), and each answer is checked to hold at least what the old
+service answered. Once with API_KEYS_REQUIRED=false (the cutover window) and no key, once
+with keys required and a key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.documents import HANDBOOK_PDF_PAGES, POLICY_TEXT, RELEASE_HTML, make_pdf
+from tests.helpers import LiveService
+from tests.http_server import CannedServer
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the server reads committed rows
+
+HEX32 = re.compile("[0-9a-f]{32}")
+NOTHING_FOUND = {"answer": "I couldn't find relevant context.", "sources": []}
+
+
+@pytest.fixture
+def site() -> Iterator[CannedServer]:
+    with CannedServer("127.0.0.1") as server:
+        server.routes["/release.html"] = lambda h: h.respond(
+            200, RELEASE_HTML, [("Content-Type", "text/html; charset=utf-8")]
+        )
+        server.routes["/handbook.pdf"] = lambda h: h.respond(
+            200, make_pdf(HANDBOOK_PDF_PAGES), [("Content-Type", "application/pdf")]
+        )
+        yield server
+
+
+@pytest.fixture(params=["keys not required, no key", "keys required, a key"])
+def service(request, start_live_service: Callable[..., LiveService]) -> tuple[LiveService, bool]:
+    keys_required = request.param.startswith("keys required")
+    service = start_live_service(
+        API_KEYS_REQUIRED=str(keys_required).lower(),
+        INGEST_TRUSTED_NETWORKS="127.0.0.1/32",
+        MAX_UPLOAD_MB="1",
+    )
+    return service, keys_required
+
+
+def ingested(body: dict, workspace: str) -> None:
+    """What the old service answered for an ingest, at least."""
+    assert body["ok"] is True
+    assert HEX32.fullmatch(body["fileId"]), body
+    assert isinstance(body["chunks"], int) and body["chunks"] >= 1
+    assert body["workspace"] == workspace
+
+
+def test_every_old_request_gets_at_least_the_old_answer(service, site: CannedServer):
+    live, with_key = service
+    call, post_json, post_file = (
+        lambda *a, **k: live.call(*a, with_key=with_key, **k),
+        lambda *a, **k: live.post_json(*a, with_key=with_key, **k),
+        lambda *a, **k: live.post_file(*a, with_key=with_key, **k),
+    )
+
+    # GET /health
+    assert call("GET", "/health") == (200, {"ok": True, "db": True})
+
+    # POST /ingest/file: multipart file, workspace optional (empty or missing: default)
+    status, handbook = post_file("handbook.pdf", make_pdf(HANDBOOK_PDF_PAGES))
+    assert status == 200
+    ingested(handbook, "default")
+    status, policy = post_file("policy.txt", POLICY_TEXT.encode(), {"workspace": ""})
+    assert status == 200
+    ingested(policy, "default")
+    status, legal = post_file(
+        "legal.txt", b"Contracts are signed by two directors.", {"workspace": "legal"}
+    )
+    assert status == 200
+    ingested(legal, "legal")
+
+    # POST /ingest/url: fileUrl, filename, workspace?, fileId?
+    status, page = post_json(
+        "/ingest/url",
+        {
+            "fileUrl": site.url("/release.html"),
+            "filename": "release-notes.html",
+            "workspace": "eng",
+        },
+    )
+    assert status == 200
+    ingested(page, "eng")
+    assert page["filename"] == "release-notes.html"
+    # A client-chosen fileId re-ingests and replaces that document.
+    status, again = post_json(
+        "/ingest/url",
+        {
+            "fileUrl": site.url("/handbook.pdf"),
+            "filename": "handbook-v2.pdf",
+            "workspace": "eng",
+            "fileId": page["fileId"],
+        },
+    )
+    assert status == 200
+    ingested(again, "eng")
+    assert (again["fileId"], again["filename"]) == (page["fileId"], "handbook-v2.pdf")
+
+    # POST /ask: q, workspace? (default), k? (default 15)
+    status, answer = post_json("/ask", {"q": "Where can employees park?"})
+    assert status == 200
+    assert "lot B" in answer["answer"]
+    assert answer["sources"][0]["filename"] == "handbook.pdf"
+    assert all(isinstance(source["chunkId"], int) for source in answer["sources"])
+    assert {source["fileId"] for source in answer["sources"]} <= {
+        handbook["fileId"],
+        policy["fileId"],
+    }
+    status, eng = post_json("/ask", {"q": "Where can employees park?", "workspace": "eng", "k": 1})
+    assert status == 200
+    assert [source["filename"] for source in eng["sources"]] == ["handbook-v2.pdf"]
+    status, replaced = post_json(
+        "/ask", {"q": "Which format does the exporter write?", "workspace": "eng"}
+    )
+    assert replaced == NOTHING_FOUND  # the release notes were replaced by the handbook
+    assert post_json("/ask", {"q": "Who won the 1954 world cup?"}) == (200, NOTHING_FOUND)
+
+    # POST /delete: fileId; an unknown id is 200 with removed 0
+    status, deleted = post_json("/delete", {"fileId": policy["fileId"]})
+    assert status == 200
+    assert (deleted["ok"], deleted["removed"]) == (True, policy["chunks"])
+    status, unknown = post_json("/delete", {"fileId": "0" * 32})
+    assert status == 200
+    assert (unknown["ok"], unknown["removed"]) == (True, 0)
+    status, answer = post_json("/ask", {"q": "How often must passwords be rotated?"})
+    assert policy["fileId"] not in {source["fileId"] for source in answer["sources"]}
+
+
+def detail(response: tuple[int, dict]) -> tuple[int, str]:
+    status, body = response
+    assert isinstance(body.get("detail"), str), body
+    return status, body["detail"]
+
+
+def test_each_documented_error_is_a_detail_with_a_precise_status(service, site: CannedServer):
+    live, with_key = service
+    post_json = lambda *a, **k: live.post_json(*a, with_key=with_key, **k)  # noqa: E731
+    post_file = lambda *a, **k: live.post_file(*a, with_key=with_key, **k)  # noqa: E731
+
+    status, message = detail(post_file("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64))
+    assert status == 415 and "not an accepted type" in message
+    status, message = detail(post_file("empty.txt", b""))
+    assert status == 422 and message.startswith("No text to index")
+    status, message = detail(post_file("big.txt", b"word " * 300_000))
+    assert status == 413 and "1 MB" in message
+    status, message = detail(
+        post_json("/ingest/url", {"fileUrl": "http://10.0.0.1/x", "filename": "x"})
+    )
+    assert status == 400 and "private address" in message
+    status, message = detail(
+        post_json("/ingest/url", {"fileUrl": site.url("/missing"), "filename": "x"})
+    )
+    assert status == 422 and "404" in message
+    status, message = detail(
+        live.call(
+            "POST", "/ask", b'{"q": ', {"Content-Type": "application/json"}, with_key=with_key
+        )
+    )
+    assert status == 400 and "Cannot parse request body" in message
+    status, message = detail(post_json("/ask", {}))
+    assert (status, message) == (422, "Invalid request: q: Field required")
+    status, message = detail(post_json("/ask", {"q": "x", "workspace": "no spaces"}))
+    assert status == 400 and message.startswith("Invalid workspace 'no spaces'")
+    status, first = post_file("same.txt", b"The same words twice.")
+    status, message = detail(post_file("same.txt", b"The same words twice.", {"fileId": "other"}))
+    assert (status, message) == (
+        409,
+        f"Document {first['fileId']!r} already holds this content in workspace 'default'; "
+        "re-ingest that id or delete it first",
+    )
+    status, message = detail(live.call("DELETE", f"/documents/{'0' * 32}", with_key=with_key))
+    assert (status, message) == (404, f"Document {'0' * 32!r} not found")
+
+
+def test_with_keys_required_a_request_without_one_is_refused(start_live_service):
+    live = start_live_service()
+    status, message = detail(live.post_json("/ask", {"q": "anything"}, with_key=False))
+    assert status == 401 and "X-API-Key" in message
+    assert live.call("GET", "/health", with_key=False) == (200, {"ok": True, "db": True})
