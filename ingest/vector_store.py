@@ -202,8 +202,8 @@ class VectorStore:
             raise VectorStoreError(
                 f"vector store {self.path} was built by embedder {snapshot.embedder!r} "
                 f"with {snapshot.dim} dimensions, but this service embeds with "
-                f"{self.embedder!r} at {self.dim}: run `manage.py reindex` to embed the "
-                "stored chunks again with it, or set EMBEDDER back"
+                f"{self.embedder!r} at {self.dim}: set EMBEDDER to the store's embedder, or "
+                "run `manage.py reindex` to embed the stored chunks again with this one"
             )
         return snapshot
 

@@ -1,0 +1,244 @@
+"""Retrieval speed with the default embedder (all-MiniLM-L6-v2): embedding rate, store
+load, `/ask` latency and worker memory, each beside its floor.
+
+    .venv/bin/python bench/bench_retrieval.py [--sizes 10000,100000] [--questions 200]
+
+Run from the project root. Everything happens in bench/out/bench-retrieval (the stores are
+kept between runs), never in data/. It prints numbers and asserts nothing about them.
+
+- embedding: chunks/s of the service's embedder on real chunk text (the PostgreSQL
+  manual's, from bench/eval_retrieval.py's store when it exists, else synthetic), beside
+  sentence-transformers' own `encode` on the same texts (the floor).
+- load: a fresh process reads the store and builds the BM25 index (its first query).
+- /ask: POST /ask through Django's test client, query embedding included, beside the
+  floor of embedding the question alone.
+- memory: the resident set of a process with the model loaded and the store searched,
+  as a gunicorn worker holds them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKDIR = ROOT / "bench" / "out" / "bench-retrieval"
+EVAL_STORE = ROOT / "bench" / "out" / "eval-minilm-default-default" / "vectors.json"
+sys.path.insert(0, str(ROOT))
+os.environ.update(
+    {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "ENV_FILE": "",
+        "EMBEDDER": "minilm",
+        "API_KEYS_REQUIRED": "false",
+        "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}",
+    }
+)
+WORKDIR.mkdir(parents=True, exist_ok=True)
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+
+CHUNKS_PER_DOCUMENT = 50
+WORDS = (
+    "index table query vacuum replication backup restore role privilege schema column "
+    "trigger function partition transaction lock isolation snapshot checkpoint wal "
+    "archive standby primary sequence constraint foreign key unique check default view "
+    "materialized refresh statistics planner join hash merge nested loop sort memory "
+    "buffer cache connection pool timeout parameter setting server client extension json "
+    "array range text search dictionary collation encoding locale tablespace cluster"
+).split()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def real_texts(count: int) -> list[str]:
+    from ingest.retrieval import searchable
+
+    if EVAL_STORE.exists():
+        chunks = orjson.loads(EVAL_STORE.read_bytes())["chunks"]
+        random.Random(7).shuffle(chunks)
+        return [searchable(c["context"], c["text"]) for c in chunks[:count]]
+    return [synthetic_text(random.Random(n)) for n in range(count)]
+
+
+def synthetic_text(rng: random.Random, words: int = 110) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+
+
+def bench_embedding(count: int) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from ingest.embeddings import BATCH, get_embedder, minilm_directory
+
+    texts = real_texts(count)
+    words = statistics.mean(len(t.split()) for t in texts)
+    embedder = get_embedder()
+    embedder.embed(texts[:BATCH])  # load the model
+    started = time.perf_counter()
+    embedder.embed(texts)
+    ours = count / (time.perf_counter() - started)
+    model = SentenceTransformer(minilm_directory(), device="cpu")
+    started = time.perf_counter()
+    model.encode(texts, batch_size=BATCH, normalize_embeddings=True)
+    floor = count / (time.perf_counter() - started)
+    print(
+        f"embedding {count} chunks ({words:.0f} words on average): the service "
+        f"{ours:.1f} chunks/s; sentence-transformers encode {floor:.1f} chunks/s (floor)"
+    )
+
+
+def build_store(path: Path, size: int) -> list[str]:
+    """A store of `size` synthetic chunks (random unit vectors: timing does not depend on
+    them) written through the store's own writer; returns the document ids."""
+    from ingest.embeddings import MINILM
+    from ingest.vector_store import StoredChunks, VectorStore
+
+    rng = random.Random(size)
+    file_ids = [f"{n:032x}" for n in range(size // CHUNKS_PER_DOCUMENT)]
+    if path.exists():
+        return file_ids
+    store = VectorStore(path, embedder=MINILM, dim=384)
+    documents = []
+    for number, file_id in enumerate(file_ids):
+        vectors = np.random.default_rng(number).standard_normal((CHUNKS_PER_DOCUMENT, 384))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        texts = [synthetic_text(rng) for _ in range(CHUNKS_PER_DOCUMENT)]
+        documents.append(
+            StoredChunks(
+                file_id, f"ws-{number % 10}", list(range(CHUNKS_PER_DOCUMENT)), texts, vectors
+            )
+        )
+    started = time.perf_counter()
+    store.replace(documents)
+    print(f"  built {size:,} chunks in {time.perf_counter() - started:.1f} s")
+    return file_ids
+
+
+def load_child(path: Path) -> None:
+    """In a fresh process: load the store and build its BM25 index, then the model."""
+    from ingest.embeddings import MINILM, get_embedder
+    from ingest.lexical import terms
+    from ingest.vector_store import VectorStore
+
+    before = rss_mb()
+    started = time.perf_counter()
+    store = VectorStore(path, embedder=MINILM, dim=384)
+    store.count()
+    parsed = time.perf_counter() - started
+    store.search(
+        np.ones(384, dtype=np.float32) / 384**0.5, terms("vacuum"), workspace=None, top_k=5
+    )
+    loaded = time.perf_counter() - started
+    store_mb = rss_mb() - before
+    embedder = get_embedder()
+    query = embedder.embed(["How do I vacuum a table?"])[0]
+    store.search(query, terms("vacuum table"), workspace="ws-1", top_k=15)
+    print(json.dumps({"parsed": parsed, "loaded": loaded, "store_mb": store_mb, "rss": rss_mb()}))
+
+
+def bench_size(size: int, questions: int) -> None:
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.test import Client
+
+    from common.singletons import reset_all
+    from ingest.embeddings import get_embedder
+    from registry.models import Document
+
+    path = WORKDIR / f"store-{size}.json"
+    file_ids = build_store(path, size)
+    print(f"\n{size:,} chunks: store file {path.stat().st_size / 2**20:.0f} MB")
+    out = subprocess.run(
+        [sys.executable, __file__, "--load-child", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"  load in a fresh process: parse {child['parsed']:.2f} s, with the BM25 index "
+        f"{child['loaded']:.2f} s; store {child['store_mb']:.0f} MB; worker RSS with the "
+        f"model loaded {child['rss']:.0f} MB"
+    )
+
+    call_command("migrate", verbosity=0)
+    Document.objects.all().delete()
+    Document.objects.bulk_create(
+        Document(
+            file_id=file_id,
+            filename=f"doc-{n}.txt",
+            size_bytes=1000,
+            workspace=f"ws-{n % 10}",
+            num_chunks=CHUNKS_PER_DOCUMENT,
+            sha256=f"{n:064x}",
+        )
+        for n, file_id in enumerate(file_ids)
+    )
+    settings.VECTOR_JSON_PATH = path
+    reset_all()
+    client = Client()
+    rng = random.Random(1)
+    asked = [f"How does {rng.choice(WORDS)} {rng.choice(WORDS)} work?" for _ in range(questions)]
+    client.post("/ask", {"q": "warm up", "workspace": "ws-1"}, content_type="application/json")
+    latencies = []
+    for number, question in enumerate(asked):
+        started = time.perf_counter()
+        response = client.post(
+            "/ask",
+            {"q": question, "workspace": f"ws-{number % 10}"},
+            content_type="application/json",
+        )
+        latencies.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.content
+    embedder = get_embedder()
+    floor = []
+    for question in asked:
+        started = time.perf_counter()
+        embedder.embed([question])
+        floor.append(time.perf_counter() - started)
+    print(
+        f"  /ask p50 {statistics.median(latencies) * 1000:.1f} ms, p95 "
+        f"{np.percentile(latencies, 95) * 1000:.1f} ms over {questions} questions; "
+        f"embedding the question alone p50 {statistics.median(floor) * 1000:.1f} ms (floor)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--embed-chunks", type=int, default=640)
+    parser.add_argument("--load-child", type=Path)
+    args = parser.parse_args()
+    if args.load_child:
+        load_child(args.load_child)
+        return
+    import torch
+
+    print(f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bench_embedding(args.embed_chunks)
+    for size in (int(s) for s in args.sizes.split(",")):
+        bench_size(size, args.questions)
+
+
+if __name__ == "__main__":
+    main()
