@@ -118,6 +118,13 @@ def document_ranks(filenames: list[str], wanted: set[str], k: int) -> int | None
     return None
 
 
+def best_evidence(hits: list) -> float:
+    """The highest similarity among chunks sharing a word with the question (or, with
+    none sharing one, among all): what the nothing-found floor is compared with."""
+    shared = [hit.dense for hit in hits if hit.lexical > 0]
+    return max(shared) if shared else max((hit.dense for hit in hits), default=0.0)
+
+
 def summary(ranks: list[int | None]) -> tuple[int, float]:
     hits = sum(1 for rank in ranks if rank == 1)
     mrr = sum(1 / rank for rank in ranks if rank) / len(ranks)
@@ -140,6 +147,7 @@ def main() -> None:
     )
 
     ranks: dict[str, list[int | None]] = {method: [] for method in (*METHODS, "/ask")}
+    best_answerable: list[float] = []  # the best evidence /ask would see, per question
     right_dense: list[float] = []
     said_nothing = 0
     ask_ms: list[float] = []
@@ -152,6 +160,7 @@ def main() -> None:
             filenames = [names[hit.file_id] for hit in hits]
             ranks[method].append(document_ranks(filenames, wanted, ARGS.k))
             if method == "hybrid":
+                best_answerable.append(best_evidence(hits[: ARGS.k]))
                 right = [hit.dense for hit in hits if names[hit.file_id] in wanted]
                 right_dense.append(max(right) if right else float("nan"))
         started = time.perf_counter()
@@ -178,8 +187,7 @@ def main() -> None:
     for question in data["unanswerable"]:
         query = embedder.embed([question])[0]
         hits = store.search(query, terms(question), workspace="default", top_k=10)
-        shared = [hit.dense for hit in hits if hit.lexical > 0]
-        wrong_dense.append(max(shared) if shared else max(hit.dense for hit in hits))
+        wrong_dense.append(best_evidence(hits))
         response = client.post("/ask", {"q": question}, content_type="application/json")
         answered += response.json()["answer"] != NO_ANSWER
 
@@ -190,12 +198,19 @@ def main() -> None:
     print(
         "\nnothing-found floor (cosine similarity; Relevance in ingest/answering.py):\n"
         f"  right chunk of an answerable question:  {spread(right_dense)}\n"
-        f"  best shared-word chunk, unanswerable:   {spread(wrong_dense)}\n"
+        f"  best evidence, answerable questions:    {spread(best_answerable)}\n"
+        f"  best evidence, unanswerable questions:  {spread(wrong_dense)}\n"
         f"  /ask said nothing found for {said_nothing}/{len(questions)} answerable and "
         f"{len(data['unanswerable']) - answered}/{len(data['unanswerable'])} unanswerable "
         "questions\n"
-        f"  /ask in-process latency: p50 {statistics.median(ask_ms):.1f} ms"
+        f"  /ask in-process latency: p50 {statistics.median(ask_ms):.1f} ms\n"
+        "  floor  answerable refused  unanswerable refused"
     )
+    for floor in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45):
+        refused = sum(1 for value in best_answerable if value < floor)
+        caught = sum(1 for value in wrong_dense if value < floor)
+        answerable, unanswerable = len(best_answerable), len(wrong_dense)
+        print(f"  {floor:5.2f}  {refused:>9}/{answerable:<9} {caught:>10}/{unanswerable}")
 
 
 if __name__ == "__main__":

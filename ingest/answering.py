@@ -51,7 +51,13 @@ class Relevance:
     alone: float  # cosine similarity, with no shared word
 
     def admits(self, hit: ChunkHit) -> bool:
+        """Evidence: enough to answer from."""
         return (hit.lexical > 0 and hit.dense >= self.floor) or hit.dense >= self.alone
+
+    def relates(self, hit: ChunkHit) -> bool:
+        """Worth listing among the sources once there is evidence: a shared word, or as
+        close in meaning as evidence is."""
+        return hit.lexical > 0 or hit.dense >= self.floor
 
 
 @dataclass(frozen=True)
@@ -85,11 +91,12 @@ def extractive_answer(
     embed: EmbedSentences | None = None,
 ) -> Answer:
     """The answer from chunks ranked best first (with their documents): up to three
-    sentences about the question, marked [n] with the number of their source. The
-    sources are the chunks that count as evidence, in rank order."""
-    evidence = [(hit, document) for hit, document in ranked if relevance.admits(hit)]
-    if not evidence:
+    sentences about the question from the best evidence, marked [n] with the number of
+    their source. The sources are the ranked chunks that relate to the question, in rank
+    order (a right chunk that falls short of evidence still keeps its place)."""
+    if not any(relevance.admits(hit) for hit, _ in ranked):
         return Answer(NO_ANSWER, [])
+    related = [(hit, document) for hit, document in ranked if relevance.relates(hit)]
     sources = [
         Source(
             number=number,
@@ -100,9 +107,10 @@ def extractive_answer(
             score=round(hit.score, 6),
             text=hit.text,
         )
-        for number, (hit, document) in enumerate(evidence, start=1)
+        for number, (hit, document) in enumerate(related, start=1)
     ]
-    chosen = _sentences(question, sources[:EVIDENCE_CHUNKS], weights, embed)
+    evidence = [s for s, (hit, _) in zip(sources, related, strict=True) if relevance.admits(hit)]
+    chosen = _sentences(question, evidence[:EVIDENCE_CHUNKS], weights, embed)
     if not chosen:
         return Answer(NO_ANSWER, [])
     return Answer(" ".join(f"{sentence} [{number}]" for number, sentence in chosen), sources)

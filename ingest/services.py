@@ -153,7 +153,7 @@ async def document_ingest(
         content_type=prepared.extracted.content_type,
         sha256=sha256,
     )
-    store = get_vector_store()
+    store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
     if previous is None:
         return await _store_new(store, record, prepared)
     return await _replace(store, record, prepared)
@@ -255,7 +255,7 @@ async def answer_question(*, question: str, workspace: str, top_k: int) -> Answe
     workspace) by hybrid ranking, citing only documents that exist."""
     scope = workspace_filter(workspace)
     embedder = get_embedder()
-    store = get_vector_store()
+    store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
     query_terms = terms(question)
     query = (await asyncio.to_thread(embedder.embed, [question]))[0]
     # Ask for more than top_k: hits of documents deleted a moment ago are dropped below.

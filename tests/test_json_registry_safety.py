@@ -56,7 +56,14 @@ def test_a_writer_killed_mid_write_leaves_a_valid_file(tmp_path: Path):
         attempts += 1
         process = writer(path, 100_000 * attempts, 10**6, "--forever")
         assert process.stdout.readline().strip() == "first write done"
-        time.sleep(rng.uniform(0, 0.4))
+        if attempts % 2:
+            time.sleep(rng.uniform(0, 0.4))  # anywhere in the loop
+        else:
+            # Inside a write: as soon as its temporary file shows up, however fast the
+            # machine (random sleeps alone once missed every write on a busy CI host).
+            deadline = time.monotonic() + 5
+            while not list(tmp_path.glob(".registry.json.*.tmp")) and time.monotonic() < deadline:
+                time.sleep(0.0005)
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=10)
         mid_write_kills += bool(list(tmp_path.glob(".registry.json.*.tmp")))

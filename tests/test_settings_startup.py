@@ -27,7 +27,7 @@ class TestMalformedSetting:
             ("DEBUG", "si", "DEBUG='si' is not a boolean"),
             ("DATABASE_URL", "postgresql://u@h:port/db", "DATABASE_URL could not be parsed"),
             ("MAX_UPLOAD_MB", "lots", "MAX_UPLOAD_MB='lots' is not an integer"),
-            ("CHUNK_OVERLAP_WORDS", "500", "must be smaller than CHUNK_SIZE_WORDS=200"),
+            ("CHUNK_OVERLAP_WORDS", "500", "must be smaller than CHUNK_SIZE_WORDS=120"),
             (
                 "INGEST_TRUSTED_NETWORKS",
                 "10.0.0.0/33",
