@@ -24,6 +24,7 @@ from ingest.exceptions import (
     EmbedderUnavailable,
     EmptyDocument,
     FetchFailed,
+    GenerationFailed,
     IngestError,
     UnsupportedFileType,
     UrlRefused,
@@ -57,6 +58,7 @@ INGEST_STATUSES: dict[type[IngestError], int] = {
     FetchFailed: 422,
     VectorStoreError: 503,
     EmbedderUnavailable: 503,
+    GenerationFailed: 502,
 }
 
 

@@ -153,6 +153,30 @@ if EMBEDDER == "sentence-transformers" and not EMBEDDING_MODEL:
 EMBEDDING_DIM = env_int("EMBEDDING_DIM", 384, minimum=16)
 # Threads PyTorch uses per process for embedding (gunicorn runs one process per worker).
 EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", min(os.cpu_count() or 1, 4), minimum=1)
+# --- Answers ------------------------------------------------------------------------
+# extractive (no model), gemini (the old service's GOOGLE_API_KEY and GENERATION_MODEL) or
+# openai (any OpenAI-compatible chat-completions server: hosted, vLLM, llama.cpp, Ollama).
+ANSWER_GENERATOR = env_choice("ANSWER_GENERATOR", "extractive", {"extractive", "gemini", "openai"})
+GOOGLE_API_KEY = env_str("GOOGLE_API_KEY")
+GENERATION_MODEL = env_str("GENERATION_MODEL") or "gemini-2.5-flash"
+GEMINI_BASE_URL = env_str("GEMINI_BASE_URL")  # a proxy or a test server; empty: Google's
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_MODEL = env_str("OPENAI_MODEL")
+GENERATION_TIMEOUT = env_float("GENERATION_TIMEOUT", 60, minimum=1)
+GENERATION_RETRIES = env_int("GENERATION_RETRIES", 2, minimum=0)
+# The retrieved chunks a prompt may hold, in tokens (about four characters each).
+GENERATION_CONTEXT_TOKENS = env_int("GENERATION_CONTEXT_TOKENS", 6000, minimum=500)
+if ANSWER_GENERATOR == "gemini" and not GOOGLE_API_KEY:
+    raise ImproperlyConfigured("ANSWER_GENERATOR=gemini needs GOOGLE_API_KEY (a Gemini API key)")
+if ANSWER_GENERATOR == "openai":
+    for _name, _value in (("OPENAI_MODEL", OPENAI_MODEL), ("OPENAI_API_KEY", OPENAI_API_KEY)):
+        if not _value:
+            raise ImproperlyConfigured(
+                f"ANSWER_GENERATOR=openai needs {_name}"
+                + (" (any value for a local server that checks none)" if "KEY" in _name else "")
+            )
+
 # URL ingestion refuses private, loopback, link-local and reserved addresses unless the
 # network is trusted: INGEST_ALLOW_PRIVATE_URLS=true trusts all, INGEST_TRUSTED_NETWORKS
 # trusts the listed CIDRs only (e.g. an intranet wiki at 10.20.0.0/16).

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 from ninja import File, Form, Path, Query, Router, UploadedFile
 
-from ingest.answering import Answer
+from ingest.answering import Answer, Source
 from ingest.exceptions import ContentTooLarge
 from ingest.schemas import (
     AskIn,
@@ -22,16 +24,20 @@ from ingest.schemas import (
     DocumentOut,
     IngestOut,
     ListFilters,
+    SourceOut,
     UploadForm,
     UrlIn,
 )
 from ingest.services import (
+    AnswerEvent,
     Deleted,
     Ingested,
     adocument_delete_many,
     answer_question,
     document_ingest,
     document_ingest_url,
+    retrieve,
+    stream_answer,
 )
 from registry.auth import api_key_auth
 from registry.exceptions import DocumentNotFound
@@ -98,9 +104,34 @@ async def ingest_url(request: HttpRequest, payload: UrlIn) -> dict[str, Any]:
 
 
 @router.post("/ask", response=AskOut)
-async def ask(request: HttpRequest, payload: AskIn) -> Answer:
-    """Answer from the documents: the best-matching sentences, with their sources."""
+async def ask(request: HttpRequest, payload: AskIn) -> Answer | StreamingHttpResponse:
+    """Answer from the documents, with the sources the answer cites: extractive
+    sentences, or a model's answer (ANSWER_GENERATOR). With `"stream": true` or `Accept:
+    text/event-stream`, server-sent events instead (see `stream`)."""
+    if payload.stream or "text/event-stream" in request.headers.get("Accept", ""):
+        # Retrieval errors (a 503 store, say) are still plain JSON errors: they happen
+        # before the first event.
+        retrieved = await retrieve(question=payload.q, workspace=payload.workspace, top_k=payload.k)
+        response = StreamingHttpResponse(
+            _server_sent(stream_answer(retrieved)), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+        return response
     return await answer_question(question=payload.q, workspace=payload.workspace, top_k=payload.k)
+
+
+async def _server_sent(events: AsyncIterator[AnswerEvent]) -> AsyncIterator[bytes]:
+    async for event in events:
+        data = {
+            key: [_source(source) for source in value] if key == "sources" else value
+            for key, value in event.data.items()
+        }
+        yield b"event: " + event.event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _source(source: Source) -> dict[str, Any]:
+    return SourceOut.model_validate(source, from_attributes=True).model_dump(by_alias=True)
 
 
 @documents_router.get("/documents", response=DocumentListOut)

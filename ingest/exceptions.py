@@ -37,3 +37,7 @@ class VectorStoreError(IngestError):
 
 class EmbedderUnavailable(IngestError):
     """503: the configured embedding model cannot be loaded (missing, damaged weights)."""
+
+
+class GenerationFailed(IngestError):
+    """502: the answer model could not be reached, refused, or said nothing."""

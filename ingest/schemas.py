@@ -102,6 +102,12 @@ class AskIn(CamelSchema):
         validation_alias=AliasChoices("k", "topK", "top_k"),
         description="How many of the best chunks the answer may draw on.",
     )
+    stream: bool = Field(
+        False,
+        description="Answer with server-sent events (as does `Accept: text/event-stream`): "
+        "`sources` first, then `token` events with the answer's text as it is written, then "
+        "`done` with the whole answer and the sources it cites, or `error` with a `detail`.",
+    )
 
 
 class SourceOut(CamelSchema):

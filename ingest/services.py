@@ -14,23 +14,25 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from ingest.answering import Answer, Relevance, extractive_answer
+from ingest.answering import NO_ANSWER, Answer, EmbedSentences, Relevance, extractive_answer
 from ingest.chunking import chunk_text
 from ingest.embeddings import get_embedder
-from ingest.exceptions import ContentConflict, ContentTooLarge, EmptyDocument
+from ingest.exceptions import ContentConflict, ContentTooLarge, EmptyDocument, GenerationFailed
 from ingest.extraction import Extracted, extract
 from ingest.fetching import fetch_url
+from ingest.generation import EMPTY_RESPONSE, Prompt, build_prompt, cited, get_generator
 from ingest.lexical import terms
 from ingest.retrieval import searchable
-from ingest.vector_store import StoredChunks, VectorStore, get_vector_store
+from ingest.vector_store import ChunkHit, StoredChunks, VectorStore, get_vector_store
 from registry.backends import get_backend
 from registry.models import new_file_id
 from registry.records import (
@@ -250,9 +252,20 @@ def _remove_vectors(documents: list[DocumentRecord]) -> int:
         return 0
 
 
-async def answer_question(*, question: str, workspace: str, top_k: int) -> Answer:
-    """An extractive answer from the best chunks of the workspace (`*`: of every
-    workspace) by hybrid ranking, citing only documents that exist."""
+@dataclass(frozen=True)
+class Retrieved:
+    """The ranked chunks of a question, with what answering them needs."""
+
+    question: str
+    ranked: list[tuple[ChunkHit, DocumentRecord]]
+    weights: dict[str, float]
+    relevance: Relevance
+    embed: EmbedSentences
+
+
+async def retrieve(*, question: str, workspace: str, top_k: int) -> Retrieved:
+    """The best chunks of the workspace (`*`: of every workspace) by hybrid ranking, of
+    documents that exist, best first."""
     scope = workspace_filter(workspace)
     embedder = get_embedder()
     store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
@@ -265,11 +278,79 @@ async def answer_question(*, question: str, workspace: str, top_k: int) -> Answe
     documents = await get_backend().aget_many({hit.file_id for hit in hits})
     ranked = [(hit, documents[hit.file_id]) for hit in hits if hit.file_id in documents]
     weights = await asyncio.to_thread(store.term_weights, query_terms)
-    return await asyncio.to_thread(
-        extractive_answer,
-        question,
-        ranked[:top_k],
-        weights=weights,
-        relevance=Relevance(embedder.relevance_floor, embedder.alone_floor),
-        embed=embedder.embed,
+    relevance = Relevance(embedder.relevance_floor, embedder.alone_floor)
+    return Retrieved(question, ranked[:top_k], weights, relevance, embedder.embed)
+
+
+async def answer_question(*, question: str, workspace: str, top_k: int) -> Answer:
+    """The answer to a question from the workspace's documents: extractive, or written
+    by the ANSWER_GENERATOR model from the retrieved chunks, citing them."""
+    retrieved = await retrieve(question=question, workspace=workspace, top_k=top_k)
+    generator = get_generator()
+    if generator is None:
+        return await asyncio.to_thread(_extract, retrieved)
+    prompt = _prompt(retrieved)
+    if prompt is None:
+        return Answer(NO_ANSWER, [])
+    text = await generator.complete(prompt)
+    return Answer(text, cited(text, prompt.sources))
+
+
+def _extract(retrieved: Retrieved) -> Answer:
+    return extractive_answer(
+        retrieved.question,
+        retrieved.ranked,
+        weights=retrieved.weights,
+        relevance=retrieved.relevance,
+        embed=retrieved.embed,
     )
+
+
+def _prompt(retrieved: Retrieved) -> Prompt | None:
+    """The prompt for a model, or None when no chunk is evidence (no model is asked)."""
+    found = _extract(retrieved)
+    if not found.sources:
+        return None
+    return build_prompt(
+        retrieved.question, found.sources, budget_tokens=settings.GENERATION_CONTEXT_TOKENS
+    )
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    """One server-sent event of a streamed answer."""
+
+    event: str  # sources, token, done or error
+    data: dict[str, Any]
+
+
+async def stream_answer(retrieved: Retrieved) -> AsyncIterator[AnswerEvent]:
+    """A retrieved question's answer as events: the sources first, then the answer's
+    text as the model writes it, then `done` with the whole answer and the sources it
+    cites (or `error` with a detail). Cancelling the iteration cancels the model call."""
+    generator = get_generator()
+    if generator is None:
+        extracted = await asyncio.to_thread(_extract, retrieved)
+        yield AnswerEvent("sources", {"sources": extracted.sources})
+        yield AnswerEvent("token", {"text": extracted.answer})
+        yield AnswerEvent("done", {"answer": extracted.answer, "sources": extracted.sources})
+        return
+    prompt = await asyncio.to_thread(_prompt, retrieved)
+    if prompt is None:
+        yield AnswerEvent("sources", {"sources": []})
+        yield AnswerEvent("token", {"text": NO_ANSWER})
+        yield AnswerEvent("done", {"answer": NO_ANSWER, "sources": []})
+        return
+    yield AnswerEvent("sources", {"sources": prompt.sources})
+    parts: list[str] = []
+    try:
+        async for text in generator.stream(prompt):
+            parts.append(text)
+            yield AnswerEvent("token", {"text": text})
+        if not "".join(parts).strip():
+            raise GenerationFailed(EMPTY_RESPONSE)
+    except GenerationFailed as exc:
+        yield AnswerEvent("error", {"status": 502, "detail": str(exc)})
+        return
+    written = "".join(parts).strip()
+    yield AnswerEvent("done", {"answer": written, "sources": cited(written, prompt.sources)})

@@ -28,6 +28,8 @@ class TestMalformedSetting:
             ("DATABASE_URL", "postgresql://u@h:port/db", "DATABASE_URL could not be parsed"),
             ("MAX_UPLOAD_MB", "lots", "MAX_UPLOAD_MB='lots' is not an integer"),
             ("CHUNK_OVERLAP_WORDS", "500", "must be smaller than CHUNK_SIZE_WORDS=120"),
+            ("EMBEDDER", "word2vec", "EMBEDDER='word2vec' is not one of hashing-v1, minilm"),
+            ("ANSWER_GENERATOR", "gpt", "ANSWER_GENERATOR='gpt' is not one of extractive"),
             (
                 "INGEST_TRUSTED_NETWORKS",
                 "10.0.0.0/33",
@@ -37,6 +39,32 @@ class TestMalformedSetting:
     )
     def test_it_stops_with_the_variable_and_what_it_expected(self, variable, value, expected):
         result = start(**{variable: value})
+        assert result.returncode != 0
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+class TestMissingProviderSetting:
+    @pytest.mark.parametrize(
+        "env, expected",
+        [
+            ({"ANSWER_GENERATOR": "gemini"}, "ANSWER_GENERATOR=gemini needs GOOGLE_API_KEY"),
+            (
+                {"ANSWER_GENERATOR": "openai", "OPENAI_API_KEY": "x"},
+                "ANSWER_GENERATOR=openai needs OPENAI_MODEL",
+            ),
+            (
+                {"ANSWER_GENERATOR": "openai", "OPENAI_MODEL": "m"},
+                "ANSWER_GENERATOR=openai needs OPENAI_API_KEY",
+            ),
+            (
+                {"EMBEDDER": "sentence-transformers"},
+                "EMBEDDER=sentence-transformers needs EMBEDDING_MODEL",
+            ),
+        ],
+    )
+    def test_it_stops_naming_the_missing_variable(self, env, expected):
+        result = start(**{"GOOGLE_API_KEY": "", "OPENAI_API_KEY": "", "OPENAI_MODEL": "", **env})
         assert result.returncode != 0
         assert expected in result.stderr
         assert "Traceback" not in result.stderr
