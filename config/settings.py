@@ -142,13 +142,19 @@ check_smaller(
 # (no model: tiny installs, fast tests) or sentence-transformers (the model directory, or
 # a name in the local Hugging Face cache, in EMBEDDING_MODEL). Changing it needs
 # `manage.py reindex`; the store refuses vectors of another embedder until then.
-EMBEDDER = env_choice("EMBEDDER", "minilm", {"minilm", "hashing-v1", "sentence-transformers"})
+EMBEDDER = env_choice(
+    "EMBEDDER", "minilm", {"minilm", "hashing-v1", "sentence-transformers", "gemini"}
+)
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL")
 if EMBEDDER == "sentence-transformers" and not EMBEDDING_MODEL:
     raise ImproperlyConfigured(
         "EMBEDDER=sentence-transformers needs EMBEDDING_MODEL: a sentence-transformers model "
         "directory, or the name of a model in the local Hugging Face cache"
     )
+# gemini: Google's embedding model (the old service's), over the network with GOOGLE_API_KEY.
+GEMINI_EMBEDDING_MODEL = env_str("GEMINI_EMBEDDING_MODEL") or "text-embedding-004"
+if EMBEDDER == "gemini" and not env_str("GOOGLE_API_KEY"):
+    raise ImproperlyConfigured("EMBEDDER=gemini needs GOOGLE_API_KEY (a Gemini API key)")
 # hashing-v1 only: a model's dimension is the model's own.
 EMBEDDING_DIM = env_int("EMBEDDING_DIM", 384, minimum=16)
 # Threads PyTorch uses per process for embedding (gunicorn runs one process per worker).

@@ -180,6 +180,65 @@ class SentenceTransformerEmbedder:
             ) from exc
 
 
+GEMINI_EMBEDDING_DIM = 768
+GEMINI_BATCH = 100  # the most batchEmbedContents takes in one request
+
+
+class GeminiEmbedder:
+    """Google's embedding model (text-embedding-004, 768 dimensions, the one that made
+    the old service's vec.json) through google-genai: batched, retried with exponential
+    backoff on 429 and 5xx. It needs the network and GOOGLE_API_KEY."""
+
+    # Not calibrated: this machine cannot reach Google. Set from Gemini's cosine range
+    # (related text scores higher than with MiniLM); measure with bench/eval_retrieval.py.
+    relevance_floor = 0.45
+    alone_floor = 0.7
+
+    def __init__(self, *, api_key: str, model: str, base_url: str = "") -> None:
+        self.name = f"gemini-{model}"
+        self.dim = GEMINI_EMBEDDING_DIM
+        self.model = model
+        self._api_key = api_key
+        self._base_url = base_url
+
+    def embed(self, texts: list[str], *, progress: Progress | None = None) -> np.ndarray:
+        from google import genai
+        from google.genai import types
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        client = genai.Client(
+            api_key=self._api_key,
+            http_options=types.HttpOptions(
+                base_url=self._base_url or None,
+                api_version="v1beta",
+                timeout=int(settings.GENERATION_TIMEOUT * 1000),
+                retry_options=types.HttpRetryOptions(
+                    attempts=settings.GENERATION_RETRIES + 1,
+                    http_status_codes=[408, 429, 500, 502, 503, 504],
+                ),
+            ),
+        )
+        for start in range(0, len(texts), GEMINI_BATCH):
+            batch = texts[start : start + GEMINI_BATCH]
+            try:
+                response = client.models.embed_content(model=self.model, contents=batch)
+                values = [embedding.values for embedding in response.embeddings or []]
+                out[start : start + len(batch)] = np.array(values, dtype=np.float32)
+            except Exception as exc:
+                # The type only: an SDK's message may quote the request.
+                raise EmbedderUnavailable(
+                    f"the Gemini embedding model {self.model!r} did not answer "
+                    f"({type(exc).__name__}); check GOOGLE_API_KEY and the network"
+                ) from None
+            if progress is not None:
+                progress(min(start + GEMINI_BATCH, len(texts)), len(texts))
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+
 def _check_digest(path: Path, expected: str) -> None:
     digest = hashlib.sha256()
     try:
@@ -208,13 +267,19 @@ def minilm_directory() -> str:
     return str(get_model_path())
 
 
-EMBEDDER_KINDS = {"minilm", "hashing-v1", "sentence-transformers"}
+EMBEDDER_KINDS = {"minilm", "hashing-v1", "sentence-transformers", "gemini"}
 
 
 def build_embedder(kind: str, *, model: str = "", dim: int = MINILM_DIM) -> Embedder:
     """The embedder EMBEDDER names (`minilm`, `sentence-transformers`, `hashing-v1`)."""
     if kind == "hashing-v1":
         return HashingEmbedder(dim=dim)
+    if kind == "gemini":
+        return GeminiEmbedder(
+            api_key=settings.GOOGLE_API_KEY,
+            model=settings.GEMINI_EMBEDDING_MODEL,
+            base_url=settings.GEMINI_BASE_URL,
+        )
     if kind == "minilm":
         return SentenceTransformerEmbedder(
             name=MINILM, model=minilm_directory(), dim=MINILM_DIM, sha256=MINILM_SHA256
@@ -222,7 +287,14 @@ def build_embedder(kind: str, *, model: str = "", dim: int = MINILM_DIM) -> Embe
     return SentenceTransformerEmbedder(name=f"sentence-transformers:{model}", model=model)
 
 
-EMBEDDER_SETTINGS = {"EMBEDDER", "EMBEDDING_MODEL", "EMBEDDING_DIM"}
+EMBEDDER_SETTINGS = {
+    "EMBEDDER",
+    "EMBEDDING_MODEL",
+    "EMBEDDING_DIM",
+    "GOOGLE_API_KEY",
+    "GEMINI_EMBEDDING_MODEL",
+    "GEMINI_BASE_URL",
+}
 _embedder: Singleton[Embedder] = Singleton(
     lambda: build_embedder(
         settings.EMBEDDER, model=settings.EMBEDDING_MODEL, dim=settings.EMBEDDING_DIM

@@ -4,7 +4,9 @@ The old file is a JSON array of chunks: `{"id": "<fileId>:<n>", "fileId", "filen
 "chunkId", "workspace", "text", "embedding": [768 floats], "createdAt"}`. Its Gemini
 vectors cannot be compared with this service's, so every chunk's text is embedded again
 with the configured embedder; the chunk's document, number (chunkId) and workspace are
-kept. The old file is only ever read.
+kept. With EMBEDDER=gemini (text-embedding-004, the model that made them) the old vectors
+are comparable, and `keep_vectors` stores them as they are instead. The old file is only
+ever read.
 
 Chunks of documents the live registry does not hold are reported and left out, never
 imported silently. A second run with nothing changed embeds and writes nothing.
@@ -33,6 +35,7 @@ from registry.progress import EVERY, Progress, report
 from registry.records import DEFAULT_WORKSPACE, FILE_ID_MAX, WORKSPACE_MAX, DocumentRecord
 
 EMBED_BATCH = 64
+LEGACY_EMBEDDER = "gemini-text-embedding-004"  # what GeminiEmbedder calls the old model
 LOOKUP_BATCH = 5000
 # The 768 numbers of each chunk are most of the file and of no use here: parsed, they
 # would take about 30 bytes each in memory. A JSON string cannot hold an unescaped quote,
@@ -51,7 +54,7 @@ class LegacyChunk(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
-        extra="ignore",  # id, embedding, createdAt
+        extra="ignore",  # id, createdAt
     )
 
     file_id: Stripped = Field(min_length=1, max_length=FILE_ID_MAX)
@@ -59,6 +62,7 @@ class LegacyChunk(BaseModel):
     chunk_id: int = Field(ge=0)
     workspace: Stripped = Field(DEFAULT_WORKSPACE, max_length=WORKSPACE_MAX)
     text: str = Field(min_length=1)  # kept exactly as the old service stored it
+    embedding: list[float] | None = None  # read only with keep_vectors
 
 
 @dataclass
@@ -67,6 +71,12 @@ class LegacyDocument:
     filename: str
     workspace: str
     texts: dict[int, str] = field(default_factory=dict)
+    vectors: dict[int, list[float]] = field(default_factory=dict)
+
+    def kept_vectors(self) -> np.ndarray:
+        matrix = np.array([self.vectors[index] for index in sorted(self.texts)], np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return np.divide(matrix, norms, out=matrix, where=norms > 0)
 
     def ordered_texts(self) -> list[str]:
         return [self.texts[index] for index in sorted(self.texts)]
@@ -96,11 +106,11 @@ class LegacyVectorsReport:
         return len(self.rejected) + sum(len(document.texts) for document in self.unknown)
 
 
-def read_legacy_vectors(path: Path) -> list[Any]:
-    """The chunk objects of an old vec.json, embeddings left out."""
+def read_legacy_vectors(path: Path, *, keep_vectors: bool = False) -> list[Any]:
+    """The chunk objects of an old vec.json, embeddings left out unless kept."""
     data = read_bytes(path, what="vector file", error=LegacyVectorFileError)
     try:
-        items = orjson.loads(_EMBEDDING.sub(b'"embedding":null', data))
+        items = orjson.loads(data if keep_vectors else _EMBEDDING.sub(b'"embedding":null', data))
     except orjson.JSONDecodeError as exc:
         raise LegacyVectorFileError(
             f"vector file {path} is not valid JSON ({exc}); is it truncated?"
@@ -118,7 +128,10 @@ def read_legacy_vectors(path: Path) -> list[Any]:
     return items
 
 
-def _group(items: Sequence[Any]) -> tuple[dict[str, LegacyDocument], list[Rejection], int]:
+def _group(
+    items: Sequence[Any], *, dim: int | None = None
+) -> tuple[dict[str, LegacyDocument], list[Rejection], int]:
+    """Chunks by document; with `dim`, each must carry an embedding of that size."""
     documents: dict[str, LegacyDocument] = {}
     rejected: list[Rejection] = []
     repeated = 0
@@ -135,12 +148,19 @@ def _group(items: Sequence[Any]) -> tuple[dict[str, LegacyDocument], list[Reject
             )
             rejected.append(Rejection(position, raw_file_id(item), reason, item="chunk"))
             continue
+        if dim is not None and len(chunk.embedding or ()) != dim:
+            got = len(chunk.embedding) if chunk.embedding is not None else "no"
+            reason = f"embedding has {got} values, expected {dim}"
+            rejected.append(Rejection(position, chunk.file_id, reason, item="chunk"))
+            continue
         document = documents.setdefault(
             chunk.file_id,
             LegacyDocument(chunk.file_id, chunk.filename, chunk.workspace or DEFAULT_WORKSPACE),
         )
         repeated += chunk.chunk_id in document.texts
         document.texts[chunk.chunk_id] = chunk.text  # a later copy of a chunk wins
+        if dim is not None and chunk.embedding is not None:
+            document.vectors[chunk.chunk_id] = chunk.embedding
     return documents, rejected, repeated
 
 
@@ -153,18 +173,31 @@ def _registered(file_ids: list[str]) -> dict[str, DocumentRecord]:
 
 
 def import_legacy_vectors(
-    *, path: Path, dry_run: bool = False, progress: Progress | None = None
+    *,
+    path: Path,
+    dry_run: bool = False,
+    keep_vectors: bool = False,
+    progress: Progress | None = None,
 ) -> LegacyVectorsReport:
-    """Embed the chunks of the old vec.json at `path` into the vector store, one write."""
+    """Embed the chunks of the old vec.json at `path` into the vector store (or, with
+    `keep_vectors`, store the old vectors as they are), one write."""
     store = get_vector_store()
+    embedder = get_embedder()
+    if keep_vectors and embedder.name != LEGACY_EMBEDDER:
+        raise LegacyVectorFileError(
+            "--keep-vectors keeps the old service's text-embedding-004 vectors (768 "
+            f"dimensions), which only compare with the same model's: this service embeds "
+            f"with {embedder.name!r}; set EMBEDDER=gemini (and GOOGLE_API_KEY), or import "
+            "without --keep-vectors to embed the texts again"
+        )
     if path.resolve() == store.path.resolve():
         raise LegacyVectorFileError(
             f"{path} is this service's own store (VECTOR_JSON_PATH): the old service's file "
             "must stay apart; set VECTOR_JSON_PATH to another file (default "
             "data/vectors.json)"
         )
-    items = read_legacy_vectors(path)
-    documents, rejected, repeated = _group(items)
+    items = read_legacy_vectors(path, keep_vectors=keep_vectors)
+    documents, rejected, repeated = _group(items, dim=embedder.dim if keep_vectors else None)
     registry = _registered(list(documents))
     current = store.texts_by_document()
     imported, unchanged, unknown = [], [], []
@@ -175,8 +208,9 @@ def import_legacy_vectors(
             unchanged.append(document)
         else:
             imported.append(document)
-    embedder = get_embedder()
-    if imported and not dry_run:
+    if imported and not dry_run and keep_vectors:
+        store.replace([document.stored(document.kept_vectors()) for document in imported])
+    elif imported and not dry_run:
         vectors = _embed([text for d in imported for text in d.ordered_texts()], progress)
         stored, offset = [], 0
         for document in imported:

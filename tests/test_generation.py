@@ -359,3 +359,55 @@ def test_a_client_that_hangs_up_stops_the_model(start_live_service, httpserver):
     connection.close()
     time.sleep(12 * 0.3 + 1)  # as long as the whole answer would have taken
     assert 0 < len(sent) < len(tokens), sent  # the model's stream was closed early
+
+
+class TestGeminiEmbeddings:
+    path = "/v1beta/models/text-embedding-004:batchEmbedContents"
+
+    @pytest.fixture
+    def embedder(self, settings, httpserver):
+        from ingest.embeddings import build_embedder
+
+        settings.GOOGLE_API_KEY = SECRET
+        settings.GEMINI_BASE_URL = httpserver.url_for("/")
+        settings.GENERATION_RETRIES = 1
+        settings.GENERATION_TIMEOUT = 5
+        return build_embedder("gemini")
+
+    @staticmethod
+    def answer_each(request: Request) -> Response:
+        sent = request.get_json()["requests"]
+        values = [[float(len(r["content"]["parts"][0]["text"]))] + [1.0] * 767 for r in sent]
+        return Response(
+            json.dumps({"embeddings": [{"values": v} for v in values]}),
+            content_type="application/json",
+        )
+
+    def test_texts_go_in_batches_of_100_and_come_back_normalised(self, embedder, httpserver):
+        httpserver.expect_request(self.path, method="POST").respond_with_handler(self.answer_each)
+        texts = [f"text {'x' * n}" for n in range(150)]
+        vectors = embedder.embed(texts)
+        assert vectors.shape == (150, 768) and embedder.name == "gemini-text-embedding-004"
+        assert [len(r.get_json()["requests"]) for r, _ in httpserver.log] == [100, 50]
+        assert all(r.headers["x-goog-api-key"] == SECRET for r, _ in httpserver.log)
+        assert abs(float(vectors[3] @ vectors[3]) - 1.0) < 1e-5
+        assert vectors[149][0] > vectors[0][0]  # each row is its own text's
+
+    def test_a_429_is_retried(self, embedder, httpserver):
+        httpserver.expect_ordered_request(self.path).respond_with_json(
+            {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}},
+            status=429,
+        )
+        httpserver.expect_ordered_request(self.path).respond_with_handler(self.answer_each)
+        assert embedder.embed(["one", "two"]).shape == (2, 768)
+        assert len(httpserver.log) == 2
+
+    def test_a_failure_says_what_to_check_without_the_key(self, embedder, httpserver):
+        from ingest.exceptions import EmbedderUnavailable
+
+        httpserver.expect_request(self.path).respond_with_json(
+            {"error": {"code": 403, "message": f"bad key {SECRET}"}}, status=403
+        )
+        with pytest.raises(EmbedderUnavailable) as failure:
+            embedder.embed(["one"])
+        assert "GOOGLE_API_KEY" in str(failure.value) and SECRET not in str(failure.value)

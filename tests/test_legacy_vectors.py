@@ -204,3 +204,45 @@ class TestTheOldFileIsNeverWritten:
             assert f"import_legacy_vectors {old_files}" in detail
         assert old_files.read_bytes() == before
         assert api.get("/documents").json()["total"] == 0
+
+
+class TestKeepVectors:
+    """--keep-vectors: with EMBEDDER=gemini the old text-embedding-004 vectors are kept."""
+
+    @pytest.fixture
+    def gemini(self, settings, httpserver):
+        settings.EMBEDDER = "gemini"
+        settings.GOOGLE_API_KEY = "test-key"
+        settings.GEMINI_BASE_URL = httpserver.url_for("/")
+        settings.GENERATION_RETRIES = 0
+        return httpserver
+
+    def test_it_is_refused_unless_the_embedder_made_them(self, api, cut_over):
+        _, error = import_vectors("--keep-vectors")
+        assert error is not None
+        assert "--keep-vectors" in error and "EMBEDDER=gemini" in error
+        assert "'hashing-v1'" in error
+
+    def test_the_old_vectors_are_stored_as_they_are_and_answer(
+        self, api, cut_over, data_dir, gemini
+    ):
+        old = orjson.loads(cut_over.read_bytes())
+        out, error = import_vectors("--keep-vectors")
+        assert error is None, out
+        assert gemini.log == []  # nothing was embedded again
+        store = orjson.loads((data_dir / "vectors.json").read_bytes())
+        assert (store["embedder"], store["dim"]) == ("gemini-text-embedding-004", 768)
+
+        # The question's embedding, as Gemini would return it: the zen chunk's own vector.
+        zen = next(c for c in old if "silently" in c["text"])
+        gemini.expect_request(
+            "/v1beta/models/text-embedding-004:batchEmbedContents", method="POST"
+        ).respond_with_json({"embeddings": [{"values": zen["embedding"]}]})
+        body = ask(api, "Should errors pass silently?")
+        assert body["sources"][0]["fileId"] == ZEN
+        assert body["sources"][0]["chunkId"] == zen["chunkId"]
+        assert "Errors should never pass silently." in body["answer"]
+        ((request, _),) = gemini.log
+        assert request.headers["x-goog-api-key"] == "test-key"
+        sent = request.get_json()["requests"][0]
+        assert sent["content"]["parts"][0]["text"] == "Should errors pass silently?"

@@ -28,7 +28,7 @@ class TestMalformedSetting:
             ("DATABASE_URL", "postgresql://u@h:port/db", "DATABASE_URL could not be parsed"),
             ("MAX_UPLOAD_MB", "lots", "MAX_UPLOAD_MB='lots' is not an integer"),
             ("CHUNK_OVERLAP_WORDS", "500", "must be smaller than CHUNK_SIZE_WORDS=120"),
-            ("EMBEDDER", "word2vec", "EMBEDDER='word2vec' is not one of hashing-v1, minilm"),
+            ("EMBEDDER", "word2vec", "EMBEDDER='word2vec' is not one of gemini, hashing-v1"),
             ("ANSWER_GENERATOR", "gpt", "ANSWER_GENERATOR='gpt' is not one of extractive"),
             (
                 "INGEST_TRUSTED_NETWORKS",
@@ -57,6 +57,7 @@ class TestMissingProviderSetting:
                 {"ANSWER_GENERATOR": "openai", "OPENAI_MODEL": "m"},
                 "ANSWER_GENERATOR=openai needs OPENAI_API_KEY",
             ),
+            ({"EMBEDDER": "gemini"}, "EMBEDDER=gemini needs GOOGLE_API_KEY"),
             (
                 {"EMBEDDER": "sentence-transformers"},
                 "EMBEDDER=sentence-transformers needs EMBEDDING_MODEL",

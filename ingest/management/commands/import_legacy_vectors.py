@@ -36,16 +36,30 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Report what would change; write nothing"
         )
         parser.add_argument(
+            "--keep-vectors",
+            action="store_true",
+            help="Store the old text-embedding-004 vectors as they are instead of embedding "
+            "the texts again (needs EMBEDDER=gemini)",
+        )
+        parser.add_argument(
             "--no-progress", action="store_true", help="No progress bar, even on a terminal"
         )
 
     def handle(
-        self, *args: object, path: Path | None, dry_run: bool, no_progress: bool, **options: Any
+        self,
+        *args: object,
+        path: Path | None,
+        dry_run: bool,
+        keep_vectors: bool,
+        no_progress: bool,
+        **options: Any,
     ) -> None:
         path = path or settings.LEGACY_VECTOR_JSON_PATH
         bar = ProgressBar.on_terminal(self.stderr, enabled=not no_progress)
         try:
-            result = import_legacy_vectors(path=path, dry_run=dry_run, progress=bar)
+            result = import_legacy_vectors(
+                path=path, dry_run=dry_run, keep_vectors=keep_vectors, progress=bar
+            )
         except (IngestError, RegistryError) as exc:
             raise CommandError(str(exc)) from None
         finally:
