@@ -284,6 +284,40 @@ class TestGemini:
         response = post_ask(api)
         assert (response.status_code, response.json()) == (502, {"detail": EMPTY_RESPONSE})
 
+    def test_a_429_is_retried(self, api, handbook, gemini_model):
+        gemini_model.expect_ordered_request(self.path).respond_with_json(
+            {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}},
+            status=429,
+        )
+        gemini_model.expect_ordered_request(self.path).respond_with_json(
+            gemini_response("Within 30 days [1].")
+        )
+        response = post_ask(api)
+        assert (response.status_code, response.json()["answer"]) == (200, "Within 30 days [1].")
+        assert len(gemini_model.log) == 2
+
+    def test_a_model_that_does_not_answer_in_time_is_a_502(
+        self, api, handbook, gemini_model, settings
+    ):
+        settings.GENERATION_RETRIES = 0
+        settings.GENERATION_TIMEOUT = 1
+        release = threading.Event()
+
+        def slow(request: Request) -> Response:
+            release.wait(5)
+            return Response(json.dumps(gemini_response("late")), content_type="application/json")
+
+        gemini_model.expect_request(self.path).respond_with_handler(slow)
+        started = time.monotonic()
+        response = post_ask(api)
+        elapsed = time.monotonic() - started
+        release.set()
+        assert (response.status_code, response.json()) == (502, {"detail": NOT_GENERATED})
+        assert elapsed < 3
+        deadline = time.monotonic() + 5
+        while not gemini_model.log and time.monotonic() < deadline:
+            time.sleep(0.01)
+
 
 @pytest.mark.django_db(transaction=True)
 def test_a_streamed_answer_arrives_token_by_token_under_gunicorn(start_live_service, httpserver):
