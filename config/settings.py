@@ -159,6 +159,20 @@ if EMBEDDER == "gemini" and not env_str("GOOGLE_API_KEY"):
 EMBEDDING_DIM = env_int("EMBEDDING_DIM", 384, minimum=16)
 # Threads PyTorch uses per process for embedding (gunicorn runs one process per worker).
 EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", min(os.cpu_count() or 1, 4), minimum=1)
+# Where chunks and vectors live: json (VECTOR_JSON_PATH, one file per host) or pgvector
+# (the table `chunks` beside the registry, for any number of hosts).
+VECTOR_STORE = env_choice("VECTOR_STORE", "json", {"json", "pgvector"})
+if VECTOR_STORE == "pgvector" and USE_JSON_REGISTRY:
+    raise ImproperlyConfigured(
+        "VECTOR_STORE=pgvector keeps chunks in the database beside the database registry, "
+        "and their foreign key needs its rows: it cannot run with USE_JSON_REGISTRY=true "
+        "(roll back the vectors too: manage.py export_vectors, then VECTOR_STORE=json)"
+    )
+if VECTOR_STORE == "pgvector" and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "VECTOR_STORE=pgvector needs PostgreSQL with the pgvector extension: set DATABASE_URL"
+    )
+
 # --- Answers ------------------------------------------------------------------------
 # extractive (no model), gemini (the old service's GOOGLE_API_KEY and GENERATION_MODEL) or
 # openai (any OpenAI-compatible chat-completions server: hosted, vLLM, llama.cpp, Ollama).

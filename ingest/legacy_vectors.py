@@ -190,7 +190,7 @@ def import_legacy_vectors(
             f"with {embedder.name!r}; set EMBEDDER=gemini (and GOOGLE_API_KEY), or import "
             "without --keep-vectors to embed the texts again"
         )
-    if path.resolve() == store.path.resolve():
+    if isinstance(store.path, Path) and path.resolve() == store.path.resolve():
         raise LegacyVectorFileError(
             f"{path} is this service's own store (VECTOR_JSON_PATH): the old service's file "
             "must stay apart; set VECTOR_JSON_PATH to another file (default "

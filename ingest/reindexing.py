@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 
 from ingest.embeddings import Embedder
 from ingest.retrieval import searchable
-from ingest.vector_store import VectorStore
+from ingest.vector_store import build_vector_store
 
 # (chunks embedded, chunks in all)
 Progress = Callable[[int, int], None]
@@ -42,7 +41,7 @@ def _key(chunk: dict[str, Any]) -> tuple[str, str, str]:
 def reindex(embedder: Embedder, *, progress: Progress | None = None) -> Reindexed:
     """Re-embed every chunk of the store at VECTOR_JSON_PATH with `embedder`."""
     started = time.monotonic()
-    store = VectorStore(settings.VECTOR_JSON_PATH, embedder=embedder.name, dim=embedder.dim)
+    store = build_vector_store(embedder.name, embedder.dim)
     previous = store.built_by()
     chunks = store.chunks()
     if not chunks:

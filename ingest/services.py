@@ -14,14 +14,15 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 
 from ingest.answering import NO_ANSWER, Answer, EmbedSentences, Relevance, extractive_answer
 from ingest.chunking import chunk_text
@@ -46,6 +47,7 @@ from registry.records import (
 )
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
 
@@ -173,7 +175,12 @@ def _chunks(record: DocumentRecord, prepared: Prepared) -> StoredChunks:
 
 
 async def _store_new(store: VectorStore, record: DocumentRecord, prepared: Prepared) -> Ingested:
-    """Vectors first, then the row; the vectors go again if the row cannot be written."""
+    """Vectors first, then the row; the vectors go again if the row cannot be written.
+    A transactional store (pgvector) writes the row, then its chunks, in one transaction."""
+    if store.transactional:
+        return await sync_to_async(_write_atomically, thread_sensitive=True)(
+            store, record, prepared, replace=False
+        )
     file_id = record.file_id
     await asyncio.to_thread(store.replace, [_chunks(record, prepared)])
     try:
@@ -190,6 +197,10 @@ async def _store_new(store: VectorStore, record: DocumentRecord, prepared: Prepa
 async def _replace(store: VectorStore, record: DocumentRecord, prepared: Prepared) -> Ingested:
     """New vectors, then the new row; the old vectors come back if the row cannot be
     written, so the registry and the store still agree."""
+    if store.transactional:
+        return await sync_to_async(_write_atomically, thread_sensitive=True)(
+            store, record, prepared, replace=True
+        )
     file_id = record.file_id
     old = await asyncio.to_thread(store.chunks_of, file_id)
     await asyncio.to_thread(store.replace, [_chunks(record, prepared)])
@@ -202,6 +213,21 @@ async def _replace(store: VectorStore, record: DocumentRecord, prepared: Prepare
             await asyncio.to_thread(store.replace, [old])
         raise
     return Ingested(stored, created=False)
+
+
+def _write_atomically(
+    store: VectorStore, record: DocumentRecord, prepared: Prepared, *, replace: bool
+) -> Ingested:
+    backend = get_backend()
+    with transaction.atomic():
+        if replace:
+            stored, created = backend.upsert(record), False
+        else:
+            stored, created = backend.create(record)
+            if not created:  # an identical upload won the race: its chunks stay
+                return Ingested(stored, created)
+        store.replace([_chunks(record, prepared)])
+    return Ingested(stored, created)
 
 
 async def document_ingest_url(
@@ -226,6 +252,13 @@ async def document_ingest_url(
 def document_delete_many(*, file_ids: Collection[str]) -> Deleted:
     """Delete the documents of these ids that exist: their registry rows, then (once that
     is durable) their vectors. Unknown ids are skipped."""
+    store = get_vector_store()
+    if store.transactional:
+        # The chunks go with their rows (the foreign key cascades), in one transaction.
+        with transaction.atomic():
+            counts = store.count_of(file_ids)
+            documents = get_backend().delete_many(file_ids)
+        return Deleted(documents, sum(counts.get(d.file_id, 0) for d in documents))
     removed: list[int] = []
     documents = get_backend().delete_many(
         file_ids, on_deleted=lambda gone: removed.append(_remove_vectors(gone))
@@ -263,6 +296,15 @@ class Retrieved:
     embed: EmbedSentences
 
 
+async def _on_store(store: VectorStore, method: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run a store method off the event loop: in a worker thread for the json store, on
+    the thread that holds this request's database connection (and its transaction) for
+    a database store, as Django runs the ORM."""
+    if store.transactional:
+        return await sync_to_async(method, thread_sensitive=True)(*args, **kwargs)
+    return await asyncio.to_thread(method, *args, **kwargs)
+
+
 async def retrieve(*, question: str, workspace: str, top_k: int) -> Retrieved:
     """The best chunks of the workspace (`*`: of every workspace) by hybrid ranking, of
     documents that exist, best first."""
@@ -272,12 +314,12 @@ async def retrieve(*, question: str, workspace: str, top_k: int) -> Retrieved:
     query_terms = terms(question)
     query = (await asyncio.to_thread(embedder.embed, [question]))[0]
     # Ask for more than top_k: hits of documents deleted a moment ago are dropped below.
-    hits = await asyncio.to_thread(
-        store.search, query, query_terms, workspace=scope, top_k=top_k * 3
+    hits = await _on_store(
+        store, store.search, query, query_terms, workspace=scope, top_k=top_k * 3
     )
     documents = await get_backend().aget_many({hit.file_id for hit in hits})
     ranked = [(hit, documents[hit.file_id]) for hit in hits if hit.file_id in documents]
-    weights = await asyncio.to_thread(store.term_weights, query_terms)
+    weights = await _on_store(store, store.term_weights, query_terms)
     relevance = Relevance(embedder.relevance_floor, embedder.alone_floor)
     return Retrieved(question, ranked[:top_k], weights, relevance, embedder.embed)
 

@@ -148,6 +148,8 @@ class _Analysed:
 
 
 class VectorStore:
+    transactional = False  # vectors first, then the row, compensating on failure
+
     def __init__(self, path: Path, *, embedder: str, dim: int) -> None:
         self.path = Path(path)
         self.embedder = embedder
@@ -433,6 +435,10 @@ class VectorStore:
     def count(self) -> int:
         return len(self._snapshot().meta)
 
+    def count_of(self, file_ids: Iterable[str]) -> dict[str, int]:
+        wanted = set(file_ids)
+        return {k: v for k, v in self.chunk_counts().items() if k in wanted}
+
 
 def _best(
     scores: np.ndarray, mask: np.ndarray | None, depth: int, *, positive: bool = False
@@ -500,12 +506,22 @@ def _parse_v1(doc: dict[str, Any]) -> _Snapshot:
     )
 
 
+def build_vector_store(embedder: str, dim: int) -> VectorStore:
+    """The store VECTOR_STORE names, for vectors of this embedder: the only reader of
+    VECTOR_STORE."""
+    if settings.VECTOR_STORE == "pgvector":
+        from ingest.pg_vector_store import PgVectorStore
+
+        return PgVectorStore(embedder=embedder, dim=dim)  # type: ignore[return-value]
+    return VectorStore(settings.VECTOR_JSON_PATH, embedder=embedder, dim=dim)
+
+
 def _build_store() -> VectorStore:
     embedder = get_embedder()
-    return VectorStore(settings.VECTOR_JSON_PATH, embedder=embedder.name, dim=embedder.dim)
+    return build_vector_store(embedder.name, embedder.dim)
 
 
-# The process-wide store for VECTOR_JSON_PATH and the configured embedder.
-_store = Singleton(_build_store, settings={"VECTOR_JSON_PATH", *EMBEDDER_SETTINGS})
+# The process-wide store for the configured embedder.
+_store = Singleton(_build_store, settings={"VECTOR_STORE", "VECTOR_JSON_PATH", *EMBEDDER_SETTINGS})
 get_vector_store = _store.get
 reset_vector_store = _store.reset

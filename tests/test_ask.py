@@ -130,3 +130,15 @@ class TestBadQuestions:
             "/ask", {"q": "ok", "workspace": "a b"}, content_type="application/json"
         )
         assert response.status_code == 400
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL server's extension")
+def test_pgvector_on_a_postgresql_without_it_is_a_503_naming_the_extension(api, settings):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+        if cursor.fetchone() is not None:
+            pytest.skip("this server has pgvector: tests/test_pgvector.py covers it")
+    settings.VECTOR_STORE = "pgvector"
+    response = api.post("/ask", {"q": "anything"}, content_type="application/json")
+    assert response.status_code == 503
+    assert "needs the PostgreSQL extension pgvector ('vector')" in response.json()["detail"]

@@ -59,6 +59,14 @@ class TestMissingProviderSetting:
             ),
             ({"EMBEDDER": "gemini"}, "EMBEDDER=gemini needs GOOGLE_API_KEY"),
             (
+                {"VECTOR_STORE": "pgvector", "USE_JSON_REGISTRY": "true", "DATABASE_URL": PG_URL},
+                "it cannot run with USE_JSON_REGISTRY=true",
+            ),
+            (
+                {"VECTOR_STORE": "pgvector", "DATABASE_URL": "sqlite:///x.db"},
+                "VECTOR_STORE=pgvector needs PostgreSQL with the pgvector extension",
+            ),
+            (
                 {"EMBEDDER": "sentence-transformers"},
                 "EMBEDDER=sentence-transformers needs EMBEDDING_MODEL",
             ),

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ingest.embeddings import EMBEDDER_KINDS, build_embedder
 from ingest.exceptions import IngestError
 from ingest.reindexing import reindex
+from ingest.vector_store import build_vector_store
 
 # Progress lines at most this often (seconds), and at the end.
 REPORT_EVERY = 5.0
@@ -54,7 +55,8 @@ class Command(BaseCommand):
 
         try:
             target = build_embedder(kind, model=model, dim=settings.EMBEDDING_DIM)
-            self.stdout.write(f"reindexing {settings.VECTOR_JSON_PATH} with {target.name} …")
+            where = build_vector_store(target.name, target.dim).path
+            self.stdout.write(f"reindexing {where} with {target.name} …")
             result = reindex(target, progress=progress)
         except IngestError as exc:
             raise CommandError(str(exc)) from None
