@@ -26,7 +26,7 @@ from django.db import ProgrammingError, connection, transaction
 
 from ingest.exceptions import VectorStoreError
 from ingest.retrieval import fuse
-from ingest.vector_store import ChunkHit, StoredChunks
+from ingest.vector_store import ChunkHit, SharedStoreMethods, StoredChunks
 
 
 class TableLabel(str):
@@ -64,7 +64,7 @@ def lexeme_query(stems: Iterable[str]) -> str:
     return " | ".join(f"'{stem}'" for stem in dict.fromkeys(stems) if stem.isalnum())
 
 
-class PgVectorStore:
+class PgVectorStore(SharedStoreMethods):
     transactional = True  # rows and chunks are written in one transaction
 
     def __init__(self, *, embedder: str, dim: int) -> None:
@@ -141,21 +141,6 @@ class PgVectorStore:
             )
         return len(rows)
 
-    def add(
-        self,
-        *,
-        file_id: str,
-        workspace: str,
-        texts: list[str],
-        vectors: np.ndarray,
-        contexts: list[str] | None = None,
-    ) -> int:
-        indexes = list(range(len(texts)))
-        return self.replace([StoredChunks(file_id, workspace, indexes, texts, vectors, contexts)])
-
-    def remove(self, file_id: str) -> int:
-        return self.remove_many([file_id])
-
     def remove_many(self, file_ids: Iterable[str]) -> int:
         wanted = list(set(file_ids))
         if not wanted:
@@ -227,13 +212,6 @@ class PgVectorStore:
             vectors=np.vstack([parse_vector(row[4]) for row in rows]),
             contexts=[row[2] for row in rows],
         )
-
-    def texts_by_document(self) -> dict[str, tuple[str, dict[int, str]]]:
-        out: dict[str, tuple[str, dict[int, str]]] = {}
-        for chunk in self.chunks():
-            entry = out.setdefault(chunk["file_id"], (chunk["workspace"], {}))
-            entry[1][chunk["chunk_index"]] = chunk["text"]
-        return out
 
     def chunk_counts(self) -> dict[str, int]:
         with connection.cursor() as cursor:

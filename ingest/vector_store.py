@@ -147,7 +147,45 @@ class _Analysed:
     counted: list[Counter[str]]
 
 
-class VectorStore:
+class SharedStoreMethods:
+    """What both stores (this file's and the pgvector table) derive from their own
+    replace(), remove_many() and chunks()."""
+
+    def replace(self, documents: list[StoredChunks]) -> int:
+        raise NotImplementedError
+
+    def remove_many(self, file_ids: Iterable[str]) -> int:
+        raise NotImplementedError
+
+    def chunks(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def add(
+        self,
+        *,
+        file_id: str,
+        workspace: str,
+        texts: list[str],
+        vectors: np.ndarray,
+        contexts: list[str] | None = None,
+    ) -> int:
+        """Store a document's chunks, replacing any it had; returns the chunks stored."""
+        indexes = list(range(len(texts)))
+        return self.replace([StoredChunks(file_id, workspace, indexes, texts, vectors, contexts)])
+
+    def remove(self, file_id: str) -> int:
+        return self.remove_many([file_id])
+
+    def texts_by_document(self) -> dict[str, tuple[str, dict[int, str]]]:
+        """Each document's workspace and chunk texts by index, as stored."""
+        out: dict[str, tuple[str, dict[int, str]]] = {}
+        for meta in self.chunks():
+            entry = out.setdefault(meta["file_id"], (meta["workspace"], {}))
+            entry[1][meta["chunk_index"]] = meta["text"]
+        return out
+
+
+class VectorStore(SharedStoreMethods):
     transactional = False  # vectors first, then the row, compensating on failure
 
     def __init__(self, path: Path, *, embedder: str, dim: int) -> None:
@@ -257,19 +295,6 @@ class VectorStore:
             np.concatenate(lengths),
         )
 
-    def add(
-        self,
-        *,
-        file_id: str,
-        workspace: str,
-        texts: list[str],
-        vectors: np.ndarray,
-        contexts: list[str] | None = None,
-    ) -> int:
-        """Store a document's chunks, replacing any it had; returns the chunks stored."""
-        indexes = list(range(len(texts)))
-        return self.replace([StoredChunks(file_id, workspace, indexes, texts, vectors, contexts)])
-
     def replace(self, documents: list[StoredChunks]) -> int:
         """Store these documents' chunks in one write, each replacing every chunk its
         document had; returns the chunks stored."""
@@ -301,9 +326,6 @@ class VectorStore:
         )
         counted = [Counter(terms(searchable(m["context"], m["text"]))) for m in meta]
         return _Analysed(meta, matrix, counted)
-
-    def remove(self, file_id: str) -> int:
-        return self.remove_many([file_id])
 
     def remove_many(self, file_ids: Iterable[str]) -> int:
         """Remove every chunk of these documents; returns how many chunks went."""
@@ -417,14 +439,6 @@ class VectorStore:
         """(embedder, dim) of the stored vectors; None while the store is empty."""
         snapshot = self._snapshot()
         return (snapshot.embedder, snapshot.dim) if snapshot.meta else None
-
-    def texts_by_document(self) -> dict[str, tuple[str, dict[int, str]]]:
-        """Each document's workspace and chunk texts by index, as stored."""
-        out: dict[str, tuple[str, dict[int, str]]] = {}
-        for meta in self._snapshot().meta:
-            entry = out.setdefault(meta["file_id"], (meta["workspace"], {}))
-            entry[1][meta["chunk_index"]] = meta["text"]
-        return out
 
     def chunk_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
