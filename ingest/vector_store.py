@@ -309,6 +309,36 @@ class VectorStore(SharedStoreMethods):
             self._write(self._with(current.keeping(keep), new))
         return len(new.meta)
 
+    def write_all(self, documents: list[StoredChunks]) -> int:
+        """Make the file hold exactly these documents' chunks (whatever it held), in one
+        atomic write; returns the chunks written."""
+        new = self._analyse(documents)
+        with locked(self.path):
+            self._write(self._with(_Snapshot.empty(self.embedder, self.dim), new))
+        return len(new.meta)
+
+    def documents(self) -> list[StoredChunks]:
+        """Every document's chunks as stored, vectors included."""
+        snapshot = self._snapshot()
+        rows: dict[str, list[int]] = {}
+        for row, meta in enumerate(snapshot.meta):
+            rows.setdefault(meta["file_id"], []).append(row)
+        out = []
+        for file_id, positions in rows.items():
+            positions.sort(key=lambda row: snapshot.meta[row]["chunk_index"])
+            metas = [snapshot.meta[row] for row in positions]
+            out.append(
+                StoredChunks(
+                    file_id=file_id,
+                    workspace=metas[0]["workspace"],
+                    indexes=[m["chunk_index"] for m in metas],
+                    texts=[m["text"] for m in metas],
+                    vectors=snapshot.matrix[positions],
+                    contexts=[m["context"] for m in metas],
+                )
+            )
+        return out
+
     def _analyse(self, documents: list[StoredChunks]) -> _Analysed:
         meta: list[dict[str, Any]] = []
         for document in documents:

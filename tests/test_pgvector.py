@@ -123,3 +123,59 @@ def test_check_registry_agrees(api, library):
     out, error = run_command("check_registry")
     assert error is None, out
     assert out.startswith("Everything agrees: 2 documents")
+
+
+class TestMovingBetweenStores:
+    def test_export_then_import_round_trips_to_the_bit(self, api, library, tmp_path, settings):
+        exported = tmp_path / "exported.json"
+        out, error = run_command("export_vectors", str(exported))
+        assert error is None, out
+        assert "2 documents (2 chunks)" in out
+        before = rows(
+            "SELECT file_id, chunk_index, workspace, context, text, embedding::text "
+            "FROM chunks ORDER BY file_id, chunk_index"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM chunks")
+        out, error = run_command("import_vectors", str(exported), "--no-progress")
+        assert error is None, out
+        assert "2 documents (2 chunks)" in out
+        after = rows(
+            "SELECT file_id, chunk_index, workspace, context, text, embedding::text "
+            "FROM chunks ORDER BY file_id, chunk_index"
+        )
+        assert after == before
+        # Again: the same table, nothing doubled.
+        assert run_command("import_vectors", str(exported), "--no-progress")[1] is None
+        assert rows("SELECT count(*) FROM chunks") == [(2,)]
+        # And the file written from the table equals the first export, to the bit.
+        again = tmp_path / "again.json"
+        run_command("export_vectors", str(again))
+        assert again.read_bytes() == exported.read_bytes()
+
+    def test_a_file_of_the_json_store_moves_into_the_table(self, api, data_dir, settings):
+        settings.VECTOR_STORE = "json"
+        ingest(api, "parking.md", PARKING)
+        settings.VECTOR_STORE = "pgvector"
+        out, error = run_command("import_vectors", "--no-progress")
+        assert error is None, out
+        body = ask(api, "Where do employees park?")
+        assert body["sources"][0]["filename"] == "parking.md"
+
+    def test_documents_the_registry_lacks_are_left_out(self, api, library, tmp_path):
+        exported = tmp_path / "exported.json"
+        run_command("export_vectors", str(exported))
+        api.post(
+            "/delete", {"fileId": library["parking"]["fileId"]}, content_type="application/json"
+        )
+        out, error = run_command("import_vectors", str(exported), "--no-progress")
+        assert error is not None and "1 document" in error
+        assert f"not in the registry: document {library['parking']['fileId']!r}" in out
+        assert rows("SELECT count(*) FROM chunks") == [(1,)]
+
+    def test_a_file_of_another_embedder_is_refused(self, api, library, tmp_path, settings):
+        exported = tmp_path / "exported.json"
+        run_command("export_vectors", str(exported))
+        settings.EMBEDDER = "minilm"
+        _, error = run_command("import_vectors", str(exported), "--no-progress")
+        assert error is not None and "was built by embedder 'hashing-v1'" in error

@@ -1,0 +1,111 @@
+"""Moving vectors between the store file (VECTOR_JSON_PATH) and the pgvector table, for
+the cutover to VECTOR_STORE=pgvector and the rollback from it.
+
+`import_vectors` copies a store file into `chunks` with COPY, in one transaction: each
+document it holds replaces that document's chunks, so a second run leaves the table as
+it was. Chunks of documents the registry lacks are reported and left out (their rows
+must exist: the foreign key). `export_vectors` writes the table back to a store file,
+atomically. Ids, texts, headings and vectors survive both ways to the bit: pgvector
+prints a float4 in the shortest form that reads back as the same float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.db import connection, transaction
+
+from ingest.embeddings import get_embedder
+from ingest.exceptions import VectorStoreError
+from ingest.pg_vector_store import PgVectorStore, parse_vector, vector_literal
+from ingest.vector_store import StoredChunks, VectorStore
+from registry.backends import get_backend
+from registry.progress import EVERY, Progress, report
+
+
+@dataclass(frozen=True)
+class Moved:
+    documents: int
+    chunks: int
+    unknown: list[str]  # documents of the file the registry does not hold, left out
+
+
+def _pg_store() -> PgVectorStore:
+    embedder = get_embedder()
+    return PgVectorStore(embedder=embedder.name, dim=embedder.dim)
+
+
+def import_vectors(path: Path, *, progress: Progress | None = None) -> Moved:
+    embedder = get_embedder()
+    source = VectorStore(path, embedder=embedder.name, dim=embedder.dim)
+    if not path.exists():
+        raise VectorStoreError(f"vector store {path} does not exist")
+    built = source.built_by()
+    if built is not None and built != (embedder.name, embedder.dim):
+        raise VectorStoreError(
+            f"{path} was built by embedder {built[0]!r} with {built[1]} dimensions, but "
+            f"this service embeds with {embedder.name!r} at {embedder.dim}: set EMBEDDER to "
+            "match, or run `manage.py reindex` on the file first"
+        )
+    documents = source.documents()
+    known = get_backend().get_many([d.file_id for d in documents])
+    wanted = [d for d in documents if d.file_id in known]
+    unknown = sorted(d.file_id for d in documents if d.file_id not in known)
+    total = sum(len(d.texts) for d in wanted)
+    store = _pg_store()
+    with transaction.atomic(), connection.cursor() as cursor:
+        store._check()
+        store._claim(cursor, embedder.name, embedder.dim)
+        cursor.execute("DELETE FROM chunks WHERE file_id = ANY(%s)", [[d.file_id for d in wanted]])
+        done = 0
+        with cursor.cursor.copy(
+            "COPY chunks (file_id, workspace, chunk_index, context, text, embedding) FROM STDIN"
+        ) as copy:
+            for document in wanted:
+                for position, index in enumerate(document.indexes):
+                    copy.write_row(
+                        (
+                            document.file_id,
+                            document.workspace,
+                            index,
+                            document.context(position),
+                            document.texts[position],
+                            vector_literal(document.vectors[position]),
+                        )
+                    )
+                    done += 1
+                    if done % EVERY == 0:
+                        report(progress, "copying", done, total)
+        report(progress, "copying", total, total)
+    return Moved(len(wanted), total, unknown)
+
+
+def export_vectors(path: Path) -> Moved:
+    """Write every chunk of the table to the store file at `path`, replacing it."""
+    store = _pg_store()
+    with transaction.atomic(), connection.cursor() as cursor:
+        store._check()
+        cursor.execute(
+            "SELECT file_id, workspace, chunk_index, context, text, embedding::text "
+            "FROM chunks ORDER BY file_id, chunk_index"
+        )
+        rows = cursor.fetchall()
+    documents: dict[str, list[tuple]] = {}
+    for row in rows:
+        documents.setdefault(row[0], []).append(row)
+    stored = [
+        StoredChunks(
+            file_id=file_id,
+            workspace=chunks[0][1],
+            indexes=[c[2] for c in chunks],
+            texts=[c[4] for c in chunks],
+            vectors=np.vstack([parse_vector(c[5]) for c in chunks]),
+            contexts=[c[3] for c in chunks],
+        )
+        for file_id, chunks in documents.items()
+    ]
+    target = VectorStore(path, embedder=store.embedder, dim=store.dim)
+    written = target.write_all(stored)
+    return Moved(len(stored), written, [])
