@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from ingest.embeddings import get_embedder
 from ingest.exceptions import VectorStoreError
 from ingest.pg_vector_store import PgVectorStore, parse_vector, vector_literal
-from ingest.vector_store import StoredChunks, VectorStore
+from ingest.vector_store import StoredChunks, VectorStore, check_built_by
 from registry.backends import get_backend
 from registry.progress import EVERY, Progress, report
 
@@ -42,13 +42,7 @@ def import_vectors(path: Path, *, progress: Progress | None = None) -> Moved:
     source = VectorStore(path, embedder=embedder.name, dim=embedder.dim)
     if not path.exists():
         raise VectorStoreError(f"vector store {path} does not exist")
-    built = source.built_by()
-    if built is not None and built != (embedder.name, embedder.dim):
-        raise VectorStoreError(
-            f"{path} was built by embedder {built[0]!r} with {built[1]} dimensions, but "
-            f"this service embeds with {embedder.name!r} at {embedder.dim}: set EMBEDDER to "
-            "match, or run `manage.py reindex` on the file first"
-        )
+    check_built_by(str(path), source.built_by(), embedder.name, embedder.dim)
     documents = source.documents()
     known = get_backend().get_many([d.file_id for d in documents])
     wanted = [d for d in documents if d.file_id in known]

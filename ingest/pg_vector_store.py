@@ -26,7 +26,7 @@ from django.db import ProgrammingError, connection, transaction
 
 from ingest.exceptions import VectorStoreError
 from ingest.retrieval import fuse
-from ingest.vector_store import ChunkHit, SharedStoreMethods, StoredChunks
+from ingest.vector_store import ChunkHit, SharedStoreMethods, StoredChunks, check_built_by
 
 
 class TableLabel(str):
@@ -87,14 +87,7 @@ class PgVectorStore(SharedStoreMethods):
             return (row[0], row[1]) if cursor.fetchone()[0] else None
 
     def _check(self) -> None:
-        built = self.built_by()
-        if built is not None and built != (self.embedder, self.dim):
-            raise VectorStoreError(
-                f"the chunks table was built by embedder {built[0]!r} with {built[1]} "
-                f"dimensions, but this service embeds with {self.embedder!r} at {self.dim}: "
-                "set EMBEDDER to the store's embedder, or run `manage.py reindex` to embed "
-                "the stored chunks again with this one"
-            )
+        check_built_by(LABEL, self.built_by(), self.embedder, self.dim)
 
     def _claim(self, cursor: Any, embedder: str, dim: int) -> None:
         cursor.execute(

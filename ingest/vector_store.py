@@ -62,6 +62,16 @@ class StoredChunks:
         return self.contexts[position] if self.contexts else ""
 
 
+def check_built_by(where: str, built: tuple[str, int] | None, embedder: str, dim: int) -> None:
+    """VectorStoreError unless vectors `built` by (embedder, dim) compare with ours."""
+    if built is not None and built != (embedder, dim):
+        raise VectorStoreError(
+            f"{where} was built by embedder {built[0]!r} with {built[1]} dimensions, but "
+            f"this service embeds with {embedder!r} at {dim}: set EMBEDDER to the store's "
+            "embedder, or run `manage.py reindex` to embed the stored chunks again with this one"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkHit:
     chunk_id: str
@@ -238,13 +248,9 @@ class VectorStore(SharedStoreMethods):
         return _Snapshot(embedder, dim, chunks, matrix, vocabulary, term_ids, term_counts, lengths)
 
     def _compatible(self, snapshot: _Snapshot) -> _Snapshot:
-        if (snapshot.embedder, snapshot.dim) != (self.embedder, self.dim):
-            raise VectorStoreError(
-                f"vector store {self.path} was built by embedder {snapshot.embedder!r} "
-                f"with {snapshot.dim} dimensions, but this service embeds with "
-                f"{self.embedder!r} at {self.dim}: set EMBEDDER to the store's embedder, or "
-                "run `manage.py reindex` to embed the stored chunks again with this one"
-            )
+        check_built_by(
+            f"vector store {self.path}", (snapshot.embedder, snapshot.dim), self.embedder, self.dim
+        )
         return snapshot
 
     def _current(self) -> _Snapshot:
