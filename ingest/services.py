@@ -314,12 +314,11 @@ async def retrieve(*, question: str, workspace: str, top_k: int) -> Retrieved:
     query_terms = terms(question)
     query = (await asyncio.to_thread(embedder.embed, [question]))[0]
     # Ask for more than top_k: hits of documents deleted a moment ago are dropped below.
-    hits = await _on_store(
-        store, store.search, query, query_terms, workspace=scope, top_k=top_k * 3
+    hits, weights = await _on_store(
+        store, store.search_weighted, query, query_terms, workspace=scope, top_k=top_k * 3
     )
     documents = await get_backend().aget_many({hit.file_id for hit in hits})
     ranked = [(hit, documents[hit.file_id]) for hit in hits if hit.file_id in documents]
-    weights = await _on_store(store, store.term_weights, query_terms)
     relevance = Relevance(embedder.relevance_floor, embedder.alone_floor)
     return Retrieved(question, ranked[:top_k], weights, relevance, embedder.embed)
 

@@ -170,6 +170,33 @@ class SharedStoreMethods:
     def chunks(self) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def search(
+        self,
+        query: np.ndarray,
+        query_terms: Sequence[str],
+        *,
+        workspace: str | None,
+        top_k: int,
+        method: str = "hybrid",
+    ) -> list[ChunkHit]:
+        raise NotImplementedError
+
+    def term_weights(self, stems: Iterable[str]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def search_weighted(
+        self,
+        query: np.ndarray,
+        query_terms: Sequence[str],
+        *,
+        workspace: str | None,
+        top_k: int,
+        method: str = "hybrid",
+    ) -> tuple[list[ChunkHit], dict[str, float]]:
+        """search(), and term_weights() of the query's terms, which answering needs."""
+        hits = self.search(query, query_terms, workspace=workspace, top_k=top_k, method=method)
+        return hits, self.term_weights(query_terms)
+
     def add(
         self,
         *,

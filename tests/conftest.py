@@ -5,7 +5,6 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -14,11 +13,18 @@ from common.singletons import reset_all
 from registry.backends.base import RegistryBackend
 from registry.backends.db import DatabaseRegistry
 from registry.backends.json_file import JsonFileRegistry
-from tests.helpers import LiveService, child_env, run_manage, running_server
+from tests.helpers import LiveService, child_env, postgres_url, run_manage, running_server
 
 # The suite embeds with hashing-v1 (no model, fast) unless EMBEDDER says otherwise; the
 # tests of the real model ask for it themselves. Child processes inherit the choice.
 os.environ.setdefault("EMBEDDER", "hashing-v1")
+
+
+@pytest.fixture(autouse=True)
+def _json_store_only(request, settings) -> None:
+    """Tests marked json_store_only skip under VECTOR_STORE=pgvector (see pyproject)."""
+    if request.node.get_closest_marker("json_store_only") and settings.VECTOR_STORE != "json":
+        pytest.skip("about the json store only (the json_store_only marker)")
 
 
 @pytest.fixture(autouse=True)
@@ -98,12 +104,7 @@ def child_database_url(tmp_path: Path) -> str:
     """A DATABASE_URL for a child process: this run's test database on PostgreSQL (the
     test must commit, `transaction=True`), a migrated SQLite file otherwise."""
     if connection.vendor == "postgresql":
-        db = connection.settings_dict
-        credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-        host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
-        if host.startswith("/"):  # a Unix socket directory (the embedded pgvector server)
-            return f"postgresql://{credentials}@{quote(host, safe='')}/{db['NAME']}"
-        return f"postgresql://{credentials}@{host}:{port}/{db['NAME']}"
+        return postgres_url()
     url = f"sqlite:///{tmp_path / 'child.sqlite3'}"
     migrated = run_manage("migrate", "--noinput", env=child_env(DATABASE_URL=url))
     assert migrated.returncode == 0, migrated.stderr

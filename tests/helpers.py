@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import orjson
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -37,10 +37,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def postgres_url(*, user: str | None = None, name: str | None = None, query: str = "") -> str:
+    """A URL of the test run's PostgreSQL server (its test database unless `name`), as
+    `user` if given; a socket directory (the embedded pgvector server) as its host."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    user = user or (db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else ""))
+    host = db["HOST"] or "127.0.0.1"
+    where = quote(host, safe="") if host.startswith("/") else f"{host}:{db['PORT'] or 5432}"
+    return f"postgresql://{user}@{where}/{name or db['NAME']}" + (f"?{query}" if query else "")
+
+
 def child_env(**overrides: str) -> dict[str, str]:
-    """The environment for a child process of the service: no .env, explicit settings."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    """The environment for a child process of the service: no .env, explicit settings.
+
+    The vector store goes with the database: a child on the test run's PostgreSQL gets
+    this run's VECTOR_STORE, a child on any other database the default (json) unless
+    the test sets it.
+    """
+    from django.conf import settings
+
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("DJANGO_") and key != "VECTOR_STORE"
+    }
     env.update({"ENV_FILE": "", "PYTHONPATH": str(ROOT)})
+    if settings.VECTOR_STORE != "json" and overrides.get("DATABASE_URL", "").startswith(
+        postgres_url()
+    ):
+        env["VECTOR_STORE"] = settings.VECTOR_STORE
     env.update(overrides)
     return env
 
@@ -210,12 +237,69 @@ def ask(api: Client, question: str, **extra: Any) -> dict:
 
 
 # -- files and commands ------------------------------------------------------------------
-def vector_file_ids(data_dir: Path) -> list[str]:
-    """The document id of every chunk in the store, as a user inspecting the file sees it."""
+def on_pgvector() -> bool:
+    from django.conf import settings
+
+    return settings.VECTOR_STORE == "pgvector"
+
+
+def stored_chunks(data_dir: Path) -> list[dict[str, Any]]:
+    """Every chunk the vector store holds, in the order stored, as an operator inspecting
+    it sees it: the file data/vectors.json, or the table chunks (VECTOR_STORE=pgvector).
+    Each has chunk_id, file_id, workspace, chunk_index, context and text."""
+    if on_pgvector():
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT file_id || ':' || chunk_index AS chunk_id, file_id, workspace, "
+                "chunk_index, context, text FROM chunks ORDER BY id"
+            )
+            names = [column.name for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     path = data_dir / "vectors.json"
     if not path.exists():
         return []
-    return [chunk["file_id"] for chunk in orjson.loads(path.read_bytes())["chunks"]]
+    fields = ("chunk_id", "file_id", "workspace", "chunk_index", "context", "text")
+    return [
+        {key: chunk[key] for key in fields} for chunk in orjson.loads(path.read_bytes())["chunks"]
+    ]
+
+
+def store_built_by(data_dir: Path) -> tuple[str, int] | None:
+    """The embedder and dimension the vector store records, None when it has none."""
+    if on_pgvector():
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT embedder, dim FROM chunk_store")
+            row = cursor.fetchone()
+            return (row[0], row[1]) if row else None
+    path = data_dir / "vectors.json"
+    if not path.exists():
+        return None
+    store = orjson.loads(path.read_bytes())
+    return store["embedder"], store["dim"]
+
+
+def store_label(data_dir: Path) -> str:
+    """How messages name the vector store: its file, or the pgvector table."""
+    return "the PostgreSQL table chunks" if on_pgvector() else str(data_dir / "vectors.json")
+
+
+def store_name(data_dir: Path) -> str:
+    """The short name messages give the store: the file's name, or the table."""
+    return "the PostgreSQL table chunks" if on_pgvector() else "vectors.json"
+
+
+def vector_file_ids(data_dir: Path) -> list[str]:
+    """The document id of every chunk in the store (see stored_chunks)."""
+    return [chunk["file_id"] for chunk in stored_chunks(data_dir)]
+
+
+def stored_text(data_dir: Path) -> str:
+    """The text of every chunk in the store, headings included, one after the other."""
+    return "\n".join(f"{chunk['context']}\n{chunk['text']}" for chunk in stored_chunks(data_dir))
 
 
 def run_command(name: str, *args: str) -> tuple[str, str | None]:

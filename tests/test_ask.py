@@ -84,7 +84,7 @@ class TestAnswers:
         assert library["policy"]["fileId"] not in {s["fileId"] for s in body["sources"]}
         assert "ninety days" not in body["answer"]
 
-    def test_it_looks_the_cited_documents_up_in_one_query(self, api, registry_mode):
+    def test_it_looks_the_cited_documents_up_in_one_query(self, api, registry_mode, settings):
         documents = [
             ingest(api, f"invoice-{n}.txt", f"Invoice {n}: the invoice total is {n}00 euros.")
             for n in range(12)
@@ -94,8 +94,16 @@ class TestAnswers:
         cited = {source["fileId"] for source in body["sources"]}
         assert len(cited) == 10
         assert cited <= {document["fileId"] for document in documents}
-        # The API key, at most one update of its last use, and one read of the documents.
-        assert len(queries) <= 3, [query["sql"] for query in queries.captured_queries]
+        # The API key, at most one update of its last use, and one read of the documents;
+        # with the chunks in PostgreSQL, the settings of the HNSW scan and the search.
+        in_store = 2 if settings.VECTOR_STORE == "pgvector" else 0
+        # (Savepoints only because the test itself runs inside a transaction.)
+        statements = [
+            query["sql"][:60]
+            for query in queries.captured_queries
+            if not query["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+        ]
+        assert len(statements) <= 3 + in_store, statements
 
     def test_an_empty_store_answers_nothing_found(self, api, registry_mode):
         assert ask(api, "anything about invoices?")["sources"] == []

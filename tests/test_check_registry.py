@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 
+import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -15,7 +16,7 @@ from ingest.vector_store import get_vector_store, reset_vector_store
 from registry.backends.db import DatabaseRegistry
 from registry.backends.json_file import JsonFileRegistry
 from registry.records import DocumentRecord
-from tests.helpers import child_env, run_manage, vector_file_ids
+from tests.helpers import child_env, run_manage, store_label, store_name, vector_file_ids
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -76,7 +77,7 @@ class TestCheckRegistry:
         assert out == ""
         assert summary == (
             f"Everything agrees: 3 documents in the database registry, "
-            f"4 chunks in {data_dir / 'vectors.json'}."
+            f"4 chunks in {store_label(data_dir)}."
         )
 
     def test_an_empty_registry_and_no_vector_file_agree(self, data_dir: Path):
@@ -93,8 +94,7 @@ class TestCheckRegistry:
             "chunks: re-ingest it"
         ]
         assert summary == (
-            f"error: The registry and {data_dir / 'vectors.json'} disagree: "
-            "1 document without vectors"
+            f"error: The registry and {store_label(data_dir)} disagree: 1 document without vectors"
         )
 
     def test_chunk_counts_that_disagree_are_reported(self, data_dir: Path):
@@ -103,11 +103,12 @@ class TestCheckRegistry:
         registry.upsert(replace(document(1), num_chunks=4))
         out, summary = check()
         assert out.splitlines() == [
-            "database: document 'doc-1' (doc-1.txt) has 3 chunks in vectors.json; "
+            f"database: document 'doc-1' (doc-1.txt) has 3 chunks in {store_name(data_dir)}; "
             "the registry says 4"
         ]
         assert summary.endswith("disagree: 1 document with another chunk count")
 
+    @pytest.mark.json_store_only
     def test_vectors_without_a_document_are_reported_and_fix_removes_only_them(
         self, data_dir: Path
     ):
@@ -131,6 +132,7 @@ class TestCheckRegistry:
         _, summary = check()
         assert summary.startswith("Everything agrees")
 
+    @pytest.mark.json_store_only
     def test_fix_leaves_what_it_cannot_fix_and_still_fails(self, data_dir: Path):
         registry = DatabaseRegistry()
         registry.upsert(document(1, chunks=2))
@@ -139,6 +141,7 @@ class TestCheckRegistry:
         assert "fixed: removed 1 chunk of 1 document that no registry holds" in out
         assert summary.endswith("disagree: 1 document without vectors")
 
+    @pytest.mark.json_store_only
     def test_it_checks_the_json_registry_when_that_is_live(
         self, settings, data_dir: Path, json_registry_path: Path
     ):
@@ -172,7 +175,7 @@ class TestCheckRegistry:
             "differs between the registries: document 'doc-1' (filename)",
         ]
         assert summary == (
-            f"error: The registries and {data_dir / 'vectors.json'} disagree: "
+            f"error: The registries and {store_label(data_dir)} disagree: "
             "2 documents in one registry only, 1 document differing between them"
         )
 
@@ -184,9 +187,10 @@ class TestCheckRegistry:
         _, summary = check("--both")
         assert summary == (
             "Everything agrees: 3 documents in the database registry, 3 documents in the "
-            f"json registry, 6 chunks in {data_dir / 'vectors.json'}."
+            f"json registry, 6 chunks in {store_label(data_dir)}."
         )
 
+    @pytest.mark.json_store_only
     def test_with_both_fix_keeps_vectors_that_either_registry_holds(self, settings, data_dir: Path):
         JsonFileRegistry(settings.REGISTRY_JSON_PATH).upsert(document(1))
         store_chunks("doc-1", 2)
@@ -206,6 +210,7 @@ class TestCheckRegistry:
         out, _ = check("-v", "2")
         assert len(out.splitlines()) == 25
 
+    @pytest.mark.json_store_only
     def test_a_damaged_vector_file_is_an_error_that_names_it(self, data_dir: Path):
         (data_dir / "vectors.json").write_bytes(b'{"format": "docservice-vectors/1", "chunks": [')
         _, summary = check()
@@ -227,11 +232,29 @@ def test_the_exit_status_says_whether_everything_agrees(
     assert agreeing.returncode == 0, agreeing.stderr
     assert agreeing.stdout.startswith("Everything agrees: 0 documents")
 
-    store_chunks("orphan", 2)  # into data_dir/vectors.json, the child's too
+    # A registry row whose chunks never arrived, written by the child into its database.
+    registry = data_dir / "one.json"
+    registry.write_bytes(
+        orjson.dumps(
+            [
+                {
+                    "fileId": "doc-1",
+                    "filename": "doc-1.txt",
+                    "sizeBytes": 10,
+                    "workspace": "default",
+                    "numChunks": 2,
+                    "indexed": True,
+                    "createdAt": 1700000000,
+                    "updatedAt": 1700000000,
+                }
+            ]
+        )
+    )
+    assert run_manage("import_registry", str(registry), env=env).returncode == 0
     disagreeing = run_manage("check_registry", env=env)
     assert disagreeing.returncode == 1
-    assert "vectors.json: 2 chunks of unknown document 'orphan'" in disagreeing.stdout
+    assert "database: document 'doc-1' (doc-1.txt) has no vectors" in disagreeing.stdout
     assert disagreeing.stderr.strip() == (
-        f"CommandError: The registry and {data_dir / 'vectors.json'} disagree: "
-        "vectors of 1 unknown document (2 chunks)"
+        f"CommandError: The registry and {store_label(data_dir)} disagree: "
+        "1 document without vectors"
     )

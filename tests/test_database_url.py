@@ -121,14 +121,12 @@ class TestLiveConnection:
     def test_the_operators_asyncpg_url_connects_unchanged_through_the_pool(self):
         from django.db import connection
 
-        from tests.helpers import child_env, run_manage
+        from tests.helpers import child_env, postgres_url, run_manage
 
         if connection.vendor != "postgresql":
             pytest.skip("runs in the PostgreSQL pass of the suite")
-        settings_dict = connection.settings_dict
-        url = (
-            f"postgresql+asyncpg://{settings_dict['USER']}@{settings_dict['HOST']}:"
-            f"{settings_dict['PORT'] or 5432}/postgres?sslmode=disable&application_name=probe"
+        url = postgres_url(name="postgres", query="sslmode=disable&application_name=probe").replace(
+            "postgresql://", "postgresql+asyncpg://", 1
         )
         code = (
             "from django.db import connection\n"

@@ -60,6 +60,7 @@ def test_the_store_records_the_embedder_and_refuses_a_mismatch(api, settings, da
     assert api.get("/documents").json()["total"] == 1
 
 
+@pytest.mark.json_store_only
 @pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b'"text"'])
 def test_a_damaged_vector_file_is_a_clear_503(api, data_dir: Path, content):
     (data_dir / "vectors.json").write_bytes(content)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.documents import HANDBOOK_PDF_PAGES, POLICY_TEXT, RELEASE_HTML, make_pdf
-from tests.helpers import upload, vector_file_ids
+from tests.helpers import stored_text, upload, vector_file_ids
 
 
 class TestAcceptedTypes:
@@ -49,7 +49,7 @@ class TestAcceptedTypes:
         response = upload(api, "release.html", RELEASE_HTML)
         assert response.status_code == 200, response.json()
         assert response.json()["contentType"] == "text/html"
-        chunks = (data_dir / "vectors.json").read_text()
+        chunks = stored_text(data_dir)
         assert "Parquet" in chunks
         assert "do not index" not in chunks
         assert "color: red" not in chunks
@@ -81,7 +81,7 @@ class TestAcceptedTypes:
     def test_text_in_any_encoding_is_decoded(self, api, data_dir: Path, data, words):
         response = upload(api, "notes.txt", data)
         assert response.status_code == 200, response.json()
-        assert words in (data_dir / "vectors.json").read_text(encoding="utf-8")
+        assert words in stored_text(data_dir)
 
     def test_undecodable_bytes_never_cause_a_500(self, api, data_dir: Path):
         data = b"Valid start " + bytes(range(128, 256)) * 8 + b" valid end."

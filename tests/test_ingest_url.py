@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.documents import HANDBOOK_PDF_PAGES, RELEASE_HTML, make_pdf
-from tests.helpers import ask, upload, vector_file_ids
+from tests.helpers import ask, stored_text, upload, vector_file_ids
 from tests.http_server import CannedServer
 
 
@@ -74,7 +74,7 @@ class TestFetchedDocuments:
 
     def test_the_declared_charset_is_used(self, api, site, trusted_loopback, data_dir: Path):
         assert ingest_url(api, site.url("/notes")).status_code == 200
-        assert "Grüße" in (data_dir / "vectors.json").read_text(encoding="utf-8")
+        assert "Grüße" in stored_text(data_dir)
 
     def test_the_same_page_again_answers_200(self, api, site, trusted_loopback):
         first = ingest_url(api, site.url("/"))

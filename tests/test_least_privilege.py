@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from registry.models import ApiKey
-from tests.helpers import child_env, http_get, run_manage, running_server
+from tests.helpers import child_env, http_get, postgres_url, run_manage, running_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,8 +47,7 @@ def grant(*args: str) -> str:
 
 
 def url_as(role: str) -> str:
-    db = connection.settings_dict
-    return f"postgresql://{role}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    return postgres_url(user=role)
 
 
 def run_as(role: str, code: str, tmp_path: Path) -> subprocess.CompletedProcess:

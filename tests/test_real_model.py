@@ -9,12 +9,21 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import orjson
 import pytest
 
 from ingest.answering import NO_ANSWER
 from ingest.embeddings import MINILM, MINILM_SHA256, build_embedder
-from tests.helpers import ask, child_env, ingest, run_command, run_manage
+from tests.helpers import (
+    ask,
+    child_env,
+    ingest,
+    on_pgvector,
+    postgres_url,
+    run_command,
+    run_manage,
+    store_built_by,
+    stored_chunks,
+)
 
 EXPENSES = """# Expense policy
 
@@ -70,9 +79,8 @@ def test_the_model_is_the_upstream_file_checked_by_digest():
 
 class TestAnswersFromTheRealModel:
     def test_the_store_is_built_by_minilm(self, handbook, data_dir: Path):
-        store = orjson.loads((data_dir / "vectors.json").read_bytes())
-        assert (store["embedder"], store["dim"]) == (MINILM, 384)
-        contexts = {chunk["context"] for chunk in store["chunks"]}
+        assert store_built_by(data_dir) == (MINILM, 384)
+        contexts = {chunk["context"] for chunk in stored_chunks(data_dir)}
         assert "Expense policy > Travel" in contexts
         assert "Office network > Wireless access" in contexts
 
@@ -114,17 +122,16 @@ class TestReindex:
         return {"wifi": ingest(api, "wifi.md", WIFI), "license": ingest(api, "LICENSE.md", LICENSE)}
 
     def test_reindex_moves_the_store_to_the_real_model(self, api, hashed, settings, data_dir):
-        before = orjson.loads((data_dir / "vectors.json").read_bytes())
-        assert before["embedder"] == "hashing-v1"
+        before = stored_chunks(data_dir)
+        assert store_built_by(data_dir) == ("hashing-v1", 384)
 
         out, error = run_command("reindex", "--embedder", "minilm")
         assert error is None
         assert "embedded 2/2 chunks" in out
         assert f"Reindexed 2 chunks with {MINILM} (384 dimensions; was hashing-v1" in out
         assert "Set EMBEDDER=minilm" in out
-        after = orjson.loads((data_dir / "vectors.json").read_bytes())
-        assert (after["embedder"], after["dim"]) == (MINILM, 384)
-        assert [c["text"] for c in after["chunks"]] == [c["text"] for c in before["chunks"]]
+        assert store_built_by(data_dir) == (MINILM, 384)
+        assert stored_chunks(data_dir) == before
 
         # The service still on hashing-v1 refuses the store and says what to do.
         response = api.post("/ask", {"q": "wifi"}, content_type="application/json")
@@ -136,11 +143,13 @@ class TestReindex:
         assert body["sources"][0]["filename"] == "wifi.md"
         assert "ACME-Guest" in body["answer"]
 
-    def test_an_empty_store_has_nothing_to_reindex(self, data_dir):
+    def test_an_empty_store_has_nothing_to_reindex(self, db, data_dir):
         out, error = run_command("reindex", "--embedder", "hashing-v1")
         assert error is None and "nothing to reindex" in out
         assert not (data_dir / "vectors.json").exists()
+        assert store_built_by(data_dir) is None
 
+    @pytest.mark.json_store_only
     def test_the_old_services_vec_json_is_refused_with_what_to_do(self, settings, data_dir):
         settings.VECTOR_JSON_PATH = data_dir / "vec.json"
         (data_dir / "vec.json").write_bytes(b"[]")
@@ -176,9 +185,10 @@ def test_the_service_keeps_answering_while_it_reindexes(start_live_service, tmp_
     asker = threading.Thread(target=keep_asking)
     asker.start()
     try:
+        # The service's store: its file (the database is not needed), or the table.
         env = child_env(
             EMBEDDER="hashing-v1",
-            DATABASE_URL="sqlite:///" + str(tmp_path / "unused.sqlite3"),
+            DATABASE_URL=postgres_url() if on_pgvector() else f"sqlite:///{tmp_path}/unused.db",
             VECTOR_JSON_PATH=str(service.data_dir / "vectors.json"),
         )
         result = run_manage("reindex", env=env, timeout=120)

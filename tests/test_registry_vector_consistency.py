@@ -5,11 +5,10 @@ from __future__ import annotations
 from io import StringIO
 from pathlib import Path
 
-import orjson
 from django.core.management import call_command
 from django.db import connection
 
-from tests.helpers import ask, ingest, upload, vector_file_ids
+from tests.helpers import ask, ingest, on_pgvector, stored_chunks, upload, vector_file_ids
 
 
 def refuse_writes(operation: str) -> None:
@@ -40,8 +39,9 @@ def test_vectors_are_removed_when_the_registry_write_fails(api, data_dir: Path):
     response = upload(api, "policy.txt", "Passwords must be rotated every ninety days.")
     assert response.status_code == 503
     assert response.json() == {"detail": "The database is unavailable; try again shortly"}
-    # The vectors were written (the file now exists) and taken out again.
-    assert (data_dir / "vectors.json").exists()
+    # The json store wrote the vectors (the file now exists) and took them out again;
+    # the chunks table's rows were never committed.
+    assert (data_dir / "vectors.json").exists() is not on_pgvector()
     assert vector_file_ids(data_dir) == []
     assert ask(api, "passwords")["sources"] == []
 
@@ -49,11 +49,11 @@ def test_vectors_are_removed_when_the_registry_write_fails(api, data_dir: Path):
 def test_a_failed_re_ingest_puts_the_old_vectors_back(api, data_dir: Path):
     before = upload(api, "a.txt", "Passwords must be rotated every ninety days.", file_id="policy")
     assert before.status_code == 200
-    stored = (data_dir / "vectors.json").read_bytes()
+    stored = stored_chunks(data_dir)
     refuse_writes("UPDATE")
     response = upload(api, "b.txt", "Laptops must use full disk encryption.", file_id="policy")
     assert response.status_code == 503
-    assert orjson.loads((data_dir / "vectors.json").read_bytes()) == orjson.loads(stored)
+    assert stored_chunks(data_dir) == stored
     assert api.get("/documents/policy").json()["filename"] == "a.txt"
     assert ask(api, "passwords")["sources"][0]["fileId"] == "policy"
     assert ask(api, "laptops encryption")["sources"] == []
