@@ -38,3 +38,19 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}:{self.chunk_index}"
+
+
+class ChunkStore(models.Model):
+    """The one row saying which embedder (and dimension) built the chunks table's
+    vectors; created with the table by migration 0001, known here so that grants
+    (`grant_app_role`) and test flushes include it."""
+
+    id = models.IntegerField(primary_key=True, default=1)
+    embedder = models.TextField()
+    dim = models.IntegerField()
+
+    class Meta:
+        db_table = "chunk_store"
+
+    def __str__(self) -> str:
+        return f"{self.embedder} ({self.dim} dimensions)"

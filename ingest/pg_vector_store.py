@@ -18,15 +18,19 @@ in one transaction, and the chunks' foreign key cascades a row's deletion.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import psycopg.errors
 from django.db import DataError, ProgrammingError, connection, transaction
 
 from ingest.exceptions import VectorStoreError
 from ingest.retrieval import K
 from ingest.vector_store import ChunkHit, SharedStoreMethods, StoredChunks, check_built_by
+
+logger = logging.getLogger(__name__)
 
 
 class TableLabel(str):
@@ -46,8 +50,40 @@ MISSING = (
 )
 
 
+def _raise_if_missing(exc: ProgrammingError) -> None:
+    """VectorStoreError(MISSING) when the error says the table does not exist; any other
+    (a role without its grants, say) is the database's own error."""
+    if isinstance(exc.__cause__, psycopg.errors.UndefinedTable):
+        raise VectorStoreError(MISSING) from None
+
+
 def _index(dim: int) -> str:
     return f"chunks_embedding_hnsw_{int(dim)}"
+
+
+def create_hnsw_index(cursor: Any, dim: int) -> None:
+    """The HNSW index for cosine distance at this dimension, unless it exists (DDL locks
+    the table: once per dimension). A role that may not create it (the service's, after
+    `grant_app_role`) leaves searches exact and slower, and says so in the log, rather
+    than failing the write; `migrate`, `reindex` and `import_vectors` run as the owner
+    build it."""
+    cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [_index(dim)])
+    if cursor.fetchone() is not None:
+        return
+    try:
+        with transaction.atomic():
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {_index(dim)} ON chunks "
+                f"USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops)"
+            )
+    except ProgrammingError as exc:  # insufficient privilege: not the table's owner
+        logger.warning(
+            "the chunks table has no HNSW index for %s dimensions and this role cannot "
+            "build it (%s): searches scan every row until the owner runs `manage.py "
+            "migrate` (or reindex) with this EMBEDDER",
+            dim,
+            str(exc).strip(),
+        )
 
 
 def vector_literal(vector: np.ndarray) -> str:
@@ -78,8 +114,9 @@ class PgVectorStore(SharedStoreMethods):
             try:
                 with transaction.atomic():
                     cursor.execute("SELECT embedder, dim FROM chunk_store WHERE id = 1")
-            except ProgrammingError:
-                raise VectorStoreError(MISSING) from None
+            except ProgrammingError as exc:
+                _raise_if_missing(exc)
+                raise
             row = cursor.fetchone()
             if row is None:
                 return None
@@ -95,12 +132,7 @@ class PgVectorStore(SharedStoreMethods):
             "ON CONFLICT (id) DO UPDATE SET embedder = EXCLUDED.embedder, dim = EXCLUDED.dim",
             [embedder, dim],
         )
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [_index(dim)])
-        if cursor.fetchone() is None:  # once per dimension: DDL locks the table
-            cursor.execute(
-                f"CREATE INDEX IF NOT EXISTS {_index(dim)} ON chunks "
-                f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops)"
-            )
+        create_hnsw_index(cursor, dim)
 
     # -- writing -------------------------------------------------------------------------
     def replace(self, documents: list[StoredChunks]) -> int:
@@ -284,8 +316,9 @@ class PgVectorStore(SharedStoreMethods):
                 )
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
-        except ProgrammingError:
-            raise VectorStoreError(MISSING) from None
+        except ProgrammingError as exc:
+            _raise_if_missing(exc)
+            raise
         except DataError:  # vectors of another dimension: say so, as the json store does
             self._check()
             raise

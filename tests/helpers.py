@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import pty
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -322,3 +324,39 @@ def table_rows() -> dict[str, tuple]:
     from registry.records import RECORD_FIELDS
 
     return {row[0]: row for row in Document.objects.values_list(*RECORD_FIELDS)}
+
+
+def run_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[str, str]:
+    """Run manage.py with stderr on a pseudo-terminal; return stdout and what the
+    terminal showed."""
+    leader, follower = pty.openpty()
+    shown: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO once the child has closed its end
+                return
+            if not chunk:
+                return
+            shown.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(follower)
+    reader.join(timeout=10)
+    os.close(leader)
+    assert result.returncode == 0
+    return result.stdout, b"".join(shown).decode()

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import subprocess
-import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +12,15 @@ from django.db import connection
 from registry.backends.db import DatabaseRegistry
 from registry.models import Document
 from registry.records import DocumentRecord
-from tests.helpers import MESSY, ROOT, SAMPLE, child_env, run_import, run_manage, table_rows
+from tests.helpers import (
+    MESSY,
+    SAMPLE,
+    child_env,
+    run_import,
+    run_manage,
+    run_on_a_terminal,
+    table_rows,
+)
 
 DUPLICATED = "dddddddd-0000-4000-8000-00000000000d"
 
@@ -477,39 +480,3 @@ class TestImportRegistryFromTheShell:
         env = child_env(DATABASE_URL=child_database_url, DATA_DIR=str(tmp_path))
         _, terminal = run_on_a_terminal(["import_registry", str(SAMPLE), "--no-progress"], env)
         assert terminal == ""
-
-
-def run_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[str, str]:
-    """Run manage.py with stderr on a pseudo-terminal; return stdout and what the
-    terminal showed."""
-    leader, follower = pty.openpty()
-    shown: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # EIO once the child has closed its end
-                return
-            if not chunk:
-                return
-            shown.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=follower,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        os.close(follower)
-    reader.join(timeout=10)
-    os.close(leader)
-    assert result.returncode == 0
-    return result.stdout, b"".join(shown).decode()

@@ -16,7 +16,17 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from registry.models import ApiKey
-from tests.helpers import child_env, http_get, postgres_url, run_manage, running_server
+from tests.helpers import (
+    LiveService,
+    child_env,
+    http_get,
+    on_pgvector,
+    postgres_url,
+    run_manage,
+    running_server,
+)
+
+POLICY = b"Passwords must be rotated every ninety days."
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,6 +133,24 @@ class TestGrantAppRole:
             assert status == 200, body
         api_key.refresh_from_db()
         assert api_key.last_used_at is not None  # the role wrote to api_keys
+
+    def test_the_role_ingests_answers_and_deletes(self, role: str, tmp_path: Path):
+        """With VECTOR_STORE=pgvector this writes the chunks table and chunk_store too."""
+        grant(role)
+        api_key = ApiKey(name="least-privilege test")
+        raw_key = api_key.set_new_key()
+        api_key.save()
+        env = child_env(DATABASE_URL=url_as(role), DATA_DIR=str(tmp_path))
+        if on_pgvector():
+            env["VECTOR_STORE"] = "pgvector"
+        with running_server(env) as base:
+            service = LiveService(base, raw_key, tmp_path)
+            status, document = service.post_file("policy.txt", POLICY)
+            assert status == 200, document
+            status, body = service.post_json("/ask", {"q": "How often are passwords rotated?"})
+            assert status == 200 and body["sources"][0]["fileId"] == document["fileId"], body
+            status, body = service.post_json("/delete", {"fileId": document["fileId"]})
+            assert (status, body["removed"]) == (200, 1), body
 
     def test_it_grants_dml_only_and_takes_back_anything_more(self, role: str):
         grant(role)

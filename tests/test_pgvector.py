@@ -15,7 +15,7 @@ from django.db import connection
 
 from ingest.answering import NO_ANSWER
 from ingest.embeddings import MINILM
-from tests.helpers import ask, ingest, run_command, upload
+from tests.helpers import ask, child_env, ingest, run_command, run_on_a_terminal, upload
 
 pytestmark = pytest.mark.skipif(
     django_settings.VECTOR_STORE != "pgvector", reason="runs in the pgvector pass (make test)"
@@ -145,6 +145,10 @@ class TestMovingBetweenStores:
             "FROM chunks ORDER BY file_id, chunk_index"
         )
         assert after == before
+        # The import into the emptied table built its search indexes again, after the COPY.
+        assert {"chunks_embedding_hnsw_384", "chunks_search_gin"} <= {
+            name for (name,) in rows("SELECT indexname FROM pg_indexes WHERE tablename = 'chunks'")
+        }
         # Again: the same table, nothing doubled.
         assert run_command("import_vectors", str(exported), "--no-progress")[1] is None
         assert rows("SELECT count(*) FROM chunks") == [(2,)]
@@ -179,3 +183,47 @@ class TestMovingBetweenStores:
         settings.EMBEDDER = "minilm"
         _, error = run_command("import_vectors", str(exported), "--no-progress")
         assert error is not None and "was built by embedder 'hashing-v1'" in error
+
+
+@pytest.mark.django_db(transaction=True)  # the servers read committed rows
+def test_two_hosts_on_one_database_answer_each_others_documents(start_live_service):
+    """Two service processes, each with its own empty data/, share the table: what one
+    ingests the other answers from and can delete, with nothing kept on either host."""
+    first, second = start_live_service(), start_live_service()
+    assert first.data_dir != second.data_dir
+    status, policy = first.post_file("policy.md", POLICY.encode(), {"workspace": "security"})
+    assert status == 200, policy
+    status, parking = second.post_file("parking.md", PARKING.encode())
+    assert status == 200, parking
+
+    status, body = second.post_json(
+        "/ask", {"q": "How often must passwords be rotated?", "workspace": "security"}
+    )
+    assert status == 200 and body["sources"][0]["fileId"] == policy["fileId"], body
+    assert "ninety days" in body["answer"]
+    status, body = first.post_json("/ask", {"q": "Where do employees park?"})
+    assert status == 200 and body["sources"][0]["fileId"] == parking["fileId"], body
+
+    status, deleted = first.post_json("/delete", {"fileId": parking["fileId"]})
+    assert status == 200 and deleted["removed"] == 1
+    status, body = second.post_json("/ask", {"q": "Where do employees park?"})
+    assert status == 200 and body == {"answer": NO_ANSWER, "sources": []}
+    assert rows("SELECT DISTINCT file_id FROM chunks") == [(policy["fileId"],)]
+    for host in (first, second):
+        assert not list(host.data_dir.glob("*.json")), list(host.data_dir.iterdir())
+
+
+@pytest.mark.django_db(transaction=True)  # the child process reads committed rows
+def test_import_vectors_on_a_terminal_draws_a_progress_bar(
+    api, library, child_database_url, tmp_path
+):
+    exported = tmp_path / "exported.json"
+    assert run_command("export_vectors", str(exported))[1] is None
+    env = child_env(DATABASE_URL=child_database_url, DATA_DIR=str(tmp_path))
+    stdout, terminal = run_on_a_terminal(["import_vectors", str(exported)], env)
+    assert "\r" in terminal and "copying" in terminal and "2/2 100%" in terminal
+    assert stdout.strip() == (
+        f"Imported {exported} into the PostgreSQL table chunks: 2 documents (2 chunks)."
+    )
+    _, quiet = run_on_a_terminal(["import_vectors", str(exported), "--no-progress"], env)
+    assert quiet == ""
