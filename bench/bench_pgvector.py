@@ -48,6 +48,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--database-url", help="a PostgreSQL with pgvector (default: start one)")
     parser.add_argument("--source", type=Path, default=SOURCE, help="a minilm vectors.json")
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip loading when --database-url holds the chunks"
+    )
     return parser.parse_args()
 
 
@@ -88,6 +91,8 @@ django.setup()
 import numpy as np  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
+from pgvector.psycopg.vector import register_vector_info  # noqa: E402
+from psycopg.types import TypeInfo  # noqa: E402
 
 from ingest.embeddings import get_embedder  # noqa: E402
 from ingest.extraction import Extracted  # noqa: E402
@@ -178,8 +183,8 @@ def time_import(path: Path) -> float:
 
 
 def time_plain_copy(documents: list[StoredChunks], dim: int) -> tuple[float, float]:
-    """A plain COPY of the same rows into a table of the same columns, then the HNSW
-    index built on it: the floor of an import."""
+    """A plain binary COPY of the same rows, already in memory, into a table of the same
+    columns, then the HNSW index built on it: the floor of an import."""
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS chunks_floor")
         cursor.execute(
@@ -189,21 +194,21 @@ def time_plain_copy(documents: list[StoredChunks], dim: int) -> tuple[float, flo
             "(to_tsvector('english', context || ' ' || text)) STORED)"
         )
     rows = [
-        (d.file_id, d.workspace, index, d.context(p), d.texts[p], vector_literal(d.vectors[p]))
+        (d.file_id, d.workspace, index, d.context(p), d.texts[p], d.vectors[p])
         for d in documents
         for p, index in enumerate(d.indexes)
     ]
     started = time.perf_counter()
-    with (
-        transaction.atomic(),
-        connection.cursor() as cursor,
-        cursor.cursor.copy(
+    with transaction.atomic(), connection.cursor() as cursor:
+        raw = cursor.cursor
+        register_vector_info(raw, TypeInfo.fetch(raw.connection, "vector"))
+        with raw.copy(
             "COPY chunks_floor (file_id, workspace, chunk_index, context, text, embedding) "
-            "FROM STDIN"
-        ) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
+            "FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["varchar", "varchar", "int4", "text", "text", "vector"])
+            for row in rows:
+                copy.write_row(row)
     copied = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")
@@ -252,6 +257,17 @@ def bare_hnsw_ms(query: np.ndarray, workspace: str | None, dim: int) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def hnsw_top(query: np.ndarray, dim: int, ef: int, k: int = 10) -> list[int]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        cursor.execute(
+            f"SELECT id FROM chunks ORDER BY embedding::vector({dim}) <=> %s::vector({dim}) "
+            f"LIMIT {k}",
+            [vector_literal(query)],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def ingest_one(number: int, vectors: np.ndarray, texts: list[str]) -> float:
     store = get_vector_store()
     now = now_seconds()
@@ -286,21 +302,28 @@ def main() -> None:
         version, pgvector = cursor.fetchone()
     print(f"{version.split(' on ')[0]}, pgvector {pgvector}")
 
-    documents = scaled(ARGS.chunks)
-    total = sum(len(d.texts) for d in documents)
-    small = sum(len(d.texts) for d in documents if d.workspace == SMALL)
-    print(f"{total} chunks of {dim} dimensions in {len(documents)} documents ({small} in {SMALL})")
-    registry_rows(documents)
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "vectors.json"
-        VectorStore(path, embedder=embedder.name, dim=dim).write_all(documents)
-        imported = time_import(path)
-    copied, indexed = time_plain_copy(documents, dim)
-    print(
-        f"\nimport_vectors of {total} chunks (a process): {imported:.1f} s\n"
-        f"  floor: plain COPY {copied:.1f} s ({imported / copied:.2f}x), "
-        f"COPY + HNSW build {indexed:.1f} s ({imported / indexed:.2f}x)"
-    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM chunks")
+        present = cursor.fetchone()[0]
+    total = ARGS.chunks
+    if not (ARGS.reuse and present == total):
+        documents = scaled(ARGS.chunks)
+        small = sum(len(d.texts) for d in documents if d.workspace == SMALL)
+        print(
+            f"{total} chunks of {dim} dimensions, {len(documents)} documents ({small} in {SMALL})"
+        )
+        registry_rows(documents)
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "vectors.json"
+            VectorStore(path, embedder=embedder.name, dim=dim).write_all(documents)
+            imported = time_import(path)
+        copied, indexed = time_plain_copy(documents, dim)
+        print(
+            f"\nimport_vectors of {total} chunks (a process): {imported:.1f} s\n"
+            f"  floor: plain COPY {copied:.1f} s ({imported / copied:.2f}x), "
+            f"COPY + HNSW build {indexed:.1f} s ({imported / indexed:.2f}x)"
+        )
+        del documents
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE chunks")
 
@@ -333,6 +356,17 @@ def main() -> None:
             f"{percentile(dense_ms, 50):>6.1f}/{percentile(dense_ms, 95):<7.1f} "
             f"{percentile(bare_ms, 50):>8.1f}"
         )
+
+    print("\nhnsw.ef_search   recall@10 (no filter)  SQL p50 ms")
+    for ef in (40, 100, 200, 400):
+        recalls, took = [], []
+        for query in queries:
+            started = time.perf_counter()
+            found = hnsw_top(query, dim, ef)
+            took.append((time.perf_counter() - started) * 1000)
+            exact = exact_top(query, None, dim)
+            recalls.append(len(set(found) & set(exact)) / len(exact))
+        print(f"{ef:>14} {statistics.mean(recalls):>21.3f} {percentile(took, 50):>11.1f}")
 
     texts, _, base = source_chunks()
     one = []

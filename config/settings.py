@@ -162,6 +162,12 @@ EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", min(os.cpu_count() or 1, 4), mi
 # Where chunks and vectors live: json (VECTOR_JSON_PATH, one file per host) or pgvector
 # (the table `chunks` beside the registry, for any number of hosts).
 VECTOR_STORE = env_choice("VECTOR_STORE", "json", {"json", "pgvector"})
+# pgvector's HNSW candidate list per search (hnsw.ef_search; pgvector's own default is 40):
+# recall against exact search for latency. bench/bench_pgvector.py at 100,000 chunks:
+# recall@10 0.76 at 40, 0.89 at 100, 0.93 at 200, 0.985 at 400 (9 ms). At most 1000.
+PGVECTOR_EF_SEARCH = env_int("PGVECTOR_EF_SEARCH", 400, minimum=1)
+if PGVECTOR_EF_SEARCH > 1000:
+    raise ImproperlyConfigured(f"PGVECTOR_EF_SEARCH={PGVECTOR_EF_SEARCH} is over 1000")
 if VECTOR_STORE == "pgvector" and USE_JSON_REGISTRY:
     raise ImproperlyConfigured(
         "VECTOR_STORE=pgvector keeps chunks in the database beside the database registry, "

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from ingest.answering import NO_ANSWER
 from ingest.embeddings import MINILM
@@ -75,6 +76,19 @@ def test_a_small_workspace_still_gets_its_chunks_among_many(api, data_dir):
     assert [source["filename"] for source in body["sources"]] == ["policy.md"]
 
 
+@pytest.mark.parametrize(("setting", "expected"), [(None, 400), (1000, 1000), (10, 60)])
+def test_the_hnsw_scan_searches_as_wide_as_configured(api, library, settings, setting, expected):
+    """PGVECTOR_EF_SEARCH (default 400), and never narrower than the rows a search asks
+    for: /ask with k=5 asks the store for 15, which scans at least 4 x 15 = 60 deep."""
+    if setting is not None:
+        settings.PGVECTOR_EF_SEARCH = setting
+    with CaptureQueriesContext(connection) as queries:
+        ask(api, "Where do employees park?", k=5)
+    assert f"SET LOCAL hnsw.ef_search = {expected};" in "\n".join(
+        query["sql"] for query in queries.captured_queries
+    )
+
+
 def test_a_delete_takes_the_chunks_with_the_row(api, library):
     file_id = library["parking"]["fileId"]
     response = api.post("/delete", {"fileId": file_id}, content_type="application/json")
@@ -117,6 +131,19 @@ def test_a_store_of_another_embedder_is_refused_until_reindexed(api, library, se
     assert rows("SELECT embedder, dim FROM chunk_store") == [(MINILM, 384)]
     body = ask(api, "Where do employees leave their cars?")
     assert body["sources"][0]["filename"] == "parking.md"
+
+
+def test_a_reindex_to_another_dimension_moves_the_index_too(api, library, settings):
+    settings.EMBEDDING_DIM = 256
+    out, error = run_command("reindex")
+    assert error is None and "Reindexed 2 chunks with hashing-v1 (256 dimensions" in out
+    assert rows("SELECT embedder, dim FROM chunk_store") == [("hashing-v1", 256)]
+    hnsw = rows("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'chunks_embedding_hnsw_%%'")
+    assert hnsw == [("chunks_embedding_hnsw_256",)]
+    assert ask(api, "Where do employees park?")["sources"][0]["filename"] == "parking.md"
+    # New documents of the new dimension go in beside them.
+    ingest(api, "lunch.md", "# Canteen\n\nLunch is served from noon in the canteen.\n")
+    assert ask(api, "When is lunch served?")["sources"][0]["filename"] == "lunch.md"
 
 
 def test_check_registry_agrees(api, library):

@@ -30,6 +30,8 @@ class TestMalformedSetting:
             ("CHUNK_OVERLAP_WORDS", "500", "must be smaller than CHUNK_SIZE_WORDS=120"),
             ("EMBEDDER", "word2vec", "EMBEDDER='word2vec' is not one of gemini, hashing-v1"),
             ("ANSWER_GENERATOR", "gpt", "ANSWER_GENERATOR='gpt' is not one of extractive"),
+            ("PGVECTOR_EF_SEARCH", "2000", "PGVECTOR_EF_SEARCH=2000 is over 1000"),
+            ("PGVECTOR_EF_SEARCH", "0", "PGVECTOR_EF_SEARCH=0 is too small"),
             (
                 "INGEST_TRUSTED_NETWORKS",
                 "10.0.0.0/33",
