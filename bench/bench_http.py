@@ -1,0 +1,233 @@
+"""Requests per second of this project beside the stack it replaces, on one PostgreSQL.
+
+    apt-get install wrk
+    python3 -m venv /tmp/anchor-venv && /tmp/anchor-venv/bin/pip install fastapi \
+        'sqlalchemy[asyncio]' asyncpg uvicorn uvloop httptools
+    .venv/bin/python bench/bench_http.py [--records 10000] [--rounds 3] [--seconds 10]
+
+The old stack is ../shared/anchors/fastapi_seed (FastAPI, SQLAlchemy async, asyncpg,
+uvicorn with uvloop and httptools, 2 workers). This project runs under its production
+gunicorn config (gunicorn.conf.py, 2 uvicorn workers, DEBUG=false) with an API key sent
+on every request. Both load the same legacy registry of --records rows into a scratch
+database `bench_http` on DATABASE_URL's server (default the local PostgreSQL), which is
+dropped after. Each round measures every endpoint on the old stack, then on this
+project (`wrk -t2 -c32`), alternating; it prints req/s and p50/p99 latency per endpoint,
+the median over the rounds, and the project/old ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import orjson  # noqa: E402
+import psycopg  # noqa: E402
+from bench_import import legacy_records  # noqa: E402
+
+ANCHOR = ROOT.parent / "shared" / "anchors" / "fastapi_seed"
+ANCHOR_PYTHON = Path("/tmp/anchor-venv/bin/python")
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SCRATCH_DB = "bench_http"
+SECRET = "bench-" + "x" * 60
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    return parser.parse_args()
+
+
+def with_database(url: str, name: str, scheme: str | None = None) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}", scheme=scheme or parts.scheme))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"the server for {url} exited: {process.stderr.read()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310
+            return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"{url} did not answer within 60 s")
+
+
+def wrk(url: str, seconds: int, connections: int, key: str | None) -> tuple[float, float, float]:
+    """req/s, p50 ms, p99 ms; fails on any non-2xx answer."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if key:
+        command[1:1] = ["-H", f"X-API-Key: {key}"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in out:
+        sys.exit(f"{url} answered errors under load:\n{out}")
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return rate, ms("50"), ms("99")
+
+
+def main() -> None:
+    args = parse_args()
+    if not ANCHOR_PYTHON.exists():
+        sys.exit(f"{ANCHOR_PYTHON} is missing: see this script's docstring")
+    base_url = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    with psycopg.connect(base_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {SCRATCH_DB}")
+    url = with_database(base_url, SCRATCH_DB)
+    processes: list[subprocess.Popen] = []
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            registry = Path(scratch) / "registry.json"
+            records = legacy_records(args.records)
+            for record in records:
+                record["workspace"] = "default" if record["numChunks"] % 2 else "eng"
+            registry.write_bytes(orjson.dumps(records))
+            project_env = {
+                **os.environ,
+                "ENV_FILE": "",
+                "DEBUG": "false",
+                "SECRET_KEY": SECRET,
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "DATABASE_URL": url,
+                "DATA_DIR": scratch,
+                "WEB_CONCURRENCY": "2",
+                "SECURE_SSL_REDIRECT": "false",
+            }
+            manage = [sys.executable, "manage.py"]
+            for command in (
+                ["migrate", "-v0"],
+                ["import_registry", str(registry), "--no-progress"],
+            ):
+                subprocess.run([*manage, *command], cwd=ROOT, env=project_env, check=True)
+            key = subprocess.run(
+                [*manage, "create_api_key", "bench"],
+                cwd=ROOT,
+                env=project_env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()[-1]
+            anchor_env = {
+                **os.environ,
+                "DATABASE_URL": with_database(url, SCRATCH_DB, "postgresql+asyncpg"),
+            }
+            subprocess.run(
+                [str(ANCHOR_PYTHON), "seed_db.py", str(registry)],
+                cwd=ANCHOR,
+                env=anchor_env,
+                check=True,
+                capture_output=True,
+            )
+
+            project_port, anchor_port = free_port(), free_port()
+            project = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "config.asgi:application",
+                    "-c",
+                    "gunicorn.conf.py",
+                ],
+                cwd=ROOT,
+                env={**project_env, "BIND": f"127.0.0.1:{project_port}"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            anchor = subprocess.Popen(
+                [
+                    str(ANCHOR_PYTHON),
+                    "-m",
+                    "uvicorn",
+                    "app:app",
+                    "--workers",
+                    "2",
+                    "--port",
+                    str(anchor_port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ANCHOR,
+                env=anchor_env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            processes = [project, anchor]
+            project_base = f"http://127.0.0.1:{project_port}"
+            anchor_base = f"http://127.0.0.1:{anchor_port}"
+            wait_for(project_base + "/health", project)
+            wait_for(anchor_base + "/health", anchor)
+
+            one = str(records[len(records) // 2]["fileId"])
+            endpoints = [
+                "/health",
+                f"/documents/{one}",
+                "/documents?workspace=default&limit=50",
+            ]
+            results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+            for _ in range(args.rounds):
+                for endpoint in endpoints:
+                    for name, base, sent in (
+                        ("old", anchor_base, None),
+                        ("project", project_base, key),
+                    ):
+                        measured = wrk(base + endpoint, args.seconds, args.connections, sent)
+                        results.setdefault((endpoint, name), []).append(measured)
+
+        print(
+            f"\n{args.records} rows, wrk -t2 -c{args.connections} -d{args.seconds}s, "
+            f"median of {args.rounds} alternating rounds"
+        )
+        print(
+            f"{'endpoint':<40} {'old req/s':>10} {'p50/p99 ms':>12} {'project':>9} "
+            f"{'p50/p99 ms':>12} {'ratio':>6}"
+        )
+        for endpoint in endpoints:
+            old = [statistics.median(v) for v in zip(*results[(endpoint, "old")], strict=True)]
+            new = [statistics.median(v) for v in zip(*results[(endpoint, "project")], strict=True)]
+            print(
+                f"{endpoint[:40]:<40} {old[0]:>10,.0f} {old[1]:>5.1f}/{old[2]:<6.1f} "
+                f"{new[0]:>9,.0f} {new[1]:>5.1f}/{new[2]:<6.1f} {new[0] / old[0]:>6.2f}"
+            )
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+        with psycopg.connect(base_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
