@@ -124,6 +124,9 @@ HEALTH_TIMEOUT = env_float("HEALTH_TIMEOUT", 3, minimum=0.1)
 # false serves the old service's unauthenticated API for a cutover window; start-up warns
 # and `check --deploy` flags it while it is off.
 API_KEYS_REQUIRED = env_bool("API_KEYS_REQUIRED", True)
+# How long a process trusts a key it looked up (no query per request); a revocation takes
+# effect at once in the process that made it, within this many seconds in the others.
+API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 5.0, minimum=0.0)
 
 # --- Ingestion ----------------------------------------------------------------------
 VECTOR_JSON_PATH = env_path("VECTOR_JSON_PATH", DATA_DIR / "vectors.json", base_dir=BASE_DIR)

@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from registry.auth import forget_api_keys
 from registry.models import ApiKey
 
 
@@ -31,4 +32,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        forget_api_keys()  # update() sends no post_save: this process forgets them now
         messages.success(request, f"Revoked {revoked} API key(s).")

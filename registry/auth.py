@@ -6,13 +6,16 @@ no key) a request without a key is let in; a key that is sent is still checked.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import APIKeyHeader
 
+from common.singletons import Singleton
 from registry.models import ApiKey, hash_api_key
 
 # Recording every request's use would turn each read into a write.
@@ -25,6 +28,45 @@ class ApiKeyRevoked(Exception):
     """403: the key exists but was revoked."""
 
 
+class KnownKeys:
+    """The keys this process found in the database, by hash, for API_KEY_CACHE_SECONDS:
+    a request with a key seen a moment ago needs no query. A revocation or deletion in
+    this process forgets them at once (forget_api_keys, on every save and delete of a
+    key and after the admin's revoke action); in the other processes it takes effect
+    within API_KEY_CACHE_SECONDS. Unknown keys are never kept: a key created a moment
+    ago in another process works at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._found: dict[str, tuple[ApiKey, float]] = {}
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        found = self._found.get(key_hash)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    def keep(self, key_hash: str, api_key: ApiKey) -> None:
+        if self.seconds > 0:
+            if len(self._found) > 10_000:  # keys are few; never let a flood grow it
+                self._found.clear()
+            self._found[key_hash] = (api_key, time.monotonic() + self.seconds)
+
+
+_known = Singleton(
+    lambda: KnownKeys(settings.API_KEY_CACHE_SECONDS), settings=["API_KEY_CACHE_SECONDS"]
+)
+
+
+def forget_api_keys(**kwargs: object) -> None:
+    """Look every key up again on its next use (a receiver of ApiKey's save/delete)."""
+    _known.reset()
+
+
+post_save.connect(forget_api_keys, sender=ApiKey)
+post_delete.connect(forget_api_keys, sender=ApiKey)
+
+
 class ApiKeyAuth(APIKeyHeader):
     param_name = "X-API-Key"
     # ninja's built-in auth is sync; this flag makes it await our coroutine instead.
@@ -33,13 +75,19 @@ class ApiKeyAuth(APIKeyHeader):
     async def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | str | None:
         if not key:
             return None if settings.API_KEYS_REQUIRED else ANONYMOUS
-        api_key = await ApiKey.objects.filter(key_hash=hash_api_key(key.strip())).afirst()
+        key_hash = hash_api_key(key.strip())
+        known = _known.get()
+        api_key = known.get(key_hash)
         if api_key is None:
-            return None
+            api_key = await ApiKey.objects.filter(key_hash=key_hash).afirst()
+            if api_key is None:
+                return None
+            known.keep(key_hash, api_key)
         if api_key.is_revoked:
             raise ApiKeyRevoked
         now = timezone.now()
         if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+            api_key.last_used_at = now
             await ApiKey.objects.filter(pk=api_key.pk).aupdate(last_used_at=now)
         return api_key
 

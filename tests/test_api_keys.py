@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from registry.models import ApiKey
@@ -21,6 +23,40 @@ PROTECTED = [
     ("post", "/ingest/file"),
     ("post", "/ingest/url"),
 ]
+
+
+@pytest.mark.django_db
+class TestKnownKeys:
+    """A process trusts a key it looked up for API_KEY_CACHE_SECONDS (default 5)."""
+
+    def test_a_key_used_a_moment_ago_needs_no_query(self, client, api_key):
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 200
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 200
+        assert not [q["sql"] for q in queries.captured_queries if "api_keys" in q["sql"]]
+
+    def test_a_revocation_here_takes_effect_at_once(self, client, api_key):
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 200
+        key = ApiKey.objects.get()
+        key.revoked_at = timezone.now()
+        key.save()
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 403
+
+    def test_a_revocation_elsewhere_takes_effect_within_the_cache_time(
+        self, client, api_key, settings
+    ):
+        settings.API_KEY_CACHE_SECONDS = 0.5
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 200
+        # As another process revokes it: a row update, no signal in this process.
+        ApiKey.objects.update(revoked_at=timezone.now())
+        time.sleep(0.6)
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 403
+
+    def test_with_no_cache_time_every_request_looks_the_key_up(self, client, api_key, settings):
+        settings.API_KEY_CACHE_SECONDS = 0
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 200
+        ApiKey.objects.update(revoked_at=timezone.now())
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 403
 
 
 @pytest.mark.django_db
@@ -151,6 +187,7 @@ class TestAdmin:
 
     def test_revoking_in_the_admin_locks_the_key_out(self, staff, client, api_key):
         key_id = ApiKey.objects.get().pk
+        assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 200  # known now
         staff.post(
             "/admin/registry/apikey/",
             {"action": "revoke", "_selected_action": [key_id]},
