@@ -56,6 +56,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # API requests take a short path past the rest (config/middleware.py): only the admin
+    # and its static files need sessions, CSRF, auth, messages and WhiteNoise.
+    "config.middleware.ApiFastPath",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files under gunicorn, with no web server in front.
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -1,0 +1,53 @@
+"""API requests skip the admin's middleware (config/middleware.py) but keep what every
+response had: the host check, the HTTPS redirect and the security headers."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+@pytest.mark.parametrize("path", ["/health", "/documents", "/docs", "/admin/login/"])
+def test_api_and_admin_responses_carry_the_security_headers(client, api_key, path):
+    response = client.get(path, HTTP_X_API_KEY=api_key)
+    assert response.status_code == 200
+    for header, value in SECURITY_HEADERS.items():
+        assert response.headers.get(header) == value, (path, header)
+
+
+@pytest.mark.parametrize("path", ["/health", "/documents", "/admin/login/"])
+def test_a_host_not_allowed_is_400_everywhere(client, api_key, path):
+    response = client.get(path, HTTP_X_API_KEY=api_key, HTTP_HOST="evil.example.com")
+    assert response.status_code == 400
+
+
+def test_production_redirects_plain_http_on_api_paths_too(client, api_key, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get("/documents", HTTP_X_API_KEY=api_key)
+    assert response.status_code == 301
+    assert response.headers["Location"] == "https://testserver/documents"
+    assert client.get("/documents", HTTP_X_API_KEY=api_key, secure=True).status_code == 200
+
+
+def test_hsts_is_sent_on_https_api_responses(client, api_key, settings):
+    settings.SECURE_HSTS_SECONDS = 3600
+    response = client.get("/documents", HTTP_X_API_KEY=api_key, secure=True)
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=3600")
+
+
+def test_the_admin_still_has_sessions_and_csrf(client):
+    page = client.get("/admin/login/")
+    assert "csrfmiddlewaretoken" in page.content.decode()
+    refused = client.post("/admin/login/", {"username": "x", "password": "y"})
+    assert refused.status_code == 200  # the form again, with its error
+    strict = Client(enforce_csrf_checks=True)
+    assert strict.post("/admin/login/", {"username": "x", "password": "y"}).status_code == 403
