@@ -91,13 +91,11 @@ django.setup()
 import numpy as np  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
-from pgvector.psycopg.vector import register_vector_info  # noqa: E402
-from psycopg.types import TypeInfo  # noqa: E402
 
 from ingest.embeddings import get_embedder  # noqa: E402
 from ingest.extraction import Extracted  # noqa: E402
 from ingest.lexical import terms  # noqa: E402
-from ingest.pg_vector_store import vector_literal  # noqa: E402
+from ingest.pg_vector_store import copy_chunk_rows, vector_literal  # noqa: E402
 from ingest.services import Prepared, _write_atomically  # noqa: E402
 from ingest.vector_store import StoredChunks, VectorStore, get_vector_store  # noqa: E402
 from registry.models import Document  # noqa: E402
@@ -200,15 +198,7 @@ def time_plain_copy(documents: list[StoredChunks], dim: int) -> tuple[float, flo
     ]
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        raw = cursor.cursor
-        register_vector_info(raw, TypeInfo.fetch(raw.connection, "vector"))
-        with raw.copy(
-            "COPY chunks_floor (file_id, workspace, chunk_index, context, text, embedding) "
-            "FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["varchar", "varchar", "int4", "text", "text", "vector"])
-            for row in rows:
-                copy.write_row(row)
+        copy_chunk_rows(cursor, "chunks_floor", rows)
     copied = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")

@@ -13,18 +13,17 @@ that reads back as the same float.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
-from pgvector.psycopg.vector import register_vector_info
-from psycopg.types import TypeInfo
 
 from ingest.embeddings import get_embedder
 from ingest.exceptions import VectorStoreError
-from ingest.pg_vector_store import PgVectorStore, parse_vector
+from ingest.pg_vector_store import PgVectorStore, copy_chunk_rows, parse_vector
 from ingest.vector_store import StoredChunks, VectorStore, check_built_by
 from registry.backends import get_backend
 from registry.progress import EVERY, Progress, report
@@ -64,32 +63,7 @@ def import_vectors(path: Path, *, progress: Progress | None = None) -> Moved:
         cursor.execute("DELETE FROM chunks WHERE file_id = ANY(%s)", [[d.file_id for d in wanted]])
         cursor.execute("SELECT count(*) FROM chunks")
         rebuilt = _drop_search_indexes(cursor) if total >= cursor.fetchone()[0] else []
-        done = 0
-        raw = cursor.cursor
-        # Binary COPY: each vector goes as its float32s (pgvector's dumper, on this cursor
-        # only); formatting 100,000 vectors as text took longer than the COPY itself.
-        register_vector_info(raw, TypeInfo.fetch(raw.connection, "vector"))
-        with raw.copy(
-            "COPY chunks (file_id, workspace, chunk_index, context, text, embedding) "
-            "FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["varchar", "varchar", "int4", "text", "text", "vector"])
-            for document in wanted:
-                vectors = document.vectors.astype(np.float32, copy=False)
-                for position, index in enumerate(document.indexes):
-                    copy.write_row(
-                        (
-                            document.file_id,
-                            document.workspace,
-                            index,
-                            document.context(position),
-                            document.texts[position],
-                            vectors[position],
-                        )
-                    )
-                    done += 1
-                    if done % EVERY == 0:
-                        report(progress, "copying", done, total)
+        copy_chunk_rows(cursor, "chunks", _rows(wanted, progress, total))
         report(progress, "copying", total, total)
         if rebuilt:
             cursor.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'")
@@ -98,6 +72,27 @@ def import_vectors(path: Path, *, progress: Progress | None = None) -> Moved:
                 cursor.execute(definition)
             report(progress, "indexing", len(rebuilt), len(rebuilt))
     return Moved(len(wanted), total, unknown)
+
+
+def _rows(
+    documents: list[StoredChunks], progress: Progress | None, total: int
+) -> Iterator[tuple[Any, ...]]:
+    """The documents' chunks as COPY rows, reporting every EVERY rows."""
+    done = 0
+    for document in documents:
+        vectors = document.vectors.astype(np.float32, copy=False)
+        for position, index in enumerate(document.indexes):
+            yield (
+                document.file_id,
+                document.workspace,
+                index,
+                document.context(position),
+                document.texts[position],
+                vectors[position],
+            )
+            done += 1
+            if done % EVERY == 0:
+                report(progress, "copying", done, total)
 
 
 def _drop_search_indexes(cursor: Any) -> list[str]:
