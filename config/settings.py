@@ -110,6 +110,11 @@ DATABASES = {
         connect_timeout=env_int("DB_CONNECT_TIMEOUT", 5, minimum=1),
     )
 }
+# The API's hot reads (a document, a page of documents, an API key, /health) on psycopg's
+# native async pool instead of the ORM in a thread (common/async_db.py); PostgreSQL with
+# DB_POOL only. Each worker then holds up to twice DB_POOL_SIZE + DB_MAX_OVERFLOW
+# connections: Django's pool and this one.
+DB_ASYNC_READS = env_bool("DB_ASYNC_READS", True)
 _on_sqlite = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if not DEBUG and _on_sqlite and not env_bool("ALLOW_SQLITE_IN_PRODUCTION", False):
     raise ImproperlyConfigured(

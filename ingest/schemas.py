@@ -61,6 +61,15 @@ class CamelSchema(Schema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+class CamelOut(CamelSchema):
+    """A response: built from our own objects by their Python names, written in camelCase.
+    Not looking each field up by its alias first saves a failed attribute lookup per
+    field (ninja's DjangoGetter falls back to Django's template resolver): that was
+    half the time of a page of 50 documents."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=False)
+
+
 class UploadForm(CamelSchema):
     """The form fields beside the uploaded file."""
 
@@ -130,7 +139,7 @@ class AskOut(CamelSchema):
     sources: list[SourceOut]
 
 
-class DocumentOut(CamelSchema):
+class DocumentOut(CamelOut):
     file_id: str
     filename: str
     workspace: str
@@ -164,7 +173,7 @@ class ListFilters(Schema):
     offset: int = Field(0, ge=0)
 
 
-class DocumentListOut(CamelSchema):
+class DocumentListOut(CamelOut):
     items: list[DocumentOut]
     total: int
     limit: int
@@ -175,7 +184,7 @@ class DeleteIn(CamelSchema):
     file_id: str = Field(min_length=1, max_length=FILE_ID_MAX)
 
 
-class DeletedOut(CamelSchema):
+class DeletedOut(CamelOut):
     ok: bool = True
     removed: int = Field(description="How many chunks were removed (0 for an unknown id).")
     deleted: bool = Field(description="Whether a document with this id existed.")

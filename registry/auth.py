@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import APIKeyHeader
 
+from common import async_db
 from common.singletons import Singleton
 from registry.models import ApiKey, hash_api_key
 
@@ -79,7 +80,7 @@ class ApiKeyAuth(APIKeyHeader):
         known = _known.get()
         api_key = known.get(key_hash)
         if api_key is None:
-            api_key = await ApiKey.objects.filter(key_hash=key_hash).afirst()
+            api_key = await _find(key_hash)
             if api_key is None:
                 return None
             known.keep(key_hash, api_key)
@@ -90,6 +91,14 @@ class ApiKeyAuth(APIKeyHeader):
             api_key.last_used_at = now
             await ApiKey.objects.filter(pk=api_key.pk).aupdate(last_used_at=now)
         return api_key
+
+
+async def _find(key_hash: str) -> ApiKey | None:
+    keys = ApiKey.objects.filter(key_hash=key_hash)
+    if async_db.native_reads():
+        found = await async_db.fetch_models(keys[:1])
+        return found[0] if found else None
+    return await keys.afirst()
 
 
 api_key_auth = ApiKeyAuth()

@@ -25,7 +25,5 @@ async def document_get(*, file_id: str) -> DocumentRecord:
 async def document_list(*, workspace: str, limit: int, offset: int) -> DocumentPage:
     """A page of the workspace's documents (`*`: of every workspace)."""
     scope = workspace_filter(workspace)
-    backend = get_backend()
-    items = await backend.alist(workspace=scope, limit=limit, offset=offset)
-    total = await backend.acount(workspace=scope)
+    items, total = await get_backend().apage(workspace=scope, limit=limit, offset=offset)
     return DocumentPage(items=items, total=total, limit=limit, offset=offset)

@@ -80,7 +80,10 @@ class RegistryBackend(abc.ABC):
         return await self._async(self.create, record)
 
     async def aget(self, file_id: str) -> DocumentRecord:
-        return await self._async(self.get, file_id)
+        found = (await self.aget_many([file_id])).get(file_id)
+        if found is None:
+            raise DocumentNotFound(file_id)
+        return found
 
     async def aget_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
         return await self._async(self.get_many, file_ids)
@@ -95,6 +98,16 @@ class RegistryBackend(abc.ABC):
 
     async def acount(self, *, workspace: str | None = None) -> int:
         return await self._async(self.count, workspace=workspace)
+
+    async def apage(
+        self, *, workspace: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[Records, int]:
+        """`alist()` and the `acount()` it is a page of."""
+        items = await self.alist(workspace=workspace, limit=limit, offset=offset)
+        return items, await self.acount(workspace=workspace)
+
+    async def acheck(self) -> None:
+        await self._async(self.check)
 
     async def adelete_many(
         self, file_ids: Collection[str], *, on_deleted: OnDeleted | None = None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator
+from typing import Any
 
 from django.db import (
     DatabaseError,
@@ -10,12 +11,14 @@ from django.db import (
     OperationalError,
     transaction,
 )
+from django.db.models import QuerySet
 
+from common import async_db
 from registry.backends import DATABASE
 from registry.backends.base import OnDeleted, Records, RegistryBackend
 from registry.exceptions import RegistryUnavailable
 from registry.models import Document
-from registry.records import DocumentRecord
+from registry.records import RECORD_FIELDS, DocumentRecord
 
 
 @contextlib.contextmanager
@@ -24,6 +27,24 @@ def _database_errors() -> Iterator[None]:
         yield
     except (OperationalError, InterfaceError) as exc:
         raise RegistryUnavailable(f"database unavailable: {exc}".strip()) from exc
+
+
+def _in_workspace(workspace: str | None) -> QuerySet[Document]:
+    queryset = Document.objects.all()
+    return queryset if workspace is None else queryset.filter(workspace=workspace)
+
+
+def _page(workspace: str | None, limit: int, offset: int) -> QuerySet[Document]:
+    return _in_workspace(workspace).order_by("-created_at", "-file_id")[offset : offset + limit]
+
+
+def _records(queryset: QuerySet[Document]) -> QuerySet[Document, tuple[Any, ...]]:
+    """The queryset's rows as DocumentRecord's fields, in their order."""
+    return queryset.values_list(*RECORD_FIELDS)
+
+
+def _record(row: tuple[Any, ...]) -> DocumentRecord:
+    return DocumentRecord(*row)
 
 
 class DatabaseRegistry(RegistryBackend):
@@ -70,18 +91,48 @@ class DatabaseRegistry(RegistryBackend):
         return document.to_record() if document else None
 
     def list(self, *, workspace: str | None = None, limit: int = 50, offset: int = 0) -> Records:
-        queryset = Document.objects.order_by("-created_at", "-file_id")
-        if workspace is not None:
-            queryset = queryset.filter(workspace=workspace)
         with _database_errors():
-            return [document.to_record() for document in queryset[offset : offset + limit]]
+            return [document.to_record() for document in _page(workspace, limit, offset)]
 
     def count(self, *, workspace: str | None = None) -> int:
-        queryset = Document.objects.all()
-        if workspace is not None:
-            queryset = queryset.filter(workspace=workspace)
         with _database_errors():
-            return queryset.count()
+            return _in_workspace(workspace).count()
+
+    # The API's reads, on the native async pool when it is available (common/async_db.py);
+    # the same querysets as the sync methods above.
+
+    async def aget_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
+        if not async_db.native_reads():
+            return await super().aget_many(file_ids)
+        if not file_ids:
+            return {}
+        queryset = _records(Document.objects.filter(file_id__in=list(file_ids)).order_by())
+        with _database_errors():
+            rows = await async_db.fetch_rows(*async_db.select_sql(queryset))
+        return {record.file_id: record for record in map(_record, rows)}
+
+    async def apage(
+        self, *, workspace: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[Records, int]:
+        if not async_db.native_reads():
+            return await super().apage(workspace=workspace, limit=limit, offset=offset)
+        page = async_db.select_sql(_records(_page(workspace, limit, offset)))
+        counted = async_db.count_sql(_in_workspace(workspace))
+        with _database_errors():
+            async with async_db.cursor() as cursor:
+                await cursor.execute(*page)
+                rows = await cursor.fetchall()
+                await cursor.execute(*counted)
+                total = (await cursor.fetchone() or (0,))[0]
+        return [_record(row) for row in rows], int(total)
+
+    async def acheck(self) -> None:
+        if not async_db.native_reads():
+            return await super().acheck()
+        try:
+            await async_db.fetch_rows(*async_db.select_sql(Document.objects.values("pk")[:1]))
+        except DatabaseError as exc:
+            raise RegistryUnavailable(f"database unavailable: {exc}".strip()) from exc
 
     def delete_many(
         self, file_ids: Collection[str], *, on_deleted: OnDeleted | None = None
