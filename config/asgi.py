@@ -6,9 +6,12 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 from config.body_limit import BodySizeLimit
+from config.sync_threads import ReusedSyncThreads
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = BodySizeLimit(
-    get_asgi_application(), max_bytes=settings.MAX_UPLOAD_BYTES, limit_mb=settings.MAX_UPLOAD_MB
+    ReusedSyncThreads(get_asgi_application()),
+    max_bytes=settings.MAX_UPLOAD_BYTES,
+    limit_mb=settings.MAX_UPLOAD_MB,
 )
