@@ -4,9 +4,10 @@
 
 Uses the PostgreSQL server of DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/
 postgres) to create a scratch database `bench_import`, migrates it, runs the command's own
-code path into the empty table and COPYs the same rows into a table of the same shape
+code path into the empty table, then `manage.py import_registry` as a process (start-up
+included), and COPYs the same rows, already in memory, into a table of the same shape
 (`CREATE TABLE … (LIKE documents INCLUDING ALL)`: same columns, constraints and indexes),
-in alternating rounds, and prints the median times and their ratio; then times a second,
+in alternating rounds, and prints the median times and their ratios; then times a second,
 idempotent run and a run where 1% of the records changed. Drops the database after.
 """
 
@@ -17,6 +18,7 @@ import io
 import itertools
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,6 +127,7 @@ def run(database_url: str, count: int, repeat: int) -> None:
 
     from registry.importing import import_registry
     from registry.legacy import record_from_legacy
+    from registry.pg_copy import copy_rows
     from registry.records import RECORD_FIELDS
 
     call_command("migrate", verbosity=0)
@@ -134,11 +137,17 @@ def run(database_url: str, count: int, repeat: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE documents_copy (LIKE documents INCLUDING ALL)")
 
-    def copy_once() -> float:
+    def copy_once(binary: bool = True) -> float:
+        """The floor: binary COPY as the import writes it (registry.pg_copy.copy_rows),
+        or plain text COPY."""
         with connection.cursor() as wrapper:
             wrapper.execute("TRUNCATE documents_copy")
             started = time.perf_counter()
-            with wrapper.cursor.copy(f"COPY documents_copy ({columns}) FROM STDIN") as copy:
+            if binary:
+                copying = copy_rows(wrapper.cursor, sql.Identifier("documents_copy"))
+            else:
+                copying = wrapper.cursor.copy(f"COPY documents_copy ({columns}) FROM STDIN")
+            with copying as copy:
                 for row in rows:
                     copy.write_row(row)
             return time.perf_counter() - started
@@ -150,7 +159,8 @@ def run(database_url: str, count: int, repeat: int) -> None:
 
         # import_registry() is the whole of the command but for parsing its arguments and
         # printing the report. Each round starts from an empty table, as COPY's does.
-        imports, copies = [], []
+        imports, commands, copies, text_copies = [], [], [], []
+        command = [sys.executable, "manage.py", "import_registry", str(path), "--no-progress"]
         for _ in range(repeat):
             with connection.cursor() as cursor:
                 cursor.execute("TRUNCATE documents")
@@ -160,6 +170,14 @@ def run(database_url: str, count: int, repeat: int) -> None:
             imports.append((time.perf_counter() - started, clock.split(started)))
             assert report.created == count, report
             copies.append(copy_once())
+            text_copies.append(copy_once(binary=False))
+            # The whole command as an operator runs it: process start included.
+            with connection.cursor() as cursor:
+                cursor.execute("TRUNCATE documents")
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            commands.append(time.perf_counter() - started)
+            assert f"{count} created" in done.stdout, done.stdout + done.stderr
 
         started = time.perf_counter()
         report = import_registry(path=path)
@@ -180,13 +198,22 @@ def run(database_url: str, count: int, repeat: int) -> None:
         call_command("import_registry", str(path), "--no-progress", stdout=out)
 
     import_seconds, split = sorted(imports)[len(imports) // 2]
+    command_seconds = sorted(commands)[len(commands) // 2]
     copy_seconds = sorted(copies)[len(copies) // 2]
     print(f"{count:,} legacy records, {size_mb:.1f} MB of JSON, PostgreSQL {server_version()}")
     print(f"median of {repeat} rounds, each into an empty table:")
     print(f"  import_registry (all created)   {import_seconds:6.2f} s   ({split})")
-    print(f"  COPY of the same rows           {copy_seconds:6.2f} s")
+    print(
+        f"  COPY of the same rows           {copy_seconds:6.2f} s   (binary; as text: "
+        f"{sorted(text_copies)[len(text_copies) // 2]:.2f} s)"
+    )
     print(f"  ratio import / COPY             {import_seconds / copy_seconds:6.2f}")
-    print(f"  every round: import {fmt(t for t, _ in imports)}; COPY {fmt(copies)}")
+    print(f"  manage.py import_registry       {command_seconds:6.2f} s   (a process of its own)")
+    print(f"  ratio command / COPY            {command_seconds / copy_seconds:6.2f}")
+    print(
+        f"  every round: import {fmt(t for t, _ in imports)}; command {fmt(commands)}; "
+        f"COPY {fmt(copies)}; text COPY {fmt(text_copies)}"
+    )
     print(f"second run, nothing changed       {noop_seconds:6.2f} s")
     print(f"{changed:,} records changed            {changed_seconds:6.2f} s")
     print(f"the command then says: {out.getvalue().strip()}")

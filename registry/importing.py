@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from registry.legacy import read_registry_file
 from registry.models import Document
 from registry.normalising import Duplicate, Rejection, normalise_records
-from registry.pg_copy import upsert_with_copy
+from registry.pg_copy import import_with_copy, upsert_with_copy
 from registry.progress import Progress, report
 from registry.records import RECORD_FIELDS, UPDATABLE_FIELDS, DocumentRecord
 
@@ -47,17 +47,24 @@ def import_registry(
     written. A dry run reports the same counts and writes nothing. Unchanged means every
     column equal; unchanged rows are not written at all.
     """
-    normalised = normalise_records(read_registry_file(path), progress=progress)
-    write = not dry_run and not (strict and normalised.rejected)
-    upsert = upsert_with_copy if connection.vendor == "postgresql" else upsert_with_orm
+    items = read_registry_file(path)
+    on_postgres = connection.vendor == "postgresql"
     with transaction.atomic():
-        created, updated = upsert(normalised.records, write=write, progress=progress)
+        if on_postgres and not dry_run:
+            normalised, created, updated, write = import_with_copy(
+                items, strict=strict, progress=progress
+            )
+        else:
+            normalised = normalise_records(items, progress=progress)
+            write = not dry_run and not (strict and normalised.rejected)
+            upsert = upsert_with_copy if on_postgres else upsert_with_orm
+            created, updated = upsert(normalised.records, write=write, progress=progress)
     return ImportReport(
         path=path,
         total=normalised.total,
         created=created,
         updated=updated,
-        unchanged=len(normalised.records) - created - updated,
+        unchanged=len(normalised.records) + len(normalised.taken) - created - updated,
         rejected=normalised.rejected,
         duplicates=normalised.duplicates,
         written=write,

@@ -13,7 +13,7 @@ into one-line reasons that name the legacy key.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,12 +64,15 @@ def _in_utc(value: datetime) -> datetime:
     """ISO timestamps keep their offset and naive ones mean UTC: store every instant in UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
+    if value.utcoffset() == _ZERO:  # epoch numbers: already UTC, in pydantic's own tzinfo
+        return value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("out of range") from None
 
 
+_ZERO = timedelta(0)
 Timestamp = Annotated[datetime, AfterValidator(_in_utc)]
 
 
@@ -104,6 +107,9 @@ class LegacyRecord(BaseModel):
         # null for a number and "" for a timestamp.
         if not isinstance(data, dict):
             raise InvalidRecord(f"expected an object, got {type(data).__name__}")
+        values = data.values()
+        if None not in values and "" not in values:  # most records: nothing to drop
+            return data
         return {key: value for key, value in data.items() if value is not None and value != ""}
 
     @field_validator("size_bytes", "num_chunks", mode="before")

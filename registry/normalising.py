@@ -4,8 +4,8 @@ what was left out and why."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from registry.exceptions import InvalidRecord
 from registry.legacy import record_from_legacy
@@ -51,19 +51,40 @@ class NormalisedRegistry:
     rejected: list[Rejection]
     duplicates: list[Duplicate]
     total: int
+    # Valid records handed to `take` as they were read (not in `records`).
+    taken: list[DocumentRecord] = field(default_factory=list)
+
+
+class EarlyWriter(Protocol):
+    """Where `normalise_records` sends records that are final before the file is done."""
+
+    def write(self, record: DocumentRecord) -> bool:
+        """Take this record now; False leaves it to the rules (an id already stored)."""
+
+    def unwrite(self, record: DocumentRecord) -> None:
+        """Give back a record taken earlier: a later one shares its id or content."""
 
 
 def normalise_records(
-    items: Sequence[Any], *, progress: Progress | None = None
+    items: Sequence[Any], *, progress: Progress | None = None, early: EarlyWriter | None = None
 ) -> NormalisedRegistry:
     """Every item normalised or rejected with its reason; duplicates resolved.
 
     Of several records with one file_id the most recently updated wins; on a tie, the
     later one in the file, as the legacy service would have kept it.
+
+    With `early`, each valid record whose fileId and content no earlier valid record has
+    goes to `early.write()` as soon as it is read, and is listed in `taken` instead of
+    `records`. If a later record turns out to share its fileId or its content, it goes
+    back (`early.unwrite()`) and both follow the rules, as if it had never been taken:
+    the records that stay taken are the ones the rules would have kept unchanged.
     """
     winners: dict[str, tuple[int, DocumentRecord]] = {}
     repeated: dict[str, list[int]] = {}
     rejected: list[Rejection] = []
+    taken: dict[str, tuple[int, DocumentRecord]] = {}
+    taken_content: dict[tuple[str, str], str] = {}
+    contents: set[tuple[str, str] | None] = set()
     total = len(items)
     for position, item in enumerate(items):
         if position % EVERY == 0:
@@ -73,6 +94,23 @@ def normalise_records(
         except InvalidRecord as exc:
             rejected.append(Rejection(position, raw_file_id(item), str(exc)))
             continue
+        if early is not None:
+            content = _content(record)
+            first = record.file_id not in winners and record.file_id not in taken
+            first = first and content not in contents
+            if content is not None:
+                contents.add(content)
+            if first and early.write(record):
+                taken[record.file_id] = (position, record)
+                if content is not None:
+                    taken_content[content] = record.file_id
+                continue
+            for file_id in (record.file_id, content and taken_content.get(content)):
+                if file_id and file_id in taken:
+                    back = taken.pop(file_id)
+                    taken_content.pop(_content(back[1]), None)  # type: ignore[arg-type]
+                    early.unwrite(back[1])
+                    winners[file_id] = back
         previous = winners.setdefault(record.file_id, (position, record))
         if previous[1] is record:
             continue
@@ -93,7 +131,12 @@ def normalise_records(
         rejected=rejected,
         duplicates=duplicates,
         total=total,
+        taken=[record for _, record in taken.values()],
     )
+
+
+def _content(record: DocumentRecord) -> tuple[str, str] | None:
+    return (record.workspace, record.sha256) if record.sha256 else None
 
 
 def _same_content(winners: dict[str, tuple[int, DocumentRecord]]) -> list[Rejection]:

@@ -3,15 +3,117 @@ existing ones on the server, and update only those that differ."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from psycopg import sql
 
 from registry.models import Document
+from registry.normalising import NormalisedRegistry, normalise_records
 from registry.progress import EVERY, Progress, report
 from registry.records import RECORD_FIELDS, UPDATABLE_FIELDS, DocumentRecord
+
+
+class _StrictRefusal(Exception):
+    """--strict and a record was rejected: undo what the COPY wrote."""
+
+
+def import_with_copy(
+    items: Sequence[Any], *, strict: bool, progress: Progress | None = None
+) -> tuple[NormalisedRegistry, int, int, bool]:
+    """(normalised, created, updated, written): the whole import on PostgreSQL, with
+    the COPY of new records running while the file is still being normalised. Call
+    inside a transaction.
+
+    The server's share of a COPY into `documents` (seven indexes) takes about as long
+    as normalising the file in Python; one after the other, an import of 100,000
+    records took about twice a bare COPY. Here a record new to the table whose fileId
+    and content no earlier record has goes into the COPY as soon as it is valid, so the
+    two overlap; one a later record collides with is deleted again after the COPY, and
+    the rest follow `upsert_with_copy` (see normalise_records' `early`). With --strict
+    and a rejection, everything rolls back to a savepoint and the import reports what
+    it would have done, writing nothing.
+    """
+    try:
+        with transaction.atomic():
+            normalised = _normalise_into_copy(items, progress)
+            if strict and normalised.rejected:
+                raise _StrictRefusal
+            created, updated = upsert_with_copy(normalised.records, write=True, progress=progress)
+            return normalised, created + len(normalised.taken), updated, True
+    except _StrictRefusal:
+        pass
+    normalised = normalise_records(items, progress=progress)
+    created, updated = upsert_with_copy(normalised.records, write=False, progress=progress)
+    return normalised, created, updated, False
+
+
+class _CopyWriter:
+    """normalise_records' EarlyWriter: new records into an open COPY; ones given back
+    are deleted once it is closed."""
+
+    def __init__(self, copy: Any, existing: set[str]) -> None:
+        self.copy = copy
+        self.existing = existing
+        self.given_back: list[str] = []
+
+    def write(self, record: DocumentRecord) -> bool:
+        if record.file_id in self.existing:
+            return False
+        self.copy.write_row(record.row())
+        return True
+
+    def unwrite(self, record: DocumentRecord) -> None:
+        self.given_back.append(record.file_id)
+
+
+def _normalise_into_copy(items: Sequence[Any], progress: Progress | None) -> NormalisedRegistry:
+    table = sql.Identifier(Document._meta.db_table)
+    with connection.cursor() as wrapper, connection.wrap_database_errors:
+        cursor = wrapper.cursor
+        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table))
+        cursor.execute(sql.SQL("SELECT file_id FROM {}").format(table))
+        existing = {file_id for (file_id,) in cursor.fetchall()}
+        rebuild = [] if existing else _drop_secondary_indexes(cursor)
+        with copy_rows(cursor, table) as copy:
+            writer = _CopyWriter(copy, existing)
+            normalised = normalise_records(items, progress=progress, early=writer)
+        for number, statement in enumerate(rebuild):
+            report(progress, "indexing", number, len(rebuild))
+            cursor.execute(statement)
+        if writer.given_back:
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE file_id = ANY(%s)").format(table),
+                [writer.given_back],
+            )
+    return normalised
+
+
+def _drop_secondary_indexes(cursor: Any) -> list[str]:
+    """Drop the indexes of `documents` that no constraint needs and return the
+    statements that build them again: into an empty table, building an index once after
+    the COPY is faster than updating it row by row (PostgreSQL's "Populating a
+    Database"). The primary key and the unique fileId, which the chunks' foreign key
+    uses, stay. Only the table's owner may; for anyone else nothing is dropped. The
+    table is locked against reads until the import commits: it was empty."""
+    cursor.execute(
+        "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = %s::regclass",
+        [Document._meta.db_table],
+    )
+    if not cursor.fetchone()[0]:
+        return []
+    cursor.execute(
+        "SELECT index.indexrelid::regclass::text, pg_get_indexdef(index.indexrelid) "
+        "FROM pg_index AS index WHERE index.indrelid = %s::regclass AND NOT EXISTS "
+        "(SELECT FROM pg_constraint WHERE conindid = index.indexrelid) ORDER BY 1",
+        [Document._meta.db_table],
+    )
+    indexes = cursor.fetchall()
+    for name, _ in indexes:
+        cursor.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(*name.split("."))))
+    return [definition for _, definition in indexes]
 
 
 def upsert_with_copy(
@@ -96,10 +198,40 @@ def _copy(
     phase: str,
     total: int,
 ) -> None:
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(table, _columns())
-    with cursor.copy(statement) as copy:
+    with copy_rows(cursor, table) as copy:
         for done, record in enumerate(records):
             if done % EVERY == 0:
                 report(progress, phase, done, total)
             copy.write_row(record.row())
     report(progress, phase, len(records), total)
+
+
+# PostgreSQL's binary name for each kind of column a DocumentRecord fills.
+_BINARY_TYPES = {
+    "CharField": "text",  # varchar takes text's binary form
+    "TextField": "text",
+    "BigIntegerField": "int8",
+    "PositiveIntegerField": "int4",
+    "BooleanField": "bool",
+    "DateTimeField": "timestamptz",
+}
+
+
+def copy_rows(cursor: Any, table: sql.Identifier) -> Any:
+    """psycopg's COPY of `DocumentRecord.row()`s into `table`, in binary: formatting
+    100,000 rows as text cost the client more than twice as long (0.6 s against 0.2 s
+    into a table without indexes). Use as `with copy_rows(…) as copy: copy.write_row(…)`."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, _columns())
+    return _typed(cursor.copy(statement))
+
+
+@contextlib.contextmanager
+def _typed(copying: Any) -> Iterator[Any]:
+    with copying as copy:
+        copy.set_types(
+            [
+                _BINARY_TYPES[Document._meta.get_field(name).get_internal_type()]
+                for name in RECORD_FIELDS
+            ]
+        )
+        yield copy

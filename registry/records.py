@@ -4,6 +4,7 @@ legacy format, the services and the API."""
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,12 +66,14 @@ class DocumentRecord:
 
     def row(self) -> tuple[Any, ...]:
         """The values in RECORD_FIELDS order: a row as COPY writes it and a query reads it."""
-        return tuple(getattr(self, name) for name in RECORD_FIELDS)
+        row: tuple[Any, ...] = _row_of(self)
+        return row
 
 
 # Every column of a document but the surrogate id, in DocumentRecord's field order: the
 # shape compared, copied and written by the import and read back by the export.
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DocumentRecord))
+_row_of = operator.attrgetter(*RECORD_FIELDS)  # in C: an import makes 100,000 rows
 # The same but the natural key: what an update may change.
 UPDATABLE_FIELDS = tuple(name for name in RECORD_FIELDS if name != "file_id")
 

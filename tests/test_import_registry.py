@@ -327,6 +327,85 @@ class TestImportRegistry:
             "doc-00002",
         ]
 
+    def test_ids_equal_only_once_normalised_are_still_duplicates(self, tmp_path: Path):
+        # On PostgreSQL a record is copied as soon as it is read if no earlier one has
+        # its id: the first one here, given back when the second turns out to share it.
+        items = [
+            legacy(1, fileId="12.5", filename="string.pdf", updatedAt=1_700_000_500),
+            legacy(2),
+            legacy(3, fileId=12.5, filename="number.pdf", updatedAt=1_700_000_900),
+        ]
+        out, error = run_import(str(write_registry(tmp_path / "registry.json", items)))
+        assert error is None
+        assert Document.objects.get(file_id="12.5").filename == "number.pdf"
+        assert Document.objects.count() == 2
+        assert "fileId '12.5' appears 2 times (records 0, 2): kept record 2" in out
+        assert "2 created, 0 updated, 0 unchanged, 0 rejected" in out
+
+    def test_a_record_copied_early_gives_way_to_a_later_older_one_with_its_content(
+        self, tmp_path: Path
+    ):
+        items = [
+            legacy(1, sha256="c" * 64, createdAt=1_700_000_500),
+            legacy(2),
+            legacy(3, sha256="C" * 64, createdAt=1_600_000_000),  # the same content, older
+        ]
+        out, error = run_import(str(write_registry(tmp_path / "registry.json", items)))
+        assert error is not None  # a rejection
+        assert sorted(Document.objects.values_list("file_id", flat=True)) == [
+            "doc-00002",
+            "doc-00003",
+        ]
+        assert "rejected record 0 (fileId 'doc-00001'): same content" in out
+        assert "2 created, 0 updated, 0 unchanged, 1 rejected" in out
+
+    def test_records_new_and_existing_in_one_file_are_counted_apart(self, tmp_path: Path):
+        path = tmp_path / "registry.json"
+        run_import(str(write_registry(path, [legacy(n) for n in range(5)])))
+        changed = [legacy(n, numChunks=50) if n == 2 else legacy(n) for n in range(8)]
+        out, error = run_import(str(write_registry(path, changed)))
+        assert error is None
+        assert "3 created, 1 updated, 4 unchanged, 0 rejected" in out
+        assert Document.objects.get(file_id="doc-00002").num_chunks == 50
+
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's indexes")
+    def test_an_import_into_an_empty_table_leaves_every_index_as_it_was(self, tmp_path: Path):
+        def indexes() -> list[tuple[str, str]]:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'documents' "
+                    "ORDER BY indexname"
+                )
+                return cursor.fetchall()
+
+        before = indexes()
+        assert len(before) >= 9
+        items = [legacy(n, sha256=f"{n:064x}") for n in range(30)]
+        out, error = run_import(str(write_registry(tmp_path / "registry.json", items)))
+        assert error is None and "30 created" in out
+        assert indexes() == before
+        with connection.cursor() as cursor:  # and they hold the rows: the planner uses one
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("SELECT count(*) FROM documents WHERE workspace = 'default'")
+            assert cursor.fetchone()[0] == 30
+        duplicate = legacy(99, sha256=f"{3:064x}")  # content another document holds
+        out, error = run_import(str(write_registry(tmp_path / "again.json", [duplicate])))
+        assert error is not None and "nothing was written" in error
+
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's statistics")
+    def test_the_planner_knows_the_size_of_a_table_an_import_filled(self, tmp_path: Path):
+        # Building the indexes again after the COPY counts the rows for the planner;
+        # autovacuum's ANALYZE follows within a minute.
+        def estimated_rows() -> float:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'documents'")
+                return cursor.fetchone()[0]
+
+        # ANALYZE's figures outlive a rolled-back test: a count no other test imports.
+        assert estimated_rows() != 37
+        run_import(str(write_registry(tmp_path / "r.json", [legacy(n) for n in range(37)])))
+        assert estimated_rows() == 37
+
     def test_an_empty_registry_imports_nothing_and_succeeds(self, tmp_path: Path):
         out, error = run_import(str(write_registry(tmp_path / "registry.json", [])))
         assert error is None
