@@ -128,3 +128,16 @@ def test_the_switch_sends_reads_back_through_the_orm(api_key, data_dir, settings
     served, stats = _serve([("/documents/doc-1", {"X-API-Key": api_key}), ("/health", {})])
     assert [response.status_code for response in served] == [200, 200]
     assert stats == {}
+
+
+@pytest.mark.skipif(not on_postgres, reason="the native pool is PostgreSQL's")
+def test_health_says_the_database_answers_when_only_the_table_is_missing(data_dir):
+    # (A database that does not answer: tests/test_health.py, on a live server.)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE documents RENAME TO documents_away")
+    try:
+        served, _ = _serve([("/health", {})])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE documents_away RENAME TO documents")
+    assert (served[0].status_code, served[0].json()) == (503, {"ok": False, "db": True})
