@@ -16,6 +16,7 @@ from ninja import File, Form, Path, Query, Router, UploadedFile
 from ingest.answering import Answer, Source
 from ingest.exceptions import ContentTooLarge
 from ingest.schemas import (
+    NO_NUL,
     AskIn,
     AskOut,
     DeletedOut,
@@ -47,7 +48,7 @@ from registry.selectors import DocumentPage, document_get, document_list
 router = Router(tags=["ingest"], auth=api_key_auth, by_alias=True)
 documents_router = Router(tags=["documents"], auth=api_key_auth, by_alias=True)
 
-FileIdPath = Path(..., alias="fileId", max_length=FILE_ID_MAX)
+FileIdPath = Path(..., alias="fileId", max_length=FILE_ID_MAX, pattern=NO_NUL)
 
 
 def _ingested(result: Ingested) -> dict[str, Any]:

@@ -28,6 +28,9 @@ QUESTION_MAX = 2000
 TOP_K_DEFAULT = 15  # the old service's default
 TOP_K_MAX = 50
 LIST_LIMIT_MAX = 500
+OFFSET_MAX = 2**63 - 1  # the largest OFFSET PostgreSQL and SQLite take
+# PostgreSQL stores no NUL in text: an id holding one names no document.
+NO_NUL = r"^[^\x00]*$"
 
 
 def _epoch(value: object) -> object:
@@ -170,7 +173,7 @@ class ListFilters(Schema):
         DEFAULT_WORKSPACE, description="The workspace to list; `*` lists all of them."
     )
     limit: int = Field(50, ge=1, le=LIST_LIMIT_MAX)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=OFFSET_MAX)
 
 
 class DocumentListOut(CamelOut):
@@ -181,7 +184,7 @@ class DocumentListOut(CamelOut):
 
 
 class DeleteIn(CamelSchema):
-    file_id: str = Field(min_length=1, max_length=FILE_ID_MAX)
+    file_id: str = Field(min_length=1, max_length=FILE_ID_MAX, pattern=NO_NUL)
 
 
 class DeletedOut(CamelOut):

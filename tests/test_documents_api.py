@@ -38,7 +38,14 @@ class TestListing:
         assert sorted(item["workspace"] for item in everywhere["items"]) == ["cars", "fruit"]
 
     @pytest.mark.parametrize(
-        "query", [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"limit": "ten"}]
+        "query",
+        [
+            {"limit": 0},
+            {"limit": 501},
+            {"offset": -1},
+            {"limit": "ten"},
+            {"offset": "107805642203481571328"},  # beyond what the database counts to
+        ],
     )
     def test_bad_pagination_gets_422(self, api, query):
         response = api.get("/documents", query)
@@ -50,6 +57,12 @@ class TestListing:
 
 
 class TestOneDocument:
+    @pytest.mark.parametrize("method", ["get", "delete"])
+    def test_an_id_no_document_can_have_gets_422(self, api, method):
+        response = getattr(api, method)("/documents/a%00b")
+        assert response.status_code == 422
+        assert "fileId" in response.json()["detail"]
+
     def test_get_returns_it_and_404_for_unknown(self, api, registry_mode):
         document = ingest(api, "notes.txt", "Some text about gardening tools.")
         stored = {key: document[key] for key in document if key not in ("ok", "chunks", "created")}
@@ -117,7 +130,9 @@ class TestDelete:
         )
         assert response.json()["deleted"] is True
 
-    @pytest.mark.parametrize("body", [{}, {"fileId": ""}, {"fileId": "x" * 65}, {"fileId": 5}])
+    @pytest.mark.parametrize(
+        "body", [{}, {"fileId": ""}, {"fileId": "x" * 65}, {"fileId": 5}, {"fileId": "a\x00b"}]
+    )
     def test_a_malformed_delete_gets_422(self, api, body):
         response = api.post("/delete", body, content_type="application/json")
         assert response.status_code == 422
