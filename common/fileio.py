@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -47,7 +47,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     then the directory is fsynced so the rename survives a power loss.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_name = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # 0o666 less the umask, as any new file (mkstemp's 0o600 left files the service user
+    # could not read when an operator wrote them); a replaced file keeps its own mode.
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from dataclasses import replace
@@ -39,6 +41,33 @@ def make(n: int, **fields: object) -> DocumentRecord:
 
 def export(*args: str) -> str:
     return call_command("export_registry", *args, stdout=StringIO())
+
+
+@pytest.fixture
+def umask_022():
+    """The umask a service account usually has (tests may run under a stricter one)."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.django_db
+class TestExportedFilesAreReadableByTheService:
+    """Run as an operator, the export must leave a file the service user can read."""
+
+    def test_a_new_file_follows_the_umask(self, tmp_path: Path, umask_022):
+        DatabaseRegistry().upsert(make(1))
+        path = tmp_path / "registry.json"
+        export(str(path))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+    def test_a_replaced_file_keeps_its_mode(self, tmp_path: Path, umask_022):
+        DatabaseRegistry().upsert(make(1))
+        path = tmp_path / "registry.json"
+        path.write_bytes(b"[]")
+        path.chmod(0o640)
+        export(str(path))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 @pytest.mark.django_db
