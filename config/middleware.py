@@ -7,7 +7,7 @@ time. The API authenticates by key and needs none of it.
 
 ApiFastPath comes first in MIDDLEWARE. A request for the admin or the static files goes
 on down the whole list, as before. Any other request is checked against ALLOWED_HOSTS
-(as CommonMiddleware does), gets SecurityMiddleware's redirect and headers and
+(as CommonMiddleware does; /health is not, for load balancers probing by address), gets SecurityMiddleware's redirect and headers and
 XFrameOptionsMiddleware's header (their hooks touch no database and run on the event
 loop), and goes straight to Django's URL resolver and view, with Django's own exception
 handling. MIDDLEWARE keeps every entry, so `check --deploy` and the admin's checks see
@@ -57,7 +57,10 @@ class ApiFastPath:
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if request.path.startswith(self.site_prefixes) or request.path == "/admin":
             return await self.get_response(request)
-        request.get_host()  # DisallowedHost (400) unless in ALLOWED_HOSTS
+        if request.path != "/health":
+            # DisallowedHost (400) unless in ALLOWED_HOSTS. Not for /health: a load
+            # balancer probes each instance by its address, and the answer names no host.
+            request.get_host()
         response: HttpResponseBase | None = self.security.process_request(request)
         if response is None:
             response = await self.views(request)

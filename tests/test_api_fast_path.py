@@ -24,10 +24,17 @@ def test_api_and_admin_responses_carry_the_security_headers(client, api_key, pat
         assert response.headers.get(header) == value, (path, header)
 
 
-@pytest.mark.parametrize("path", ["/health", "/documents", "/admin/login/"])
-def test_a_host_not_allowed_is_400_everywhere(client, api_key, path):
+@pytest.mark.parametrize("path", ["/documents", "/docs", "/admin/login/"])
+def test_a_host_not_allowed_is_400_everywhere_but_health(client, api_key, path, caplog):
     response = client.get(path, HTTP_X_API_KEY=api_key, HTTP_HOST="evil.example.com")
     assert response.status_code == 400
+
+
+def test_a_load_balancer_probing_health_by_ip_gets_its_answer(client, caplog):
+    # It knows the instance by address, not by the public host name (issue 13 #5).
+    response = client.get("/health", HTTP_HOST="10.0.3.7:8000")
+    assert (response.status_code, response.json()) == (200, {"ok": True, "db": True})
+    assert "DisallowedHost" not in caplog.text
 
 
 def test_production_redirects_plain_http_on_api_paths_too(client, api_key, settings):
