@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ingest.vector_store import get_vector_store
-from registry.backends import get_backend, registry_backends
+from registry.backends import JSON, get_backend, registry_backends
 from registry.backends.base import RegistryBackend
+from registry.backends.json_file import JsonFileRegistry
+from registry.exceptions import RegistryError
 from registry.records import DocumentRecord
 
 PAGE = 10_000
@@ -135,15 +138,27 @@ def every_record(backend: RegistryBackend) -> dict[str, DocumentRecord]:
     return records
 
 
-def check_consistency(*, both: bool = False, fix: bool = False) -> Consistency:
+def check_consistency(
+    *, both: bool = False, fix: bool = False, json_path: Path | None = None
+) -> Consistency:
     """Compare the live registry (with `both`, each registry) with the vector store; with
     `fix`, remove the vectors of documents that no checked registry holds, then compare
-    again. Raises RegistryError or VectorStoreError when a store cannot be read."""
-    if both:
-        registries = registry_backends()
-    else:
-        live = get_backend()
-        registries = {live.name: live}
+    again. The JSON registry is the file at `json_path` (default REGISTRY_JSON_PATH);
+    compared with the database (`both`) or named, it must exist. Raises RegistryError or
+    VectorStoreError when a store cannot be read."""
+    backends = registry_backends(json_path)
+    live = get_backend().name
+    registries = backends if both else {live: backends[live]}
+    json_registry = registries.get(JSON)
+    if (
+        isinstance(json_registry, JsonFileRegistry)
+        and (both or json_path)
+        and not json_registry.path.exists()
+    ):
+        raise RegistryError(
+            f"the JSON registry {json_registry.path} does not exist: write it with "
+            "`manage.py export_registry`, or name another with --registry"
+        )
     documents = {name: every_record(backend) for name, backend in registries.items()}
     store = get_vector_store()
     found = compare(documents, store.chunk_counts())

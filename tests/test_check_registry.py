@@ -190,6 +190,31 @@ class TestCheckRegistry:
             f"json registry, 6 chunks in {store_label(data_dir)}."
         )
 
+    def test_both_says_when_the_json_registry_is_missing(self, settings, data_dir: Path):
+        # Not an empty registry listing every document as "database only" (issue 13 #6).
+        ingested(DatabaseRegistry(), 1)
+        assert not settings.REGISTRY_JSON_PATH.exists()
+        out, summary = check("--both")
+        assert out == ""
+        assert summary == (
+            f"error: the JSON registry {settings.REGISTRY_JSON_PATH} does not exist: write it "
+            "with `manage.py export_registry`, or name another with --registry"
+        )
+
+    def test_both_compares_the_json_registry_named_on_the_command_line(
+        self, settings, data_dir: Path, tmp_path: Path
+    ):
+        for n in range(1, 3):
+            ingested(DatabaseRegistry(), n)
+        elsewhere = tmp_path / "exported.json"
+        call_command("export_registry", str(elsewhere), stdout=StringIO())
+        _, summary = check("--both", "--registry", str(elsewhere))
+        assert summary.startswith(
+            "Everything agrees: 2 documents in the database registry, 2 documents in the "
+            "json registry"
+        )
+        assert not settings.REGISTRY_JSON_PATH.exists()
+
     @pytest.mark.json_store_only
     def test_with_both_fix_keeps_vectors_that_either_registry_holds(self, settings, data_dir: Path):
         JsonFileRegistry(settings.REGISTRY_JSON_PATH).upsert(document(1))

@@ -7,6 +7,8 @@ imported when first built, so the JSON one works without the ORM (a writer proce
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 
 from common.singletons import Singleton
@@ -16,14 +18,15 @@ DATABASE = "database"
 JSON = "json"
 
 
-def registry_backends() -> dict[str, RegistryBackend]:
-    """Both registries, the database first, whichever is live: for comparing them."""
+def registry_backends(json_path: Path | None = None) -> dict[str, RegistryBackend]:
+    """Both registries, the database first, whichever is live: for comparing them. The
+    JSON one is at `json_path`, by default REGISTRY_JSON_PATH."""
     from registry.backends.db import DatabaseRegistry
     from registry.backends.json_file import JsonFileRegistry
 
     return {
         DATABASE: DatabaseRegistry(),
-        JSON: JsonFileRegistry(settings.REGISTRY_JSON_PATH),
+        JSON: JsonFileRegistry(json_path or settings.REGISTRY_JSON_PATH),
     }
 
 

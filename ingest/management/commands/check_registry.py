@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -28,15 +29,24 @@ class Command(BaseCommand):
             "documents (before a cutover or a rollback)",
         )
         parser.add_argument(
+            "--registry",
+            type=Path,
+            metavar="PATH",
+            help="The JSON registry to check (default: REGISTRY_JSON_PATH, "
+            "data/registry.json); with --both it must exist",
+        )
+        parser.add_argument(
             "--fix",
             action="store_true",
             help="Remove the vectors of documents that no checked registry holds",
         )
 
-    def handle(self, *args: object, both: bool, fix: bool, **options: Any) -> str:
+    def handle(
+        self, *args: object, both: bool, fix: bool, registry: Path | None, **options: Any
+    ) -> str:
         try:
             vectors = get_vector_store().path
-            result = check_consistency(both=both, fix=fix)
+            result = check_consistency(both=both, fix=fix, json_path=registry)
         except (RegistryError, VectorStoreError) as exc:
             raise CommandError(str(exc)) from None
         limit = None if options["verbosity"] >= 2 else LISTED
