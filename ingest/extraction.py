@@ -211,11 +211,20 @@ def _looks_like_text(data: bytes) -> bool:
     if not sample:
         return True
     if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return True  # UTF-16 with a byte-order mark
+        # UTF-16 with a byte-order mark: text only if it decodes (an odd length or a lone
+        # surrogate does not) and few of its characters are control codes.
+        try:
+            return _few_control_codes(data.decode("utf-16")[:4096])
+        except UnicodeDecodeError:
+            return False
     if b"\x00" in sample:
         return False
-    control = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13))
-    return control / len(sample) < 0.05
+    return _few_control_codes(sample.decode("latin-1"))
+
+
+def _few_control_codes(text: str) -> bool:
+    control = sum(1 for char in text if char < " " and char not in "\t\n\f\r")
+    return control / max(len(text), 1) < 0.05
 
 
 def _html_sections(data: bytes, charset: str | None) -> tuple[list[Section], str]:

@@ -122,6 +122,13 @@ class TestRefusals:
             ("fake.pdf", b"This is not a PDF at all.", "is not a PDF"),
             ("blob", bytes(range(256)) * 4, "binary, not text"),
             ("program.exe", b"MZ\x90\x00", "not an accepted type"),
+            # A UTF-16 byte-order mark in front of junk (issue 13 #9).
+            ("junk.md", b"\xff\xfe\x00\x01garbage", "binary, not text"),
+            (
+                "junk.txt",
+                b"\xfe\xff" + "\x01\x02\x03\x04".encode("utf-16-be") * 8,
+                "binary, not text",
+            ),
         ],
     )
     def test_unsupported_types_get_415_naming_the_accepted_ones(
