@@ -6,11 +6,24 @@ after the fork and opens its own database pool, so no two workers share a connec
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+
 from config.env import env_int, env_str
 
 bind = env_str("BIND", "127.0.0.1:8000")
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "config.worker.ServiceWorker"
+# Who may set X-Forwarded-Proto/-For, when TRUST_X_FORWARDED_PROTO=true (config/worker.py).
+forwarded_allow_ips = env_str("TRUSTED_PROXIES", "127.0.0.1,::1")
+# gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a
+# second instance on the host took it over and removed it when it stopped. One per
+# bind address instead, which no two running instances share.
+control_socket = os.path.join(
+    os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(),
+    f"docservice-{hashlib.sha256(bind.encode()).hexdigest()[:12]}.ctl",
+)
 preload_app = False
 timeout = env_int("GUNICORN_TIMEOUT", 120, minimum=1)
 graceful_timeout = 30

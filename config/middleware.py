@@ -7,11 +7,11 @@ time. The API authenticates by key and needs none of it.
 
 ApiFastPath comes first in MIDDLEWARE. A request for the admin or the static files goes
 on down the whole list, as before. Any other request is checked against ALLOWED_HOSTS
-(as CommonMiddleware does; /health is not, for load balancers probing by address), gets SecurityMiddleware's redirect and headers and
-XFrameOptionsMiddleware's header (their hooks touch no database and run on the event
-loop), and goes straight to Django's URL resolver and view, with Django's own exception
-handling. MIDDLEWARE keeps every entry, so `check --deploy` and the admin's checks see
-them.
+(as CommonMiddleware does; not /health, which load balancers probe by address), gets
+SecurityMiddleware's redirect and headers and XFrameOptionsMiddleware's header (their
+hooks touch no database and run on the event loop), and goes straight to Django's URL
+resolver and view, with Django's own exception handling. MIDDLEWARE keeps every entry,
+so `check --deploy` and the admin's checks see them.
 """
 
 from __future__ import annotations

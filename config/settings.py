@@ -252,12 +252,17 @@ if not DEBUG:
         # Joining the browsers' preload list is a one-way decision for the whole domain;
         # it stays the operator's choice rather than a default.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
-    if env_bool("TRUST_X_FORWARDED_PROTO", False):
-        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Behind a TLS-terminating proxy (TRUST_X_FORWARDED_PROTO=true) the server takes the
+    # scheme from X-Forwarded-Proto of the proxies in TRUSTED_PROXIES only (config/
+    # worker.py), and Django sees it as the request's own; SECURE_PROXY_SSL_HEADER would
+    # trust the header from any client, so it is not set.
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    # Django's own console handler (DEBUG only) printed each 4xx a second time: its
+    # records go to the root handler alone.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }

@@ -86,11 +86,14 @@ def run_manage(*args: str, env: dict[str, str], timeout: float = 60) -> subproce
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
+def running_server(
+    env: dict[str, str], *, workers: int = 0, log: list[str] | None = None
+) -> Iterator[str]:
     """The service in a child process; yields its base URL once it answers HTTP.
 
     With `workers`, gunicorn with that many uvicorn workers and the production config, as
-    production runs it; without, a single uvicorn process.
+    production runs it; without, a single uvicorn process. `log` receives the lines the
+    server wrote to stderr, once it has stopped.
     """
     port = free_port()
     if workers:
@@ -113,8 +116,11 @@ def running_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
             if process.poll() is not None:
                 raise AssertionError(f"the server exited: {process.stderr.read()[-3000:]}")
             try:
-                # /docs answers whatever the database's state: it touches none.
-                urllib.request.urlopen(base_url + "/docs", timeout=2)  # noqa: S310
+                # /health answers over plain HTTP in production too (no redirect), with
+                # 200 or, the database down, 503: any answer means the server is up.
+                urllib.request.urlopen(base_url + "/health", timeout=5)  # noqa: S310
+                break
+            except urllib.error.HTTPError:
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -124,10 +130,12 @@ def running_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
     finally:
         process.terminate()
         try:
-            process.communicate(timeout=30)
+            _, stderr = process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.communicate()
+            _, stderr = process.communicate()
+        if log is not None:
+            log.extend(stderr.splitlines())
 
 
 def multipart(
