@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 
 from config.env import env_int, env_str
@@ -28,3 +29,19 @@ preload_app = False
 timeout = env_int("GUNICORN_TIMEOUT", 120, minimum=1)
 graceful_timeout = 30
 accesslog = "-"
+
+
+def on_starting(server: object) -> None:
+    """Read the settings once in the master before any worker boots: a configuration
+    error is then one line, as from manage.py, not every worker's traceback ending in
+    "Worker failed to boot"."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 (reading one setting loads them all)
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"Configuration error: {exc}\n")
+        sys.stderr.flush()
+        os._exit(1)  # before gunicorn's own handlers print the traceback again

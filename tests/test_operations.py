@@ -3,13 +3,15 @@ its log, its control socket, the bare address."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import child_env, run_manage, running_server
+from tests.helpers import ROOT, child_env, run_manage, running_server
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads committed rows
 
@@ -100,3 +102,21 @@ def test_each_instance_has_a_control_socket_of_its_own(child_database_url, tmp_p
             assert len(list(tmp_path.glob("docservice-*.ctl"))) == 2
         # The second stopped: the first one's socket is still there.
         assert len(list(tmp_path.glob("docservice-*.ctl"))) == 1
+
+
+def test_a_configuration_error_under_gunicorn_is_one_line(tmp_path):
+    env = child_env(DEBUG="false", SECRET_KEY="", BIND="127.0.0.1:0", DATA_DIR=str(tmp_path))
+    started = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "config.asgi:application", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 1
+    assert "Configuration error: Missing SECRET_KEY: set it in .env or environment" in (
+        started.stderr
+    )
+    assert "Traceback" not in started.stderr
+    assert len(started.stderr.strip().splitlines()) <= 2, started.stderr  # and gunicorn's hello
