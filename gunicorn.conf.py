@@ -28,7 +28,8 @@ control_socket = os.path.join(
 preload_app = False
 timeout = env_int("GUNICORN_TIMEOUT", 120, minimum=1)
 graceful_timeout = 30
-accesslog = "-"
+# The service logs each request itself, with its id (config/request_log.py).
+accesslog = None
 
 
 def on_starting(server: object) -> None:

@@ -12,6 +12,7 @@ import orjson
 from django.conf import settings
 from django.db import DatabaseError, ProgrammingError, connection
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.renderers import JSONRenderer
@@ -143,6 +144,12 @@ def invalid_input(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         )
     body = {"detail": "Invalid request: " + "; ".join(problems), "errors": exc.errors}
     return api.create_response(request, body, status=422)
+
+
+@api.exception_handler(MultiPartParserError)
+def malformed_multipart(request: HttpRequest, exc: MultiPartParserError) -> HttpResponse:
+    # Django would answer its HTML 400 page; API clients read JSON.
+    return _error(request, 400, f"Malformed multipart body: {exc}")
 
 
 @api.exception_handler(DatabaseError)

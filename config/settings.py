@@ -58,6 +58,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # API requests take a short path past the rest (config/middleware.py): only the admin
     # and its static files need sessions, CSRF, auth, messages and WhiteNoise.
+    # One log line per request and its X-Request-ID (config/request_log.py).
+    "config.request_log.RequestLog",
     "config.middleware.ApiFastPath",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files under gunicorn, with no web server in front.
@@ -257,10 +259,23 @@ if not DEBUG:
     # worker.py), and Django sees it as the request's own; SECURE_PROXY_SSL_HEADER would
     # trust the header from any client, so it is not set.
 
+# Text lines, or one JSON object per line (LOG_FORMAT=json); each names its request.
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ["text", "json"])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "config.request_log.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "config.request_log.JsonLines"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     # Django's own console handler (DEBUG only) printed each 4xx a second time: its
     # records go to the root handler alone.

@@ -28,6 +28,7 @@ from ingest.schemas import (
     SourceOut,
     UploadForm,
     UrlIn,
+    responses,
 )
 from ingest.services import (
     AnswerEvent,
@@ -70,7 +71,7 @@ def _deleted(file_id: str, result: Deleted) -> dict[str, Any]:
     }
 
 
-@router.post("/ingest/file", response=IngestOut)
+@router.post("/ingest/file", response=responses(IngestOut, 400, 409, 413, 415))
 async def ingest_file(
     request: HttpRequest,
     file: File[UploadedFile],
@@ -92,7 +93,7 @@ async def ingest_file(
     return _ingested(result)
 
 
-@router.post("/ingest/url", response=IngestOut)
+@router.post("/ingest/url", response=responses(IngestOut, 400, 409, 413, 415))
 async def ingest_url(request: HttpRequest, payload: UrlIn) -> dict[str, Any]:
     """Fetch a public http(s) URL and index it, like an upload."""
     result = await document_ingest_url(
@@ -104,7 +105,7 @@ async def ingest_url(request: HttpRequest, payload: UrlIn) -> dict[str, Any]:
     return _ingested(result)
 
 
-@router.post("/ask", response=AskOut)
+@router.post("/ask", response=responses(AskOut, 400, 502))
 async def ask(request: HttpRequest, payload: AskIn) -> Answer | StreamingHttpResponse:
     """Answer from the documents, with the sources the answer cites: extractive
     sentences, or a model's answer (ANSWER_GENERATOR). With `"stream": true` or `Accept:
@@ -135,7 +136,7 @@ def _source(source: Source) -> dict[str, Any]:
     return SourceOut.model_validate(source, from_attributes=True).model_dump(by_alias=True)
 
 
-@documents_router.get("/documents", response=DocumentListOut)
+@documents_router.get("/documents", response=responses(DocumentListOut, 400))
 async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> DocumentPage:
     """Documents newest first; `total` counts every document matching the filter."""
     return await document_list(
@@ -143,12 +144,12 @@ async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> D
     )
 
 
-@documents_router.get("/documents/{fileId}", response=DocumentOut)
+@documents_router.get("/documents/{fileId}", response=responses(DocumentOut, 404))
 async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> DocumentRecord:
     return await document_get(file_id=file_id)
 
 
-@documents_router.delete("/documents/{fileId}", response=DeletedOut)
+@documents_router.delete("/documents/{fileId}", response=responses(DeletedOut, 400, 404))
 async def delete_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[str, Any]:
     """Remove the document and all its vectors; 404 for an unknown id."""
     result = await adocument_delete_many(file_ids=[file_id])
@@ -157,7 +158,7 @@ async def delete_document(request: HttpRequest, file_id: str = FileIdPath) -> di
     return _deleted(file_id, result)
 
 
-@documents_router.post("/delete", response=DeletedOut)
+@documents_router.post("/delete", response=responses(DeletedOut, 400))
 async def delete(request: HttpRequest, payload: DeleteIn) -> dict[str, Any]:
     """Remove the document and all its vectors. An unknown id is not an error here (as in
     the old service): the answer says `removed: 0, deleted: false`."""

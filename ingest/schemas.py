@@ -9,7 +9,7 @@ Requests also accept the snake_case names and, where the old service used other 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from ninja import Schema
 from pydantic import AliasChoices, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -193,3 +193,21 @@ class DeletedOut(CamelOut):
     deleted: bool = Field(description="Whether a document with this id existed.")
     file_id: str
     filename: str | None = None
+
+
+class ErrorOut(Schema):
+    """Every error's body: what went wrong in one sentence; for invalid input (422) also
+    the list of problems, each with where it is (`loc`) and why (`msg`)."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+# Errors any operation that needs a key can answer: no or an unknown key, a revoked key,
+# invalid input, a database or store that does not answer.
+_ALWAYS = (401, 403, 422, 503)
+
+
+def responses(ok: type[Schema], *errors: int) -> dict[int, type[Schema]]:
+    """An operation's documented responses: `ok` for 200, ErrorOut for the rest."""
+    return {200: ok, **{status: ErrorOut for status in sorted({*_ALWAYS, *errors})}}

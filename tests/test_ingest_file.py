@@ -114,6 +114,15 @@ class TestDuplicates:
 
 class TestRefusals:
     @pytest.mark.parametrize(
+        "content_type", ["multipart/form-data", "multipart/form-data; boundary="]
+    )
+    def test_a_multipart_body_without_a_boundary_is_a_json_400(self, api, content_type):
+        # Found by fuzzing (tests/test_fuzz.py): Django's HTML error page before.
+        response = api.post("/ingest/file", b"x", content_type=content_type)
+        assert response.status_code == 400
+        assert response.json()["detail"].startswith("Malformed multipart body:")
+
+    @pytest.mark.parametrize(
         "name, data, fragment",
         [
             ("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "not an accepted type"),
