@@ -6,7 +6,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 PGVECTOR_DIR ?= /tmp/docservice-test-pgvector
 
-.PHONY: setup run test test-sqlite test-postgres test-pgvector lint fuzz
+.PHONY: setup run test test-sqlite test-postgres test-pgvector lint
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,3 @@ test-pgvector: setup
 
 test: lint test-sqlite test-postgres test-pgvector
 
-# schemathesis from the OpenAPI schema against the service under gunicorn (not in CI yet:
-# see tests/test_fuzz.py).
-fuzz: setup
-	bash scripts/ensure_postgres.sh
-	ENV_FILE= FUZZ=1 DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest tests/test_fuzz.py

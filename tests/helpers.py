@@ -109,12 +109,18 @@ def running_server(
         stderr=subprocess.PIPE,
         text=True,
     )
+    # Read stderr as it comes: the service logs a line per request, and a full pipe
+    # would block its workers (a fuzzing run stopped answering after a few hundred).
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"the server exited: {process.stderr.read()[-3000:]}")
+                reader.join(timeout=5)
+                raise AssertionError(f"the server exited: {''.join(lines)[-3000:]}")
             try:
                 # /health answers over plain HTTP in production too (no redirect), with
                 # 200 or, the database down, 503: any answer means the server is up.
@@ -130,12 +136,13 @@ def running_server(
     finally:
         process.terminate()
         try:
-            _, stderr = process.communicate(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, stderr = process.communicate()
+            process.wait()
+        reader.join(timeout=10)
         if log is not None:
-            log.extend(stderr.splitlines())
+            log.extend(line.rstrip("\n") for line in lines)
 
 
 def multipart(

@@ -5,21 +5,13 @@ shape it documents. Bounded for CI: a fixed seed and a few examples per operatio
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),  # the server reads committed rows
-    # Not in CI yet: one run against gunicorn with 3 workers on the test database stopped
-    # answering POST /ingest/file after a few hundred requests (read timeouts for 7
-    # minutes), which runs against a 1-worker server on another database did not
-    # reproduce. `FUZZ=1 pytest tests/test_fuzz.py` (or `make fuzz`) runs it.
-    pytest.mark.skipif(not os.environ.get("FUZZ"), reason="opt-in: FUZZ=1 (see above)"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)  # the server reads committed rows
 
 EXAMPLES_PER_OPERATION = 15
 
