@@ -37,7 +37,6 @@ import psycopg
 from asgiref.sync import AsyncToSync
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db import utils as db_utils
 from django.db.models import Model, QuerySet
 from psycopg_pool import AsyncConnectionPool
 
@@ -106,33 +105,15 @@ async def close_pool() -> None:
         await (await opening).close()
 
 
-def _as_django_error(exc: psycopg.Error) -> db_utils.Error:
-    """The django.db exception the ORM would raise for this psycopg error."""
-    for kind in (
-        db_utils.DataError,
-        db_utils.OperationalError,
-        db_utils.IntegrityError,
-        db_utils.InternalError,
-        db_utils.ProgrammingError,
-        db_utils.NotSupportedError,
-        db_utils.DatabaseError,
-        db_utils.InterfaceError,
-    ):
-        if isinstance(exc, getattr(psycopg, kind.__name__)):
-            return kind(*exc.args)
-    return db_utils.Error(*exc.args)
-
-
 @asynccontextmanager
 async def cursor() -> AsyncIterator[psycopg.AsyncCursor[Any]]:
     """A cursor on a pooled connection, in autocommit; psycopg's errors raised as
     Django's."""
-    try:
+    # Django's own wrapper: psycopg's errors come out as the ORM's (django.db.*Error).
+    with connections[DEFAULT_DB_ALIAS].wrap_database_errors:
         pool = await _pool()
         async with pool.connection() as connection, connection.cursor() as cur:
             yield cur
-    except psycopg.Error as exc:
-        raise _as_django_error(exc) from exc
 
 
 async def fetch_rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
