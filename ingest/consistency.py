@@ -31,12 +31,22 @@ class Comparison:
     without_vectors: list[tuple[str, DocumentRecord]] = field(default_factory=list)
     miscounted: list[tuple[str, DocumentRecord, int]] = field(default_factory=list)
     orphans: dict[str, int] = field(default_factory=dict)
+    # Vectors of unknown documents that a service on another database wrote into the
+    # same store file: file_id → (that database, chunks). --fix leaves them.
+    elsewhere: dict[str, tuple[str, int]] = field(default_factory=dict)
     only_in: list[tuple[str, str]] = field(default_factory=list)
     differing: list[tuple[str, list[str]]] = field(default_factory=list)
     chunks: int = 0
 
     def problems(self) -> int:
-        kinds = (self.without_vectors, self.miscounted, self.orphans, self.only_in, self.differing)
+        kinds = (
+            self.without_vectors,
+            self.miscounted,
+            self.orphans,
+            self.elsewhere,
+            self.only_in,
+            self.differing,
+        )
         return sum(len(findings) for findings in kinds)
 
     def lines(self, *, vectors: str, limit: int | None) -> list[str]:
@@ -44,7 +54,8 @@ class Comparison:
         kinds = [
             [
                 f"{name}: document {record.file_id!r} ({record.filename}) has no vectors; the "
-                f"registry says {plural(record.num_chunks, 'chunk')}: re-ingest it"
+                f"registry says {plural(record.num_chunks, 'chunk')}: /ask cannot find it "
+                "until its file is ingested again with this fileId, or it is deleted"
                 for name, record in self.without_vectors
             ],
             [
@@ -56,6 +67,11 @@ class Comparison:
                 f"{vectors}: {plural(chunks, 'chunk')} of unknown document {file_id!r}; "
                 "--fix removes them"
                 for file_id, chunks in sorted(self.orphans.items())
+            ],
+            [
+                f"{vectors}: {plural(chunks, 'chunk')} of document {file_id!r}, written by "
+                f"the service on another database ({database}); --fix leaves them"
+                for file_id, (database, chunks) in sorted(self.elsewhere.items())
             ],
             [f"{name} only: document {file_id!r}" for name, file_id in self.only_in],
             [
@@ -82,6 +98,13 @@ class Comparison:
                 f"vectors of {plural(len(self.orphans), 'unknown document')} "
                 f"({plural(sum(self.orphans.values()), 'chunk')})"
             )
+        if self.elsewhere:
+            databases = ", ".join(sorted({database for database, _ in self.elsewhere.values()}))
+            parts.append(
+                f"vectors of {plural(len(self.elsewhere), 'document')} of another database "
+                f"({databases}): settings on two databases share this vector file; give each "
+                "its own VECTOR_JSON_PATH, or remove them with --fix --other-databases"
+            )
         if self.only_in:
             parts.append(f"{plural(len(self.only_in), 'document')} in one registry only")
         if self.differing:
@@ -89,8 +112,14 @@ class Comparison:
         return ", ".join(parts)
 
 
-def compare(documents: dict[str, dict[str, DocumentRecord]], counts: dict[str, int]) -> Comparison:
-    """What disagrees between each registry and the chunk counts, and between registries."""
+def compare(
+    documents: dict[str, dict[str, DocumentRecord]],
+    counts: dict[str, int],
+    elsewhere: dict[str, str] | None = None,
+) -> Comparison:
+    """What disagrees between each registry and the chunk counts, and between registries.
+    `elsewhere` (file_id → database) names documents a service on another database wrote
+    into the store: unknown here, they are that database's rather than orphans."""
     result = Comparison(chunks=sum(counts.values()))
     for name, records in documents.items():
         for record in sorted(records.values(), key=lambda r: r.file_id):
@@ -100,7 +129,14 @@ def compare(documents: dict[str, dict[str, DocumentRecord]], counts: dict[str, i
             elif stored != record.num_chunks:
                 result.miscounted.append((name, record, stored))
     known: set[str] = set().union(*documents.values())
-    result.orphans = {file_id: n for file_id, n in counts.items() if file_id not in known}
+    elsewhere = elsewhere or {}
+    for file_id, n in counts.items():
+        if file_id in known:
+            continue
+        if file_id in elsewhere:
+            result.elsewhere[file_id] = (elsewhere[file_id], n)
+        else:
+            result.orphans[file_id] = n
     if len(documents) == 2:
         (first, left), (second, right) = documents.items()
         result.only_in = [(first, i) for i in sorted(left.keys() - right.keys())]
@@ -125,7 +161,8 @@ class Consistency:
     found: Comparison
     # What still disagrees: after --fix, `found` less the orphans it removed.
     remaining: Comparison
-    # (chunks, documents) whose vectors --fix removed.
+    # (chunks, documents) whose vectors --fix removed (with other_databases, those of
+    # other databases' documents too).
     fixed: tuple[int, int] | None = None
 
 
@@ -139,11 +176,16 @@ def every_record(backend: RegistryBackend) -> dict[str, DocumentRecord]:
 
 
 def check_consistency(
-    *, both: bool = False, fix: bool = False, json_path: Path | None = None
+    *,
+    both: bool = False,
+    fix: bool = False,
+    other_databases: bool = False,
+    json_path: Path | None = None,
 ) -> Consistency:
     """Compare the live registry (with `both`, each registry) with the vector store; with
-    `fix`, remove the vectors of documents that no checked registry holds, then compare
-    again. The JSON registry is the file at `json_path` (default REGISTRY_JSON_PATH);
+    `fix`, remove the vectors of documents that no checked registry holds, except those a
+    service on another database wrote into a shared store file unless `other_databases`,
+    then compare again. The JSON registry is the file at `json_path` (default REGISTRY_JSON_PATH);
     compared with the database (`both`) or named, it must exist. Raises RegistryError or
     VectorStoreError when a store cannot be read."""
     backends = registry_backends(json_path)
@@ -161,9 +203,11 @@ def check_consistency(
         )
     documents = {name: every_record(backend) for name, backend in registries.items()}
     store = get_vector_store()
-    found = compare(documents, store.chunk_counts())
-    if not (fix and found.orphans):
+    elsewhere = store.written_elsewhere()
+    found = compare(documents, store.chunk_counts(), elsewhere)
+    doomed = [*found.orphans, *(found.elsewhere if other_databases else ())]
+    if not (fix and doomed):
         return Consistency(documents, found, found)
-    removed = store.remove_many(found.orphans)
-    remaining = compare(documents, store.chunk_counts())
-    return Consistency(documents, found, remaining, fixed=(removed, len(found.orphans)))
+    removed = store.remove_many(doomed)
+    remaining = compare(documents, store.chunk_counts(), elsewhere)
+    return Consistency(documents, found, remaining, fixed=(removed, len(doomed)))

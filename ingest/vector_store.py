@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import orjson
 from django.conf import settings
+from django.db import connection
 
 from common.fileio import ParsedFile, locked
 from common.singletons import Singleton
@@ -97,6 +98,9 @@ class _Snapshot:
     term_ids: np.ndarray
     term_counts: np.ndarray
     term_lengths: np.ndarray
+    # file_id → the database whose service wrote the document's chunks (database_label());
+    # documents written before the file recorded it have none.
+    owners: dict[str, str] = field(default_factory=dict)
     _masks: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
@@ -139,12 +143,13 @@ class _Snapshot:
         return _Snapshot(
             self.embedder,
             self.dim,
-            [meta for meta, kept in zip(self.meta, keep, strict=True) if kept],
+            meta := [meta for meta, kept in zip(self.meta, keep, strict=True) if kept],
             self.matrix[keep],
             vocabulary,
             term_ids,
             self.term_counts[rows],
             self.term_lengths[keep],
+            _owners_of(self.owners, meta),
         )
 
 
@@ -213,6 +218,11 @@ class SharedStoreMethods:
     def remove(self, file_id: str) -> int:
         return self.remove_many([file_id])
 
+    def written_elsewhere(self) -> dict[str, str]:
+        """Documents whose chunks a service on another database wrote into this store:
+        none, unless the store is a file that several settings share."""
+        return {}
+
     def texts_by_document(self) -> dict[str, tuple[str, dict[int, str]]]:
         """Each document's workspace and chunk texts by index, as stored."""
         out: dict[str, tuple[str, dict[int, str]]] = {}
@@ -272,7 +282,14 @@ class VectorStore(SharedStoreMethods):
                 "or re-ingest the documents"
             ) from None
         vocabulary = Vocabulary(doc["vocabulary"])
-        return _Snapshot(embedder, dim, chunks, matrix, vocabulary, term_ids, term_counts, lengths)
+        owners = {
+            file_id: str(database)
+            for database, file_ids in (doc.get("databases") or {}).items()
+            for file_id in file_ids
+        }
+        return _Snapshot(
+            embedder, dim, chunks, matrix, vocabulary, term_ids, term_counts, lengths, owners
+        )
 
     def _compatible(self, snapshot: _Snapshot) -> _Snapshot:
         check_built_by(
@@ -303,6 +320,7 @@ class VectorStore(SharedStoreMethods):
             "vectors": _encode(snapshot.matrix, _FLOAT),
             "term_ids": _encode(snapshot.term_ids, _ID),
             "term_counts": _encode(snapshot.term_counts, _COUNT),
+            "databases": _by_owner(snapshot.owners),
         }
         try:
             self._file.write(orjson.dumps(document), snapshot)
@@ -326,6 +344,7 @@ class VectorStore(SharedStoreMethods):
             np.concatenate(ids),
             np.concatenate(counts),
             np.concatenate(lengths),
+            {**base.owners, **dict.fromkeys((m["file_id"] for m in new.meta), database_label())},
         )
 
     def replace(self, documents: list[StoredChunks]) -> int:
@@ -424,6 +443,7 @@ class VectorStore(SharedStoreMethods):
                     snapshot.term_ids,
                     snapshot.term_counts,
                     snapshot.term_lengths,
+                    snapshot.owners,
                 )
             )
         return len(snapshot.meta)
@@ -503,6 +523,13 @@ class VectorStore(SharedStoreMethods):
         snapshot = self._snapshot()
         return (snapshot.embedder, snapshot.dim) if snapshot.meta else None
 
+    def written_elsewhere(self) -> dict[str, str]:
+        """Documents whose chunks a service on another database wrote here (file_id → that
+        database's label): the file is shared between settings, as when development and
+        production run in one checkout."""
+        here = database_label()
+        return {f: owner for f, owner in self._snapshot().owners.items() if owner != here}
+
     def chunk_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for meta in self._snapshot().meta:
@@ -515,6 +542,32 @@ class VectorStore(SharedStoreMethods):
     def count_of(self, file_ids: Iterable[str]) -> dict[str, int]:
         wanted = set(file_ids)
         return {k: v for k, v in self.chunk_counts().items() if k in wanted}
+
+
+def _by_owner(owners: dict[str, str]) -> dict[str, list[str]]:
+    """{database: [file_id, …]}: how the file records `owners`, each database once."""
+    grouped: dict[str, list[str]] = {}
+    for file_id, owner in sorted(owners.items()):
+        grouped.setdefault(owner, []).append(file_id)
+    return grouped
+
+
+def _owners_of(owners: dict[str, str], meta: list[dict[str, Any]]) -> dict[str, str]:
+    """The owners of the documents that still have chunks in `meta`."""
+    kept = {m["file_id"] for m in meta}
+    return {file_id: owner for file_id, owner in owners.items() if file_id in kept}
+
+
+def database_label() -> str:
+    """The database this process's registry rows live in, as the store file records it:
+    `sqlite:<absolute path>` or `<vendor>:<database name>`. No host, user or password: the
+    same database reached through a pooler (Neon's `-pooler` host, PgBouncer's port) is
+    the same database."""
+    params = connection.settings_dict
+    name = str(params["NAME"])
+    if connection.vendor == "sqlite" and not name.startswith("file:") and name != ":memory:":
+        name = str(Path(name).resolve())
+    return f"{connection.vendor}:{name}"
 
 
 def _best(

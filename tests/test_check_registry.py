@@ -91,7 +91,8 @@ class TestCheckRegistry:
         out, summary = check()
         assert out.splitlines() == [
             "database: document 'doc-2' (doc-2.txt) has no vectors; the registry says 5 "
-            "chunks: re-ingest it"
+            "chunks: /ask cannot find it until its file is ingested again with this fileId, "
+            "or it is deleted"
         ]
         assert summary == (
             f"error: The registry and {store_label(data_dir)} disagree: 1 document without vectors"
@@ -152,7 +153,8 @@ class TestCheckRegistry:
         out, _ = check()
         assert out.splitlines() == [
             "json: document 'doc-2' (doc-2.txt) has no vectors; the registry says 1 chunk: "
-            "re-ingest it"
+            "/ask cannot find it until its file is ingested again with this fileId, or it is "
+            "deleted"
         ]
 
     def test_both_checks_each_registry_and_that_they_hold_the_same_documents(
@@ -283,3 +285,54 @@ def test_the_exit_status_says_whether_everything_agrees(
         f"CommandError: The registry and {store_label(data_dir)} disagree: "
         "1 document without vectors"
     )
+
+
+@pytest.mark.json_store_only
+@pytest.mark.django_db(transaction=True)
+def test_a_vector_file_shared_with_another_database_keeps_that_database_s_vectors(
+    tmp_path: Path, data_dir: Path
+):
+    """Development (SQLite) and production settings in one checkout share
+    data/vectors.json: production's check names the other database's documents instead
+    of calling them unknown, and --fix leaves them unless told otherwise."""
+    development = child_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'dev.sqlite3'}", DATA_DIR=str(data_dir)
+    )
+    assert run_manage("migrate", "--noinput", env=development).returncode == 0
+    written = run_manage(
+        "shell",
+        "-c",
+        "from ingest.embeddings import get_embedder; "
+        "from ingest.vector_store import get_vector_store; "
+        "texts = ['dev notes on tides', 'dev notes on harbours']; "
+        "get_vector_store().add(file_id='dev-notes', workspace='default', texts=texts, "
+        "vectors=get_embedder().embed(texts))",
+        env=development,
+    )
+    assert written.returncode == 0, written.stderr
+    ingested(DatabaseRegistry(), 1, chunks=2)  # production's own, written after
+
+    out, summary = check()
+    assert out.splitlines() == [
+        "vectors.json: 2 chunks of document 'dev-notes', written by the service on another "
+        f"database (sqlite:{(tmp_path / 'dev.sqlite3').resolve()}); --fix leaves them"
+    ]
+    assert "vectors of 1 document of another database (sqlite:" in summary
+    assert "give each its own VECTOR_JSON_PATH" in summary
+
+    out, summary = check("--fix")
+    assert "fixed" not in out
+    assert summary.startswith("error: The registry and")
+    assert sorted(vector_file_ids(data_dir)) == ["dev-notes", "dev-notes", "doc-1", "doc-1"]
+
+    out, summary = check("--fix", "--other-databases")
+    assert out.splitlines()[-1] == (
+        "fixed: removed 2 chunks of 1 document that no registry holds (other databases' included)"
+    )
+    assert summary.startswith("Everything agrees: 1 document in the database registry")
+    assert vector_file_ids(data_dir) == ["doc-1", "doc-1"]
+
+
+def test_other_databases_goes_with_fix(data_dir: Path):
+    _, summary = check("--other-databases")
+    assert summary == "error: --other-databases goes with --fix"

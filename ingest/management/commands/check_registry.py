@@ -38,15 +38,32 @@ class Command(BaseCommand):
         parser.add_argument(
             "--fix",
             action="store_true",
-            help="Remove the vectors of documents that no checked registry holds",
+            help="Remove the vectors of documents that no checked registry holds (not "
+            "those a service on another database wrote into a shared vector file)",
+        )
+        parser.add_argument(
+            "--other-databases",
+            action="store_true",
+            help="With --fix, also remove the vectors that a service on another database "
+            "wrote into this vector file (a development checkout sharing it, say)",
         )
 
     def handle(
-        self, *args: object, both: bool, fix: bool, registry: Path | None, **options: Any
+        self,
+        *args: object,
+        both: bool,
+        fix: bool,
+        other_databases: bool,
+        registry: Path | None,
+        **options: Any,
     ) -> str:
+        if other_databases and not fix:
+            raise CommandError("--other-databases goes with --fix")
         try:
             vectors = get_vector_store().path
-            result = check_consistency(both=both, fix=fix, json_path=registry)
+            result = check_consistency(
+                both=both, fix=fix, other_databases=other_databases, json_path=registry
+            )
         except (RegistryError, VectorStoreError) as exc:
             raise CommandError(str(exc)) from None
         limit = None if options["verbosity"] >= 2 else LISTED
@@ -57,6 +74,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"fixed: removed {plural(chunks, 'chunk')} of "
                 f"{plural(documents, 'document')} that no registry holds"
+                + (" (other databases' included)" if other_databases else "")
             )
         comparison = result.remaining
         if comparison.problems():
