@@ -1,9 +1,9 @@
 """The API's requests skip the site's middleware, which only the admin needs.
 
 Under ASGI every `MiddlewareMixin` middleware (sessions, CSRF, auth, messages) runs its
-hooks through `sync_to_async`, and WhiteNoise is sync only, so each API request hopped
-to a thread and back several times: profiled under wrk, that was half of a worker's
-time. The API authenticates by key and needs none of it.
+hooks through `sync_to_async` (as did WhiteNoise, since replaced by ServeStatic), so each
+API request hopped to a thread and back several times: profiled under wrk, that was half
+of a worker's time. The API authenticates by key and needs none of it.
 
 ApiFastPath comes first in MIDDLEWARE. A request for the admin or the static files goes
 on down the whole list, as before. Any other request is checked against ALLOWED_HOSTS

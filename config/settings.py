@@ -57,13 +57,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # API requests take a short path past the rest (config/middleware.py): only the admin
-    # and its static files need sessions, CSRF, auth, messages and WhiteNoise.
+    # and its static files need sessions, CSRF, auth, messages and ServeStatic.
     # One log line per request and its X-Request-ID (config/request_log.py).
     "config.request_log.RequestLog",
     "config.middleware.ApiFastPath",
     "django.middleware.security.SecurityMiddleware",
-    # Serves the admin's static files under gunicorn, with no web server in front.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Serves the admin's static files under gunicorn, with no web server in front:
+    # ServeStatic (WhiteNoise's fork) streams them asynchronously under ASGI, where
+    # WhiteNoise's synchronous file iterators made Django warn on every file.
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -235,7 +237,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
 }
 
 # --- Security -----------------------------------------------------------------------
