@@ -40,6 +40,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 from psycopg_pool import AsyncConnectionPool
 
+from common.outage import WatchedAsyncPool, outage
+from config.env import POSTGRESQL
+
 M = TypeVar("M", bound=Model)
 
 _pools: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = {}
@@ -50,7 +53,7 @@ def native_reads() -> bool:
     database = settings.DATABASES[DEFAULT_DB_ALIAS]
     return (
         settings.DB_ASYNC_READS
-        and database["ENGINE"] == "django.db.backends.postgresql"
+        and database["ENGINE"] == POSTGRESQL
         and bool(database.get("OPTIONS", {}).get("pool"))
         and getattr(AsyncToSync.executors, "current", None) is None
     )
@@ -66,7 +69,7 @@ def _connection_kwargs() -> dict[str, Any]:
 
 async def _open_pool() -> AsyncConnectionPool:
     sizes = settings.DATABASES[DEFAULT_DB_ALIAS]["OPTIONS"]["pool"]
-    pool: AsyncConnectionPool = AsyncConnectionPool(
+    pool: AsyncConnectionPool = WatchedAsyncPool(
         kwargs=_connection_kwargs(),
         min_size=1,
         max_size=sizes["max_size"],
@@ -98,6 +101,11 @@ async def _pool() -> AsyncConnectionPool:
         raise
 
 
+def _probe() -> None:
+    params = connections[DEFAULT_DB_ALIAS].get_connection_params()
+    psycopg.connect(**params).close()
+
+
 async def close_pool() -> None:
     """Close the running loop's pool, if it has one."""
     opening = _pools.pop(asyncio.get_running_loop(), None)
@@ -111,6 +119,8 @@ async def cursor() -> AsyncIterator[psycopg.AsyncCursor[Any]]:
     Django's."""
     # Django's own wrapper: psycopg's errors come out as the ORM's (django.db.*Error).
     with connections[DEFAULT_DB_ALIAS].wrap_database_errors:
+        if outage.down:  # refused at once, or probed in a thread (common/outage.py)
+            await asyncio.to_thread(outage.check, _probe)
         pool = await _pool()
         async with pool.connection() as connection, connection.cursor() as cur:
             yield cur

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, ProgrammingError, connection
+from django.db import DatabaseError, OperationalError, ProgrammingError, connection
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI, Schema
@@ -96,9 +96,14 @@ def document_not_found(request: HttpRequest, exc: DocumentNotFound) -> HttpRespo
     return _error(request, 404, str(exc))
 
 
+DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly"
+
+
 @api.exception_handler(RegistryUnavailable)
 def registry_unavailable(request: HttpRequest, exc: RegistryUnavailable) -> HttpResponse:
     logger.error("registry unavailable: %s", exc)
+    if isinstance(exc.__cause__, DatabaseError):  # the details (host, error) stay in the log
+        return _error(request, 503, DATABASE_UNAVAILABLE)
     return _error(request, 503, f"Registry unavailable: {exc}")
 
 
@@ -154,8 +159,11 @@ def malformed_multipart(request: HttpRequest, exc: MultiPartParserError) -> Http
 
 @api.exception_handler(DatabaseError)
 def database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
-    logger.exception("database error")
-    return _error(request, 503, "The database is unavailable; try again shortly")
+    if isinstance(exc, OperationalError):  # not answering: no traceback for each request
+        logger.error("database unavailable: %s", exc)
+    else:
+        logger.exception("database error")
+    return _error(request, 503, DATABASE_UNAVAILABLE)
 
 
 @api.exception_handler(RegistryError)

