@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "servestatic",  # its configuration checks
     "ninja",
     "registry",
     "ingest",
@@ -148,6 +149,11 @@ LEGACY_VECTOR_JSON_PATH = env_path(
     "LEGACY_VECTOR_JSON_PATH", DATA_DIR / "vec.json", base_dir=BASE_DIR
 )
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 25, minimum=1)
+# A PDF is read by a child process (ingest/pdf_text.py), killed past this many seconds and
+# unable to allocate more than this many MB: a PDF made to be slow or to blow up cannot
+# hold a worker. Either answers 422.
+PDF_TIME_LIMIT = env_float("PDF_TIME_LIMIT", 30, minimum=0.5)
+PDF_MEMORY_LIMIT_MB = env_int("PDF_MEMORY_LIMIT_MB", 1024, minimum=128)
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 CHUNK_SIZE_WORDS = env_int("CHUNK_SIZE_WORDS", 120, minimum=10)
 CHUNK_OVERLAP_WORDS = env_int("CHUNK_OVERLAP_WORDS", 20, minimum=0)

@@ -11,7 +11,6 @@ Markdown syntax and page furniture (navigation, headers, footers) never reach th
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ from pathlib import PurePosixPath
 
 from bs4 import BeautifulSoup
 from charset_normalizer import from_bytes
-from pypdf import PdfReader
+from django.conf import settings
 
 from ingest.exceptions import EmptyDocument, UnsupportedFileType
+from ingest.pdf_text import PdfRefused, read_pdf
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ _BINARY_SIGNATURES = {
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
-MAX_PDF_PAGES = 2000
 
 
 HEADING_SEPARATOR = " > "
@@ -351,18 +350,12 @@ def markdown_inline(text: str) -> str:
 
 
 def _pdf_text(data: bytes) -> str:
+    """The PDF's text, read in a child process within PDF_TIME_LIMIT and
+    PDF_MEMORY_LIMIT_MB (ingest/pdf_text.py)."""
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise EmptyDocument("No text to index: the PDF is encrypted with a password")
-        pages = reader.pages
-        if len(pages) > MAX_PDF_PAGES:
-            raise EmptyDocument(f"The PDF has {len(pages)} pages; at most {MAX_PDF_PAGES} are read")
-        return "\n\n".join(page.extract_text() or "" for page in pages)
-    except EmptyDocument:
-        raise
-    except Exception as exc:
-        # Hostile or broken PDFs make pypdf raise nearly anything; each is the upload's
-        # fault, never the service's, so each is a 422 rather than a 500.
-        logger.info("unreadable PDF: %r", exc)
-        raise EmptyDocument(f"No text to index: the PDF cannot be read ({exc})") from None
+        return read_pdf(
+            data, seconds=settings.PDF_TIME_LIMIT, memory_mb=settings.PDF_MEMORY_LIMIT_MB
+        )
+    except PdfRefused as exc:
+        logger.info("PDF refused: %s", exc)
+        raise EmptyDocument(str(exc)) from None

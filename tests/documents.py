@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import zlib
 
-def make_pdf(pages: list[str]) -> bytes:
+
+def make_slow_pdf(pages: int = 20, lines: int = 150_000) -> bytes:
+    """A small PDF made to be slow: pages of a one-letter line repeated, two text
+    operators a line. pypdf takes about a second per 100,000 operators; the file is a few
+    kilobytes a page."""
+    return make_pdf(["a\n" * lines] * pages, compress=True)
+
+
+def make_pdf(pages: list[str], *, compress: bool = False) -> bytes:
     """A valid PDF 1.4 with one Helvetica text page per entry; an empty entry makes a
-    page with no text layer, like a scanned page."""
+    page with no text layer, like a scanned page. `compress` deflates the pages' content
+    streams (/FlateDecode)."""
     objects: dict[int, bytes] = {
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
         3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
@@ -21,8 +31,11 @@ def make_pdf(pages: list[str]) -> bytes:
         content = "\n".join(lines).encode("latin-1") if text else b""
         content_id, page_id = next_id, next_id + 1
         next_id += 2
+        flate = b""
+        if compress:
+            content, flate = zlib.compress(content, 9), b" /Filter /FlateDecode"
         objects[content_id] = (
-            b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"
+            b"<< /Length %d%s >>\nstream\n" % (len(content), flate) + content + b"\nendstream"
         )
         objects[page_id] = (
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.documents import HANDBOOK_PDF_PAGES, POLICY_TEXT, RELEASE_HTML, make_pdf
+from tests.documents import HANDBOOK_PDF_PAGES, POLICY_TEXT, RELEASE_HTML, make_pdf, make_slow_pdf
 from tests.helpers import stored_text, upload, vector_file_ids
 
 
@@ -176,6 +176,18 @@ class TestRefusals:
         response = upload(api, "broken.pdf", make_pdf(HANDBOOK_PDF_PAGES)[:200])
         assert response.status_code == 422
         assert "PDF" in response.json()["detail"]
+
+    def test_a_pdf_made_to_be_slow_is_stopped_at_the_time_limit(
+        self, api, settings, data_dir: Path
+    ):
+        """Twenty pages of 300,000 text operators: a minute of pypdf, in 200 KB."""
+        settings.PDF_TIME_LIMIT = 1
+        started = time.monotonic()
+        response = upload(api, "slow.pdf", make_slow_pdf())
+        assert response.status_code == 422
+        assert "took longer than 1 s (PDF_TIME_LIMIT)" in response.json()["detail"]
+        assert time.monotonic() - started < 20  # not the minute the whole file would take
+        assert api.get("/documents").json()["total"] == 0
 
     def test_over_the_size_limit_gets_413(self, api, settings, data_dir: Path):
         settings.MAX_UPLOAD_MB = 1

@@ -1,0 +1,95 @@
+"""A PDF's text, read in a child process under a time and a memory limit.
+
+pypdf is pure Python, and a PDF can be made to be slow: a page of a million tiny text
+operators costs about ten seconds and compresses to a few kilobytes, so a small upload
+of such pages could hold a worker thread (and a share of its process's GIL) for hours.
+A thread cannot be stopped; a process can. Each PDF is read by `python -m
+ingest.pdf_text` (pypdf only, no Django: about 0.2 s to start), which is killed when it
+runs past PDF_TIME_LIMIT and cannot allocate beyond PDF_MEMORY_LIMIT_MB.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+MAX_PDF_PAGES = 2000
+ROOT = Path(__file__).resolve().parent.parent
+
+logger = logging.getLogger(__name__)
+
+
+class PdfRefused(Exception):
+    """The PDF cannot be read, or not within the limits; the message says why."""
+
+
+def pdf_text(data: bytes) -> str:
+    """The text of every page (in this process: the child's work)."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise PdfRefused("No text to index: the PDF is encrypted with a password")
+        pages = reader.pages
+        if len(pages) > MAX_PDF_PAGES:
+            raise PdfRefused(f"The PDF has {len(pages)} pages; at most {MAX_PDF_PAGES} are read")
+        return "\n\n".join(page.extract_text() or "" for page in pages)
+    except (PdfRefused, MemoryError):
+        raise
+    except Exception as exc:
+        # Hostile or broken PDFs make pypdf raise nearly anything; each is the upload's
+        # fault, never the service's, so each is a 422 rather than a 500.
+        raise PdfRefused(f"No text to index: the PDF cannot be read ({exc})") from None
+
+
+def read_pdf(data: bytes, *, seconds: float, memory_mb: int) -> str:
+    """The PDF's text, read by a child process; PdfRefused when it cannot be read, runs
+    past `seconds` or needs more than `memory_mb`."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest.pdf_text", str(memory_mb)],
+            input=data,
+            capture_output=True,
+            timeout=seconds,
+            cwd=ROOT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:  # run() has killed the child
+        raise PdfRefused(
+            f"No text to index: reading the PDF took longer than {seconds:g} s "
+            "(PDF_TIME_LIMIT); it may have been made to be slow"
+        ) from None
+    try:
+        result = json.loads(done.stdout)
+    except ValueError:
+        logger.warning(
+            "PDF reader exited %s: %s", done.returncode, done.stderr.decode(errors="replace")[-500:]
+        )
+        raise PdfRefused("No text to index: the PDF cannot be read (its reader failed)") from None
+    if "refused" in result:
+        raise PdfRefused(result["refused"])
+    return str(result["text"])
+
+
+def main() -> None:
+    """The child: the PDF on stdin, `{"text": …}` or `{"refused": …}` on stdout."""
+    memory = int(sys.argv[1]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    data = sys.stdin.buffer.read()
+    try:
+        result = {"text": pdf_text(data)}
+    except PdfRefused as exc:
+        result = {"refused": str(exc)}
+    except MemoryError:
+        result = {"refused": f"No text to index: reading the PDF needs more than {sys.argv[1]} MB"}
+    sys.stdout.write(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
