@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from django.utils.html import format_html
 
 from registry.backends import table_is_live
 from registry.models import Document
@@ -14,12 +16,31 @@ from registry.models import Document
 class DocumentAdmin(admin.ModelAdmin):
     """Browse, search and delete. Documents arrive through the API, so no add or edit."""
 
-    list_display = ("filename", "workspace", "num_chunks", "size_bytes", "source", "created_at")
+    list_display = (
+        "filename",
+        "workspace",
+        "num_chunks",
+        "size",
+        "content_type",
+        "origin",
+        "created_at",
+    )
     list_filter = ("workspace", "source", "indexed")
     search_fields = ("filename", "file_id", "url", "sha256")
     date_hierarchy = "created_at"
     list_per_page = 50
     show_full_result_count = False  # COUNT(*) on every page view is slow on big tables
+
+    @admin.display(description="size", ordering="size_bytes")
+    def size(self, obj: Document) -> str:
+        return filesizeformat(obj.size_bytes)
+
+    @admin.display(description="source", ordering="source")
+    def origin(self, obj: Document) -> str:
+        """An upload says so; a URL document links to its source (http(s) only)."""
+        if obj.url and obj.url.lower().startswith(("http://", "https://")):
+            return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', obj.url, obj.url)
+        return obj.get_source_display()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -34,6 +34,16 @@ def test_staff_can_browse_and_search(staff, documents):
     assert "fruit-1.txt" in found and "fruit-0.txt" not in found
 
 
+def test_the_list_shows_sizes_for_people_types_and_source_links(staff, documents):
+    Document.objects.filter(file_id=documents[0]["fileId"]).update(
+        source=Document.Source.URL, url="https://example.org/apples?x=1&y=<2>"
+    )
+    listing = staff.get("/admin/registry/document/").content.decode()
+    assert "5.3\xa0KB" in listing  # the 5,400-byte cherries, not "5400"
+    assert "text/plain" in listing
+    assert 'href="https://example.org/apples?x=1&amp;y=&lt;2&gt;"' in listing  # escaped
+
+
 def test_delete_removes_vectors_even_for_bulk_admin_delete(staff, documents, data_dir: Path):
     doomed = [d for d in documents if d["filename"] != "fruit-0.txt"]
     pks = Document.objects.filter(file_id__in=[d["fileId"] for d in doomed]).values_list(
