@@ -1,20 +1,39 @@
-"""Staff browse, search and delete documents; a delete removes the vectors too."""
+"""The documents in the admin: browse, search, read a document's chunks, add one, ask a
+question, delete. Adding, asking and deleting go through the services the API uses.
+
+The ingestion stack (scipy, aiohttp, pypdf, …) is imported inside the views, not at the
+top: every process imports this module at start-up (admin autodiscovery), and it took
+0.6 s of each management command's start.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from registry.backends import table_is_live
+from common.pagination import EstimatedCountPaginator
+from registry.backends import get_backend, table_is_live
 from registry.models import Document
+from registry.records import RECORD_FIELDS
+
+CHUNKS_PER_PAGE = 20
 
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    """Browse, search and delete. Documents arrive through the API, so no add or edit."""
+    """Documents arrive through the ingestion service (the API, or the add page here), so
+    no field can be edited. While the JSON registry is live (a rollback) this table is
+    not the registry: every page says so, and adding and deleting are refused."""
 
     list_display = (
         "filename",
@@ -29,7 +48,12 @@ class DocumentAdmin(admin.ModelAdmin):
     search_fields = ("filename", "file_id", "url", "sha256")
     date_hierarchy = "created_at"
     list_per_page = 50
-    show_full_result_count = False  # COUNT(*) on every page view is slow on big tables
+    # No COUNT(*) of the whole table on each page: the "N total" link is off, and the
+    # paginator estimates an unfiltered count on PostgreSQL (common/pagination.py).
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    fields = RECORD_FIELDS
+    readonly_fields = RECORD_FIELDS
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj: Document) -> str:
@@ -43,7 +67,9 @@ class DocumentAdmin(admin.ModelAdmin):
         return obj.get_source_display()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+        # During a rollback a document added here would go to the JSON registry, which
+        # this table does not show: the API adds documents then.
+        return table_is_live() and super().has_add_permission(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Document | None = None) -> bool:
         return False
@@ -60,11 +86,212 @@ class DocumentAdmin(admin.ModelAdmin):
         # The bulk "delete selected" action comes here rather than to delete_model().
         _delete(list(queryset.values_list("file_id", flat=True)))
 
+    def get_urls(self) -> list[URLPattern]:
+        ask = path(
+            "ask/",
+            self.admin_site.admin_view(self.ask_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_ask",
+        )
+        return [ask, *super().get_urls()]
+
+    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+        return {"rollback": not table_is_live(), **(extra or {})}
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, self._context(request, **(extra_context or {})))
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The document's fields, its chunks as the vector store holds them, a page at a
+        time (`?chunks=N`), and whether its registries and the store agree."""
+        extra = self._context(request, **(extra_context or {}))
+        document = self.get_object(request, object_id)
+        if document is not None:
+            extra.update(_chunks_and_check(request, document))
+        return super().change_view(request, object_id, form_url, extra)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().delete_view(
+            request, object_id, self._context(request, **(extra_context or {}))
+        )
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Upload a file or give a URL; the ingestion service of POST /ingest/file and
+        /ingest/url indexes it. Its errors are the form's; a document already holding
+        the same content is where the page leads."""
+        from ingest.admin_forms import AddDocumentForm
+
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = AddDocumentForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            document = _ingest(form)
+            if document is not None:
+                return self._added(request, *document)
+        context = {
+            **self.admin_site.each_context(request),
+            **self._context(request),
+            "opts": self.opts,
+            "title": "Add document",
+            "form": form,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/registry/document/add.html", context)
+
+    def _added(self, request: HttpRequest, file_id: str, created: bool) -> HttpResponse:
+        document = Document.objects.get(file_id=file_id)
+        if created:
+            messages.success(
+                request, f"Added {document.filename}: {document.num_chunks} chunk(s) indexed."
+            )
+        else:
+            messages.info(
+                request,
+                f"Already present: {document.filename} holds the same content in workspace "
+                f"{document.workspace!r}. Nothing was added.",
+            )
+        return HttpResponseRedirect(reverse("admin:registry_document_change", args=[document.pk]))
+
+    def ask_view(self, request: HttpRequest) -> HttpResponse:
+        """A question and its answer with numbered sources, through the service of
+        POST /ask; each source links to its document's page, at its chunk."""
+        from ingest.admin_forms import AskForm
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = AskForm(request.POST or None, workspaces=_workspaces())
+        answer = None
+        if request.method == "POST" and form.is_valid():
+            answer = _answer(form)
+        context = {
+            **self.admin_site.each_context(request),
+            **self._context(request),
+            "opts": self.opts,
+            "title": "Ask a question",
+            "form": form,
+            "answer": answer,
+        }
+        return TemplateResponse(request, "admin/registry/document/ask.html", context)
+
+
+def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any]:
+    from ingest.consistency import check_document
+    from ingest.exceptions import VectorStoreError
+    from ingest.vector_store import get_vector_store
+    from registry.exceptions import RegistryError
+
+    try:
+        stored = get_vector_store().chunks_of(document.file_id)
+        check = check_document(document.file_id)
+    except (RegistryError, VectorStoreError) as exc:
+        return {"store_error": str(exc)}
+    rows = (
+        [
+            {"index": index, "context": stored.context(n), "text": text, "length": len(text)}
+            for n, (index, text) in enumerate(zip(stored.indexes, stored.texts, strict=True))
+        ]
+        if stored
+        else []
+    )
+    page = Paginator(rows, CHUNKS_PER_PAGE).get_page(request.GET.get("chunks"))
+    return {"chunk_page": page, "check": check, "store_name": get_vector_store().path.name}
+
+
+def _ingest(form: Any) -> tuple[str, bool] | None:
+    """Run the ingestion service on the form's file or URL: (file_id, created), or None
+    with the service's error added to the form."""
+    from ingest.exceptions import (
+        ContentConflict,
+        EmbedderUnavailable,
+        IngestError,
+        VectorStoreError,
+    )
+    from ingest.services import document_ingest, document_ingest_url
+    from registry.exceptions import InvalidWorkspace, RegistryError
+
+    upload = form.cleaned_data["file"]
+    workspace = form.cleaned_data["workspace"]
+    try:
+        if upload:
+            result = async_to_sync(document_ingest)(
+                data=upload.read(),
+                filename=upload.name or "",
+                workspace=workspace,
+                content_type=upload.content_type or "",
+                charset=upload.charset,
+            )
+        else:
+            result = async_to_sync(document_ingest_url)(
+                url=form.cleaned_data["url"], workspace=workspace
+            )
+    except InvalidWorkspace as exc:
+        form.add_error("workspace", str(exc))
+    except (ContentConflict, EmbedderUnavailable, VectorStoreError, RegistryError) as exc:
+        form.add_error(None, str(exc))
+    except IngestError as exc:  # the document itself: its type, size, text or address
+        form.add_error("file" if upload else "url", str(exc))
+    else:
+        return result.document.file_id, result.created
+    return None
+
+
+def _workspaces() -> list[str]:
+    """The workspaces the live registry holds documents in."""
+    if table_is_live():
+        return list(
+            Document.objects.order_by("workspace").values_list("workspace", flat=True).distinct()
+        )
+    from ingest.consistency import every_record
+
+    return sorted({record.workspace for record in every_record(get_backend()).values()})
+
+
+def _answer(form: Any) -> dict[str, Any] | None:
+    from ingest.answering import NO_ANSWER
+    from ingest.exceptions import IngestError
+    from ingest.services import answer_question
+    from registry.exceptions import RegistryError
+
+    try:
+        answer = async_to_sync(answer_question)(
+            question=form.cleaned_data["q"],
+            workspace=form.cleaned_data["workspace"],
+            top_k=form.cleaned_data["k"],
+        )
+    except (IngestError, RegistryError) as exc:
+        form.add_error(None, str(exc))
+        return None
+    pages = dict(
+        Document.objects.filter(file_id__in={s.file_id for s in answer.sources}).values_list(
+            "file_id", "pk"
+        )
+    )
+    sources = []
+    for source in answer.sources:
+        pk = pages.get(source.file_id)
+        link = None
+        if pk is not None:
+            page = source.chunk_index // CHUNKS_PER_PAGE + 1
+            change = reverse("admin:registry_document_change", args=[pk])
+            link = f"{change}?chunks={page}#chunk-{source.chunk_index}"
+        sources.append({"source": source, "link": link})
+    found = bool(answer.sources) or answer.answer != NO_ANSWER
+    return {"text": answer.answer, "sources": sources, "found": found}
+
 
 def _delete(file_ids: list[str]) -> None:
-    """Delete through the service, which removes the vectors too. Imported here, not at
-    the top: every process imports this module at start-up (admin autodiscovery), and
-    the ingestion stack (scipy, aiohttp, pypdf, …) took 0.6 s of each command's start."""
+    """Delete through the service, which removes the vectors too."""
     from ingest.services import document_delete_many
 
     document_delete_many(file_ids=file_ids)

@@ -211,3 +211,29 @@ def check_consistency(
     removed = store.remove_many(doomed)
     remaining = compare(documents, store.chunk_counts(), elsewhere)
     return Consistency(documents, found, remaining, fixed=(removed, len(doomed)))
+
+
+@dataclass(frozen=True)
+class DocumentCheck:
+    """`check_registry` for one document: what its registries and the store say."""
+
+    chunks: int  # the store's chunks of the document
+    registries: dict[str, DocumentRecord | None]  # name → that registry's record
+    problems: list[str]  # check_registry's lines for this document; empty when it agrees
+
+
+def check_document(file_id: str) -> DocumentCheck:
+    """Compare one document's row in the live registry (during a rollback, in both
+    registries) with its chunks in the vector store, as `check_registry` does for all.
+    Raises RegistryError or VectorStoreError when a store cannot be read."""
+    live = get_backend()
+    registries = registry_backends() if live.name == JSON else {live.name: live}
+    documents = {name: backend.get_many([file_id]) for name, backend in registries.items()}
+    store = get_vector_store()
+    elsewhere = {k: v for k, v in store.written_elsewhere().items() if k == file_id}
+    found = compare(documents, store.count_of([file_id]), elsewhere)
+    return DocumentCheck(
+        chunks=found.chunks,
+        registries={name: records.get(file_id) for name, records in documents.items()},
+        problems=found.lines(vectors=store.path.name, limit=None),
+    )

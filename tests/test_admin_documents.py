@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from registry.models import Document
-from tests.helpers import ingest, vector_file_ids
+from tests.helpers import ingest, run_command, vector_file_ids
+from tests.http_server import CannedServer
 
 pytestmark = pytest.mark.django_db(transaction=True)  # vectors go after the commit
 
@@ -66,9 +68,8 @@ def test_delete_of_one_document_in_the_admin_removes_its_vectors(staff, document
     assert Document.objects.count() == 2
 
 
-def test_documents_cannot_be_added_or_edited_in_the_admin(staff, documents):
+def test_documents_cannot_be_edited_in_the_admin(staff, documents):
     document = Document.objects.first()
-    assert staff.get("/admin/registry/document/add/").status_code == 403
     staff.post(f"/admin/registry/document/{document.pk}/change/", {"filename": "hacked.txt"})
     document.refresh_from_db()
     assert document.filename != "hacked.txt"
@@ -80,3 +81,239 @@ def test_while_the_json_registry_is_live_the_admin_does_not_delete(staff, docume
     response = staff.post(f"/admin/registry/document/{document.pk}/delete/", {"post": "yes"})
     assert response.status_code == 403
     assert Document.objects.filter(pk=document.pk).exists()
+
+
+def page_of(staff, document_id: str, **query: str) -> str:
+    pk = Document.objects.get(file_id=document_id).pk
+    response = staff.get(f"/admin/registry/document/{pk}/change/", query)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def long_text(words: int) -> str:
+    return " ".join(f"word{n}" for n in range(words))
+
+
+class TestDocumentPage:
+    def test_every_field_is_read_only(self, staff, documents):
+        page = page_of(staff, documents[0]["fileId"])
+        assert documents[0]["fileId"] in page and "fruit-0.txt" in page
+        assert 'name="filename"' not in page and 'name="workspace"' not in page
+        assert "sha256" in page and documents[0]["sha256"] in page
+
+    def test_it_shows_the_chunks_a_page_at_a_time(self, api, staff):
+        # 3,000 words in 120-word chunks overlapping by 20: 30 chunks, 20 to a page.
+        document = ingest(api, "long.txt", long_text(3000))
+        first = page_of(staff, document["fileId"])
+        assert f"Chunks ({document['chunks']})" in first
+        assert 'id="chunk-0"' in first and 'id="chunk-19"' in first
+        assert 'id="chunk-20"' not in first
+        assert "word0 word1 word2" in first and "120 characters" not in first
+        assert "?chunks=2" in first
+        second = page_of(staff, document["fileId"], chunks="2")
+        assert 'id="chunk-20"' in second and 'id="chunk-0"' not in second
+        assert "word2000" in second
+        junk = page_of(staff, document["fileId"], chunks="junk")  # page 1
+        assert 'id="chunk-0"' in junk and 'id="chunk-20"' not in junk
+
+    def test_it_says_whether_the_registry_and_the_vectors_agree(self, staff, documents):
+        cherries = documents[2]
+        page = page_of(staff, cherries["fileId"])
+        assert 'class="agrees"' in page
+        assert f"the database registry says {cherries['chunks']} chunk" in page
+        _delete_vectors_only(cherries["fileId"])
+        page = page_of(staff, cherries["fileId"])
+        assert 'class="agrees"' not in page
+        assert (
+            f"document {cherries['fileId']!r} (fruit-2.txt) has no vectors".replace("'", "&#x27;")
+            in page
+        )
+        assert "The vector store holds no chunks of this document." in page
+
+
+def _delete_vectors_only(file_id: str) -> None:
+    """What a lost vector file, or a failed import, leaves: the row without its chunks."""
+    from django.db import connection
+
+    from ingest.vector_store import get_vector_store
+
+    store = get_vector_store()
+    if store.transactional:  # pgvector: the chunks' rows, behind the service's back
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM chunks WHERE file_id = %s", [file_id])
+    else:
+        store.remove(file_id)
+
+
+ADD = "/admin/registry/document/add/"
+
+
+def upload_form(name: str, data: bytes, **fields: str) -> dict:
+    return {"file": SimpleUploadedFile(name, data), "url": "", "workspace": "default", **fields}
+
+
+class TestAddDocument:
+    def test_an_upload_is_indexed_and_leads_to_its_page(self, staff, data_dir: Path):
+        response = staff.post(ADD, upload_form("notes.md", b"# Notes\n\nThe kiln fires at dawn."))
+        document = Document.objects.get(filename="notes.md")
+        assert response.status_code == 302
+        assert response["Location"] == f"/admin/registry/document/{document.pk}/change/"
+        assert document.num_chunks == 1 and document.content_type == "text/markdown"
+        assert vector_file_ids(data_dir) == [document.file_id]
+        page = staff.get(response["Location"]).content.decode()
+        assert "Added notes.md: 1 chunk(s) indexed." in page
+        assert "The kiln fires at dawn." in page
+
+    def test_the_same_content_again_leads_to_the_document_already_present(
+        self, staff, documents, data_dir: Path
+    ):
+        response = staff.post(ADD, upload_form("copy.txt", b"Bananas are yellow."), follow=True)
+        existing = Document.objects.get(file_id=documents[1]["fileId"])
+        assert response.redirect_chain == [(f"/admin/registry/document/{existing.pk}/change/", 302)]
+        assert "Already present: fruit-1.txt holds the same content" in response.content.decode()
+        assert Document.objects.count() == 3 and not Document.objects.filter(filename="copy.txt")
+
+    def test_a_url_is_fetched_and_indexed(self, staff, settings, data_dir: Path):
+        settings.INGEST_TRUSTED_NETWORKS = ["127.0.0.1/32"]
+        with CannedServer("127.0.0.1") as site:
+            site.routes["/guide"] = lambda h: h.respond(
+                200,
+                b"<html><head><title>Kiln guide</title></head><body><p>Fire slowly.</p></body>",
+                [("Content-Type", "text/html; charset=utf-8")],
+            )
+            url = f"http://127.0.0.1:{site.port}/guide"
+            response = staff.post(ADD, {"url": url, "workspace": "kilns"})
+        document = Document.objects.get(url=url)
+        assert response.status_code == 302
+        assert (document.filename, document.workspace, document.source) == (
+            "guide",  # the URL's last path segment, as POST /ingest/url names it
+            "kilns",
+            "url",
+        )
+        assert vector_file_ids(data_dir) == [document.file_id]
+
+    @pytest.mark.parametrize(
+        ("fields", "field", "message"),
+        [
+            ({"url": ""}, None, "Choose a file to upload, or give a URL to fetch."),
+            (
+                {"file": SimpleUploadedFile("a.txt", b"text"), "url": "https://example.org/"},
+                None,
+                "Upload a file or give a URL, not both.",
+            ),
+            (
+                {"file": SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64)},
+                "file",
+                "is not an accepted type",
+            ),
+            ({"file": SimpleUploadedFile("blank.txt", b"   \n")}, "file", "No text to index"),
+            (
+                {"file": SimpleUploadedFile("ok.txt", b"Fine text."), "workspace": "no spaces"},
+                "workspace",
+                "Invalid workspace",
+            ),
+            ({"url": "ftp://example.org/file.txt"}, "url", "use http or https"),
+            ({"url": "http://127.0.0.1:9/secret"}, "url", "private"),
+        ],
+        ids=["nothing", "both", "unsupported", "empty", "workspace", "scheme", "private"],
+    )
+    def test_errors_are_shown_on_the_form_and_nothing_is_stored(
+        self, staff, documents, data_dir: Path, fields, field, message
+    ):
+        before = sorted(vector_file_ids(data_dir))
+        response = staff.post(ADD, {"url": "", "workspace": "default", **fields})
+        assert response.status_code == 200
+        form = response.context["form"]
+        errors = form.errors.get(field or "__all__", [])
+        assert any(message.lower() in error.lower() for error in errors), form.errors
+        assert message.replace("'", "&#x27;") in response.content.decode()
+        assert Document.objects.count() == 3
+        assert sorted(vector_file_ids(data_dir)) == before
+
+    def test_an_oversized_upload_is_a_form_error(self, staff, settings, data_dir: Path):
+        settings.MAX_UPLOAD_MB = 1
+        settings.MAX_UPLOAD_BYTES = 1024 * 1024
+        response = staff.post(ADD, upload_form("big.txt", b"word " * 300_000))
+        assert response.context["form"].errors["file"] == ["The file is over the 1 MB upload limit"]
+        assert not Document.objects.exists()
+
+    def test_staff_without_the_add_permission_cannot_add(self, client, data_dir: Path):
+        clerk = User.objects.create_user("clerk", password="pw", is_staff=True)
+        clerk.user_permissions.add(Permission.objects.get(codename="view_document"))
+        client.force_login(clerk)
+        assert client.get(ADD).status_code == 403
+        assert client.post(ADD, upload_form("a.txt", b"Some text.")).status_code == 403
+        assert not Document.objects.exists()
+
+
+ASK = "/admin/registry/document/ask/"
+
+
+class TestAskPage:
+    def test_the_list_links_to_it(self, staff, documents):
+        assert f'href="{ASK}"' in staff.get("/admin/registry/document/").content.decode()
+
+    def test_it_answers_with_numbered_sources_linking_to_their_chunks(self, staff, documents):
+        page = staff.get(ASK)
+        assert page.status_code == 200
+        assert '<option value="default" selected>default</option>' in page.content.decode()
+        response = staff.post(ASK, {"q": "What colour are bananas?", "workspace": "*", "k": 5})
+        html = response.content.decode()
+        assert "Bananas are yellow." in html.split('id="sources"')[0]  # the answer
+        bananas = Document.objects.get(file_id=documents[1]["fileId"])
+        link = f"/admin/registry/document/{bananas.pk}/change/?chunks=1#chunk-0"
+        assert f'<li value="1" class="source">\n      <a href="{link}">fruit-1.txt</a>' in html
+        target = staff.get(link.split("#")[0]).content.decode()
+        assert 'id="chunk-0"' in target and "Bananas are yellow." in target
+
+    def test_an_empty_question_is_a_form_error(self, staff, documents):
+        for question in ("", "   "):
+            response = staff.post(ASK, {"q": question, "workspace": "*", "k": 5})
+            assert response.context["form"].errors["q"] == ["This field is required."]
+            assert 'id="answer"' not in response.content.decode()
+
+    def test_with_nothing_relevant_it_says_there_is_no_answer(self, staff, documents):
+        response = staff.post(
+            ASK, {"q": "What is the migration route of arctic terns?", "workspace": "*", "k": 5}
+        )
+        html = response.content.decode()
+        assert "No answer: nothing in the documents of this workspace matches" in html
+        assert 'id="sources"' not in html
+
+    def test_an_unknown_workspace_or_k_out_of_range_is_a_form_error(self, staff, documents):
+        response = staff.post(ASK, {"q": "bananas", "workspace": "nowhere", "k": 500})
+        errors = response.context["form"].errors
+        assert "workspace" in errors and "k" in errors
+
+
+@pytest.mark.json_store_only  # VECTOR_STORE=pgvector refuses to start with the JSON registry
+class TestDuringRollback:
+    """USE_JSON_REGISTRY=true: the table is not the live registry."""
+
+    @pytest.fixture
+    def rollback(self, staff, documents, settings, data_dir: Path):
+        run_command("export_registry")  # what an operator does before rolling back
+        settings.USE_JSON_REGISTRY = True
+        return staff
+
+    def test_every_document_page_says_so(self, rollback, documents):
+        pk = Document.objects.first().pk
+        for url in ("/admin/registry/document/", f"/admin/registry/document/{pk}/change/", ASK):
+            page = rollback.get(url).content.decode()
+            assert 'id="rollback-banner"' in page, url
+            assert "This table is not" in page
+
+    def test_adding_is_refused(self, rollback):
+        assert rollback.get(ADD).status_code == 403
+        assert rollback.post(ADD, upload_form("new.txt", b"New text.")).status_code == 403
+        assert (
+            'href="/admin/registry/document/add/"'
+            not in rollback.get("/admin/registry/document/").content.decode()
+        )
+
+    def test_asking_reads_the_live_registry(self, rollback):
+        response = rollback.post(ASK, {"q": "What colour are bananas?", "workspace": "*", "k": 5})
+        assert "Bananas are yellow." in response.content.decode()
+
+    def test_without_a_rollback_there_is_no_banner(self, staff, documents):
+        assert 'id="rollback-banner"' not in staff.get("/admin/registry/document/").content.decode()
