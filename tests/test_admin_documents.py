@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from registry.models import Document
 from tests.helpers import ingest, run_command, vector_file_ids
@@ -317,3 +321,41 @@ class TestDuringRollback:
 
     def test_without_a_rollback_there_is_no_banner(self, staff, documents):
         assert 'id="rollback-banner"' not in staff.get("/admin/registry/document/").content.decode()
+
+
+def test_a_large_table_is_not_counted_on_every_list_page(staff, data_dir: Path):
+    """On PostgreSQL the unfiltered list shows the planner's estimate instead of running
+    COUNT(*) over every row; a filtered list is still counted exactly."""
+    now = timezone.now()
+    Document.objects.bulk_create(
+        Document(filename=f"doc-{n}.txt", created_at=now, updated_at=now) for n in range(25_000)
+    )
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE documents")
+    with CaptureQueriesContext(connection) as queries:
+        listing = staff.get("/admin/registry/document/").content.decode()
+    counted = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    shown = int(re.search(r"(\d+) documents", listing).group(1))
+    if postgres:
+        assert counted == []
+        assert 24_000 <= shown <= 26_000
+    else:  # SQLite: no estimate to read, so an exact count
+        assert len(counted) == 1 and shown == 25_000
+    with CaptureQueriesContext(connection) as queries:
+        found = staff.get("/admin/registry/document/", {"q": "doc-24999.txt"}).content.decode()
+    assert any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
+    assert "1 document" in found and "doc-24999.txt" in found
+
+
+def test_search_finds_a_whole_id_or_checksum_and_parts_of_names(staff, documents):
+    def found(term: str) -> set[str]:
+        page = staff.get("/admin/registry/document/", {"q": term}).content.decode()
+        return {name for name in ("fruit-0.txt", "fruit-1.txt", "fruit-2.txt") if name in page}
+
+    assert found(documents[1]["fileId"]) == {"fruit-1.txt"}
+    assert found(documents[2]["sha256"].upper()) == {"fruit-2.txt"}
+    assert found("fruit") == {"fruit-0.txt", "fruit-1.txt", "fruit-2.txt"}
+    assert found('"fruit-0"') == {"fruit-0.txt"}
+    assert found("fruit 2.txt") == {"fruit-2.txt"}  # every word must match
