@@ -74,6 +74,18 @@ class Browser:
     def open(self, path: str) -> None:
         self.driver.get(self.base_url + path)  # type: ignore[attr-defined]
 
+    def follow(self, element: object) -> None:
+        """Click something that loads a page, and wait until the new page has replaced
+        the old one: without the wait, the next lookup can find an element of the old
+        page (its search button, say) just before it goes away."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old_page = self.driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
+        element.click()  # type: ignore[attr-defined]
+        WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(old_page))
+
 
 @pytest.fixture
 def browser(live_service: LiveService, tmp_path: Path) -> Iterator[Browser]:
@@ -131,13 +143,13 @@ def test_staff_add_find_read_ask_and_delete_a_document_in_a_browser(
         browser.open("/admin/login/?next=/admin/registry/document/")
         page.find_element(By.NAME, "username").send_keys("ada")
         page.find_element(By.NAME, "password").send_keys(PASSWORD)
-        page.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        browser.follow(page.find_element(By.CSS_SELECTOR, "input[type=submit]"))
         assert page.find_element(By.ID, "user-tools").text.upper().startswith("WELCOME, ADA")
 
     with browser.step("add by upload") as page:
-        page.find_element(By.LINK_TEXT, "ADD DOCUMENT").click()
+        browser.follow(page.find_element(By.LINK_TEXT, "ADD DOCUMENT"))
         page.find_element(By.NAME, "file").send_keys(str(handbook))
-        page.find_element(By.NAME, "_save").click()
+        browser.follow(page.find_element(By.NAME, "_save"))
         message = page.find_element(By.CSS_SELECTOR, ".messagelist .success").text
         assert message.startswith("Added studio-handbook.md:")
 
@@ -145,10 +157,10 @@ def test_staff_add_find_read_ask_and_delete_a_document_in_a_browser(
         browser.open("/admin/registry/document/")
         search = page.find_element(By.ID, "searchbar")
         search.send_keys("handbook")
-        search.submit()
+        browser.follow(page.find_element(By.CSS_SELECTOR, "#changelist-search input[type=submit]"))
         rows = page.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
         assert len(rows) == 1 and "studio-handbook.md" in rows[0].text
-        rows[0].find_element(By.LINK_TEXT, "studio-handbook.md").click()
+        browser.follow(rows[0].find_element(By.LINK_TEXT, "studio-handbook.md"))
 
     with browser.step("open its chunks") as page:
         chunks = page.find_elements(By.CSS_SELECTOR, "#chunks tbody tr")
@@ -159,16 +171,16 @@ def test_staff_add_find_read_ask_and_delete_a_document_in_a_browser(
 
     with browser.step("ask") as page:
         browser.open("/admin/registry/document/")
-        page.find_element(By.LINK_TEXT, "ASK A QUESTION").click()
+        browser.follow(page.find_element(By.LINK_TEXT, "ASK A QUESTION"))
         page.find_element(By.NAME, "q").send_keys("How long does the bisque firing take?")
         Select(page.find_element(By.NAME, "workspace")).select_by_value("default")
-        page.find_element(By.NAME, "_ask").click()
+        browser.follow(page.find_element(By.NAME, "_ask"))
         assert "eight hours" in page.find_element(By.CSS_SELECTOR, "#answer .answer-text").text
         first = page.find_element(By.CSS_SELECTOR, "#sources li.source")
         assert first.get_attribute("value") == "1"
 
     with browser.step("follow a source") as page:
-        first.find_element(By.LINK_TEXT, "studio-handbook.md").click()
+        browser.follow(first.find_element(By.LINK_TEXT, "studio-handbook.md"))
         assert page.current_url.split("?")[0] == document_url.split("?")[0]
         anchor = page.current_url.rsplit("#", 1)[1]
         assert "eight hours" in page.find_element(By.ID, anchor).text
@@ -177,8 +189,8 @@ def test_staff_add_find_read_ask_and_delete_a_document_in_a_browser(
         browser.open("/admin/registry/document/")
         page.find_element(By.ID, "action-toggle").click()  # select every row
         Select(page.find_element(By.NAME, "action")).select_by_value("delete_selected")
-        page.find_element(By.NAME, "index").click()  # "Go"
-        page.find_element(By.CSS_SELECTOR, "input[type=submit]").click()  # "Yes, I'm sure"
+        browser.follow(page.find_element(By.NAME, "index"))  # "Go"
+        browser.follow(page.find_element(By.CSS_SELECTOR, "input[type=submit]"))  # "Yes, I'm sure"
         assert (
             "Successfully deleted 1 document"
             in page.find_element(By.CSS_SELECTOR, ".messagelist .success").text

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -359,3 +360,26 @@ def test_search_finds_a_whole_id_or_checksum_and_parts_of_names(staff, documents
     assert found("fruit") == {"fruit-0.txt", "fruit-1.txt", "fruit-2.txt"}
     assert found('"fruit-0"') == {"fruit-0.txt"}
     assert found("fruit 2.txt") == {"fruit-2.txt"}  # every word must match
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/",
+        "/admin/registry/",
+        "/admin/registry/document/",
+        "/admin/registry/document/{pk}/change/",
+        "/admin/registry/document/{pk}/history/",
+        "/admin/registry/document/{pk}/delete/",
+        "/admin/registry/document/add/",
+        "/admin/registry/document/ask/",
+        "/admin/registry/apikey/",
+        "/admin/registry/apikey/add/",
+    ],
+)
+def test_every_admin_page_renders_for_staff_and_refuses_everyone_else(staff, documents, url):
+    url = url.format(pk=Document.objects.first().pk)
+    assert staff.get(url).status_code == 200
+    stranger = Client()  # not signed in
+    refused = stranger.get(url)
+    assert refused.status_code == 302 and refused["Location"].startswith("/admin/login/")
