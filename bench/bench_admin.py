@@ -4,8 +4,10 @@
 
 Creates a scratch database `bench_admin` on DATABASE_URL's server (default the local
 PostgreSQL), migrates it, COPYs --records legacy-shaped rows into `documents`, ANALYZEs
-it, and renders each page with Django's test client as a logged-in superuser (the whole
-admin view: queries, template, middleware; no network). Prints, per page, the median and
+it, ingests one real document of 240 chunks through the service (vectors in a temporary
+data/, embedded with hashing-v1: the page reads chunks, it embeds nothing), and renders
+each page with Django's test client as a logged-in superuser (the whole admin view:
+queries, vector store, template, middleware; no network). Prints, per page, the median and
 worst time over --repeat renders, the number of queries and the slowest one.
 
 The floor beside each page: the same page's queries run alone on one connection (what
@@ -20,6 +22,7 @@ import logging
 import os
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -74,6 +77,8 @@ def run(database_url: str, count: int, repeat: int) -> None:
         DATABASE_URL=database_url,
         DB_POOL="false",
         ALLOWED_HOSTS="localhost",
+        DATA_DIR=tempfile.mkdtemp(prefix="bench-admin-"),
+        EMBEDDER="hashing-v1",
         DJANGO_SETTINGS_MODULE="config.settings",
     )
     import django
@@ -103,6 +108,16 @@ def run(database_url: str, count: int, repeat: int) -> None:
     client = Client(HTTP_HOST="localhost")
     client.force_login(User.objects.create_superuser("bench", "bench@example.com", "pw"))
     some = Document.objects.order_by("pk")[count // 2]
+    from asgiref.sync import async_to_sync
+
+    from ingest.services import document_ingest
+
+    words = " ".join(f"word{n % 5000}" for n in range(24_000))
+    ingested = async_to_sync(document_ingest)(
+        data=words.encode(), filename="long.txt", workspace="eng", content_type="text/plain"
+    )
+    long = Document.objects.get(file_id=ingested.document.file_id)
+    print(f"and one ingested document of {long.num_chunks} chunks")
     pages = {
         "list, page 1": "/admin/registry/document/",
         "list, page 1000": "/admin/registry/document/?p=1000",
@@ -110,7 +125,9 @@ def run(database_url: str, count: int, repeat: int) -> None:
         "list, search by name": f"/admin/registry/document/?q={some.filename}",
         "list, search by id": f"/admin/registry/document/?q={some.file_id}",
         "list, one year": "/admin/registry/document/?created_at__year=2020",
-        "document page": f"/admin/registry/document/{some.pk}/change/",
+        "document page, no chunks": f"/admin/registry/document/{some.pk}/change/",
+        "document, chunks 1-20": f"/admin/registry/document/{long.pk}/change/",
+        "document, chunks 221-240": f"/admin/registry/document/{long.pk}/change/?chunks=12",
         "ask page (form)": "/admin/registry/document/ask/",
     }
     print(f"{'page':<26}{'median ms':>10}{'worst ms':>10}{'queries':>9}{'SQL alone ms':>14}")

@@ -31,6 +31,11 @@ ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 # Multipart framing (boundaries, part headers, the workspace field) on top of the file.
 MULTIPART_ALLOWANCE = 64 * 1024
 DRAIN_SECONDS = 5.0
+ADMIN_REFUSAL = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    "<title>Upload too large</title></head><body><h1>Upload too large</h1>"
+    "<p>{detail}. Go back and choose a smaller file.</p></body></html>"
+)
 
 
 class BodySizeLimit:
@@ -47,7 +52,7 @@ class BodySizeLimit:
         if declared is not None and declared > self.max_bytes:
             if declared <= 2 * self.max_bytes and not _expects_continue(scope):
                 await _drain(receive, declared)
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
 
         received = 0
@@ -74,16 +79,21 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, tracking_send)
         if exceeded and not response_started:
             await _drain(receive, 2 * self.max_bytes - received)
-            await self._refuse(send)
+            await self._refuse(scope, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps({"detail": self.detail})
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        """413: JSON for API clients; a page for a person in the admin's add form."""
+        if scope.get("path", "").startswith("/admin/"):
+            page = ADMIN_REFUSAL.format(detail=self.detail)
+            body, content_type = page.encode(), b"text/html; charset=utf-8"
+        else:
+            body, content_type = orjson.dumps({"detail": self.detail}), b"application/json"
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", content_type),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
                 ],

@@ -13,6 +13,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
@@ -130,17 +131,19 @@ class DocumentAdmin(admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         """The document's fields, its chunks as the vector store holds them, a page at a
-        time (`?chunks=N`), and whether its registries and the store agree."""
+        time (`?chunks=N`, or the page holding chunk index `?chunk=I`), and whether its
+        registries and the store agree. The store is read only for those who may see."""
         extra = self._context(request, **(extra_context or {}))
-        document = self.get_object(request, object_id)
-        if document is not None:
+        document = self.get_object(request, unquote(object_id))
+        if document is not None and self.has_view_permission(request, document):
             extra.update(_chunks_and_check(request, document))
         return super().change_view(request, object_id, form_url, extra)
 
-    def delete_view(
+    def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        return super().delete_view(
+        # (No delete page needs the banner: during a rollback deleting answers 403.)
+        return super().history_view(
             request, object_id, self._context(request, **(extra_context or {}))
         )
 
@@ -224,7 +227,12 @@ def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any
         if stored
         else []
     )
-    page = Paginator(rows, CHUNKS_PER_PAGE).get_page(request.GET.get("chunks"))
+    page_number = request.GET.get("chunks")
+    wanted = request.GET.get("chunk", "")
+    if stored and wanted.isdecimal() and len(wanted) < 10 and int(wanted) in stored.indexes:
+        # Indexes need not be 0, 1, 2, … (an imported document's may have gaps).
+        page_number = str(stored.indexes.index(int(wanted)) // CHUNKS_PER_PAGE + 1)
+    page = Paginator(rows, CHUNKS_PER_PAGE).get_page(page_number)
     return {"chunk_page": page, "check": check, "store_name": get_vector_store().path.name}
 
 
@@ -302,9 +310,8 @@ def _answer(form: Any) -> dict[str, Any] | None:
         pk = pages.get(source.file_id)
         link = None
         if pk is not None:
-            page = source.chunk_index // CHUNKS_PER_PAGE + 1
             change = reverse("admin:registry_document_change", args=[pk])
-            link = f"{change}?chunks={page}#chunk-{source.chunk_index}"
+            link = f"{change}?chunk={source.chunk_index}#chunk-{source.chunk_index}"
         sources.append({"source": source, "link": link})
     found = bool(answer.sources) or answer.answer != NO_ANSWER
     return {"text": answer.answer, "sources": sources, "found": found}

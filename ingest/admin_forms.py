@@ -14,34 +14,25 @@ from django.core.files.uploadedfile import UploadedFile
 from ingest.schemas import QUESTION_MAX, TOP_K_DEFAULT, TOP_K_MAX
 from registry.records import ALL_WORKSPACES, DEFAULT_WORKSPACE, URL_MAX, WORKSPACE_MAX
 
-NO_NUL = "Remove the NUL character."
-
-
-def _no_nul(value: str) -> None:
-    if "\x00" in value:
-        raise ValidationError(NO_NUL)
-
 
 class AddDocumentForm(forms.Form):
     file = forms.FileField(
         required=False,
+        widget=forms.FileInput,  # not ClearableFileInput: there is nothing to clear
         help_text="A .txt, .md, .html or .pdf file, as POST /ingest/file takes.",
     )
     url = forms.CharField(
         required=False,
         max_length=URL_MAX,
         label="or URL",
-        validators=[_no_nul],
         widget=forms.URLInput(attrs={"size": 80, "placeholder": "https://…"}),
         help_text="A public http(s) address to fetch, as POST /ingest/url takes.",
     )
-    workspace = forms.CharField(
-        initial=DEFAULT_WORKSPACE, max_length=WORKSPACE_MAX, validators=[_no_nul]
-    )
+    workspace = forms.CharField(initial=DEFAULT_WORKSPACE, max_length=WORKSPACE_MAX)
 
     def clean_file(self) -> UploadedFile | None:
         upload = self.cleaned_data.get("file")
-        if upload is not None and (upload.size or 0) > settings.MAX_UPLOAD_BYTES:
+        if upload and (upload.size or 0) > settings.MAX_UPLOAD_BYTES:
             raise ValidationError(f"The file is over the {settings.MAX_UPLOAD_MB} MB upload limit")
         return upload
 
@@ -60,7 +51,6 @@ class AskForm(forms.Form):
     q = forms.CharField(
         label="Question",
         max_length=QUESTION_MAX,
-        validators=[_no_nul],
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80, "autofocus": True}),
     )
     workspace = forms.ChoiceField()

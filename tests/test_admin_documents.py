@@ -75,7 +75,10 @@ def test_delete_of_one_document_in_the_admin_removes_its_vectors(staff, document
 
 def test_documents_cannot_be_edited_in_the_admin(staff, documents):
     document = Document.objects.first()
-    staff.post(f"/admin/registry/document/{document.pk}/change/", {"filename": "hacked.txt"})
+    response = staff.post(
+        f"/admin/registry/document/{document.pk}/change/", {"filename": "hacked.txt"}
+    )
+    assert response.status_code == 403
     document.refresh_from_db()
     assert document.filename != "hacked.txt"
 
@@ -120,6 +123,10 @@ class TestDocumentPage:
         assert "word2000" in second
         junk = page_of(staff, document["fileId"], chunks="junk")  # page 1
         assert 'id="chunk-0"' in junk and 'id="chunk-20"' not in junk
+        holding = page_of(staff, document["fileId"], chunk="25")  # a source link's page
+        assert 'id="chunk-25"' in holding and 'id="chunk-0"' not in holding
+        for odd in ("99", "-1", "9" * 5000):  # not an index: page 1
+            assert 'id="chunk-0"' in page_of(staff, document["fileId"], chunk=odd)
 
     def test_it_says_whether_the_registry_and_the_vectors_agree(self, staff, documents):
         cherries = documents[2]
@@ -242,6 +249,17 @@ class TestAddDocument:
         assert response.context["form"].errors["file"] == ["The file is over the 1 MB upload limit"]
         assert not Document.objects.exists()
 
+    def test_a_form_asking_to_clear_the_file_is_a_form_error(self, staff, data_dir: Path):
+        response = staff.post(ADD, {"file-clear": "on", "url": "", "workspace": "default"})
+        assert response.status_code == 200
+        assert response.context["form"].non_field_errors() == [
+            "Choose a file to upload, or give a URL to fetch."
+        ]
+
+    def test_a_nul_in_the_url_is_one_form_error(self, staff, data_dir: Path):
+        response = staff.post(ADD, {"url": "https://example.org/\x00", "workspace": "default"})
+        assert response.context["form"].errors["url"] == ["Null characters are not allowed."]
+
     def test_staff_without_the_add_permission_cannot_add(self, client, data_dir: Path):
         clerk = User.objects.create_user("clerk", password="pw", is_staff=True)
         clerk.user_permissions.add(Permission.objects.get(codename="view_document"))
@@ -252,6 +270,15 @@ class TestAddDocument:
 
 
 ASK = "/admin/registry/document/ask/"
+
+
+def test_staff_without_the_view_permission_cannot_read_or_ask(client, documents):
+    client.force_login(User.objects.create_user("intern", password="pw", is_staff=True))
+    pk = Document.objects.first().pk
+    assert client.get(f"/admin/registry/document/{pk}/change/").status_code == 403
+    assert client.get(ASK).status_code == 403
+    response = client.post(ASK, {"q": "What colour are bananas?", "workspace": "*", "k": 5})
+    assert response.status_code == 403
 
 
 class TestAskPage:
@@ -266,7 +293,7 @@ class TestAskPage:
         html = response.content.decode()
         assert "Bananas are yellow." in html.split('id="sources"')[0]  # the answer
         bananas = Document.objects.get(file_id=documents[1]["fileId"])
-        link = f"/admin/registry/document/{bananas.pk}/change/?chunks=1#chunk-0"
+        link = f"/admin/registry/document/{bananas.pk}/change/?chunk=0#chunk-0"
         assert f'<li value="1" class="source">\n      <a href="{link}">fruit-1.txt</a>' in html
         target = staff.get(link.split("#")[0]).content.decode()
         assert 'id="chunk-0"' in target and "Bananas are yellow." in target
@@ -303,7 +330,13 @@ class TestDuringRollback:
 
     def test_every_document_page_says_so(self, rollback, documents):
         pk = Document.objects.first().pk
-        for url in ("/admin/registry/document/", f"/admin/registry/document/{pk}/change/", ASK):
+        pages = (
+            "/admin/registry/document/",
+            f"/admin/registry/document/{pk}/change/",
+            f"/admin/registry/document/{pk}/history/",
+            ASK,
+        )
+        for url in pages:
             page = rollback.get(url).content.decode()
             assert 'id="rollback-banner"' in page, url
             assert "This table is not" in page
@@ -315,6 +348,19 @@ class TestDuringRollback:
             'href="/admin/registry/document/add/"'
             not in rollback.get("/admin/registry/document/").content.decode()
         )
+
+    def test_deleting_is_refused_one_at_a_time_and_in_bulk(self, rollback, data_dir: Path):
+        pks = list(Document.objects.values_list("pk", flat=True))
+        vectors = sorted(vector_file_ids(data_dir))
+        one = rollback.post(f"/admin/registry/document/{pks[0]}/delete/", {"post": "yes"})
+        assert one.status_code == 403
+        bulk = rollback.post(
+            "/admin/registry/document/",
+            {"action": "delete_selected", "_selected_action": pks, "post": "yes"},
+        )
+        assert bulk.status_code == 200  # the action is not offered: nothing happens
+        assert 'value="delete_selected"' not in bulk.content.decode()
+        assert Document.objects.count() == 3 and sorted(vector_file_ids(data_dir)) == vectors
 
     def test_asking_reads_the_live_registry(self, rollback):
         response = rollback.post(ASK, {"q": "What colour are bananas?", "workspace": "*", "k": 5})

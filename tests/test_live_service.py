@@ -61,6 +61,23 @@ def test_an_oversized_upload_is_refused_from_its_content_length(live_service: Li
     connection.close()
 
 
+def test_an_oversized_upload_in_the_admin_gets_a_page_not_json(live_service: LiveService):
+    parts = urlsplit(live_service.base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection.putrequest("POST", "/admin/registry/document/add/")
+    connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+    connection.putheader("Content-Length", str(200 * 1024 * 1024))
+    connection.endheaders()
+    connection.send(b"--x\r\n")
+    response = connection.getresponse()
+    assert response.status == 413
+    assert response.getheader("Content-Type") == "text/html; charset=utf-8"
+    page = response.read().decode()
+    assert "<h1>Upload too large</h1>" in page
+    assert "over the 25 MB upload limit (MAX_UPLOAD_MB). Go back and choose a smaller" in page
+    connection.close()
+
+
 def test_a_client_that_sends_a_body_just_over_the_limit_reads_the_413(live_service):
     # http.client sends the whole body before it reads: the server must not hang up on it
     # mid-send (a broken pipe), however often this is tried.
