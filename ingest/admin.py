@@ -215,23 +215,20 @@ def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any
     from registry.exceptions import RegistryError
 
     try:
-        stored = get_vector_store().chunks_of(document.file_id)
+        chunks = get_vector_store().chunk_texts(document.file_id)
         check = check_document(document.file_id)
     except (RegistryError, VectorStoreError) as exc:
         return {"store_error": str(exc)}
-    rows = (
-        [
-            {"index": index, "context": stored.context(n), "text": text, "length": len(text)}
-            for n, (index, text) in enumerate(zip(stored.indexes, stored.texts, strict=True))
-        ]
-        if stored
-        else []
-    )
+    rows = [
+        {"index": c.index, "context": c.context, "text": c.text, "length": len(c.text)}
+        for c in chunks
+    ]
     page_number = request.GET.get("chunks")
     wanted = request.GET.get("chunk", "")
-    if stored and wanted.isdecimal() and len(wanted) < 10 and int(wanted) in stored.indexes:
+    indexes = [chunk.index for chunk in chunks]
+    if wanted.isdecimal() and len(wanted) < 10 and int(wanted) in indexes:
         # Indexes need not be 0, 1, 2, … (an imported document's may have gaps).
-        page_number = str(stored.indexes.index(int(wanted)) // CHUNKS_PER_PAGE + 1)
+        page_number = str(indexes.index(int(wanted)) // CHUNKS_PER_PAGE + 1)
     page = Paginator(rows, CHUNKS_PER_PAGE).get_page(page_number)
     return {"chunk_page": page, "check": check, "store_name": get_vector_store().path.name}
 

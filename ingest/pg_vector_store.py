@@ -31,7 +31,13 @@ from psycopg.types import TypeInfo
 
 from ingest.exceptions import VectorStoreError
 from ingest.retrieval import K
-from ingest.vector_store import ChunkHit, SharedStoreMethods, StoredChunks, check_built_by
+from ingest.vector_store import (
+    ChunkHit,
+    ChunkText,
+    SharedStoreMethods,
+    StoredChunks,
+    check_built_by,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +286,15 @@ class PgVectorStore(SharedStoreMethods):
             vectors=np.vstack([parse_vector(row[4]) for row in rows]),
             contexts=[row[2] for row in rows],
         )
+
+    def chunk_texts(self, file_id: str) -> list[ChunkText]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT chunk_index, context, text FROM chunks WHERE file_id = %s "
+                "ORDER BY chunk_index",
+                [file_id],
+            )
+            return [ChunkText(*row) for row in cursor.fetchall()]
 
     def chunk_counts(self) -> dict[str, int]:
         with connection.cursor() as cursor:

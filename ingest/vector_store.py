@@ -49,6 +49,13 @@ _COUNT = np.dtype("<u2")
 
 
 @dataclass(frozen=True)
+class ChunkText:
+    index: int
+    context: str
+    text: str
+
+
+@dataclass(frozen=True)
 class StoredChunks:
     """One document's chunks as the store holds them, vectors row-aligned with texts."""
 
@@ -173,6 +180,11 @@ class SharedStoreMethods:
         raise NotImplementedError
 
     def chunks(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def chunk_texts(self, file_id: str) -> list[ChunkText]:
+        """The document's chunks without their vectors, in index order: what a person
+        reads (the admin's document page)."""
         raise NotImplementedError
 
     def search(
@@ -512,6 +524,13 @@ class VectorStore(SharedStoreMethods):
             texts=[snapshot.meta[row]["text"] for row in positions],
             vectors=snapshot.matrix[positions],
             contexts=[snapshot.meta[row]["context"] for row in positions],
+        )
+
+    def chunk_texts(self, file_id: str) -> list[ChunkText]:
+        rows = (meta for meta in self._snapshot().meta if meta["file_id"] == file_id)
+        return sorted(
+            (ChunkText(meta["chunk_index"], meta["context"], meta["text"]) for meta in rows),
+            key=lambda chunk: chunk.index,
         )
 
     def chunks(self) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from ingest.vector_store import get_vector_store
 from registry.models import Document
 from tests.helpers import ingest, run_command, vector_file_ids
 from tests.http_server import CannedServer
@@ -127,6 +129,23 @@ class TestDocumentPage:
         assert 'id="chunk-25"' in holding and 'id="chunk-0"' not in holding
         for odd in ("99", "-1", "9" * 5000):  # not an index: page 1
             assert 'id="chunk-0"' in page_of(staff, document["fileId"], chunk=odd)
+
+    def test_a_chunk_is_found_by_its_index_when_indexes_have_gaps(self, api, staff):
+        document = ingest(api, "long.txt", long_text(3000))
+        store = get_vector_store()
+        stored = store.chunks_of(document["fileId"])
+        gapped = dataclasses.replace(stored, indexes=[i * 10 for i in stored.indexes])
+        store.replace([gapped])  # as an imported legacy document's may be numbered
+        page = page_of(staff, document["fileId"], chunk="190")  # the 20th chunk: page 1
+        assert 'id="chunk-190"' in page and 'id="chunk-0"' in page
+        page = page_of(staff, document["fileId"], chunk="200")  # the 21st: page 2
+        assert 'id="chunk-200"' in page and 'id="chunk-0"' not in page
+
+    def test_the_chunk_pages_keep_the_list_s_filters(self, api, staff):
+        document = ingest(api, "long.txt", long_text(3000))
+        filters = "_changelist_filters=q%3Dlong"
+        page = page_of(staff, document["fileId"], _changelist_filters="q=long")
+        assert f'href="?{filters}&amp;chunks=2#chunks"' in page
 
     def test_it_says_whether_the_registry_and_the_vectors_agree(self, staff, documents):
         cherries = documents[2]
