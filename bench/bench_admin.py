@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -31,14 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import psycopg  # noqa: E402
-from bench_import import legacy_records, with_database  # noqa: E402
+from bench_import import legacy_records, scratch_database, setup_django  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from config.env import normalise_database_url  # noqa: E402
-
 SCRATCH_DB = "bench_admin"
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def main() -> None:
@@ -46,44 +41,17 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
     options = parser.parse_args()
-    admin_url = normalise_database_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
-    scratch_url = with_database(admin_url, SCRATCH_DB)
-
-    def drop() -> None:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(SCRATCH_DB)
-                )
-            )
-
-    drop()
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SCRATCH_DB)))
-    try:
+    with scratch_database(SCRATCH_DB) as scratch_url:
         run(scratch_url, options.records, options.repeat)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop()
 
 
 def run(database_url: str, count: int, repeat: int) -> None:
-    os.environ.update(
-        ENV_FILE="",
-        DEBUG="false",
-        SECRET_KEY="bench-only",  # noqa: S106
-        DATABASE_URL=database_url,
-        DB_POOL="false",
+    setup_django(
+        database_url,
         ALLOWED_HOSTS="localhost",
         DATA_DIR=tempfile.mkdtemp(prefix="bench-admin-"),
         EMBEDDER="hashing-v1",
-        DJANGO_SETTINGS_MODULE="config.settings",
     )
-    import django
-
-    django.setup()
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import connection

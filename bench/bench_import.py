@@ -14,6 +14,7 @@ idempotent run and a run where 1% of the records changed. Drops the database aft
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import itertools
 import os
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -89,28 +91,36 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds of import and COPY")
     options = parser.parse_args()
 
-    admin_url = normalise_database_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
-    scratch_url = with_database(admin_url, SCRATCH_DB)
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SCRATCH_DB))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SCRATCH_DB)))
-    try:
+    with scratch_database(SCRATCH_DB) as scratch_url:
         run(scratch_url, options.records, options.repeat)
+
+
+@contextlib.contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A new, empty database `name` on DATABASE_URL's server (default the local
+    PostgreSQL), as a URL; dropped after, once Django's connections to it are closed."""
+    admin_url = normalise_database_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
+
+    def drop() -> None:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    drop()
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_database(admin_url, name)
     finally:
         from django.db import connections
 
         connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(SCRATCH_DB)
-                )
-            )
+        drop()
 
 
-def run(database_url: str, count: int, repeat: int) -> None:
+def setup_django(database_url: str, **env: str) -> None:
+    """Django on `database_url` with production settings (no pool: one connection)."""
     os.environ.update(
         ENV_FILE="",
         DEBUG="false",
@@ -118,10 +128,15 @@ def run(database_url: str, count: int, repeat: int) -> None:
         DATABASE_URL=database_url,
         DB_POOL="false",
         DJANGO_SETTINGS_MODULE="config.settings",
+        **env,
     )
     import django
 
     django.setup()
+
+
+def run(database_url: str, count: int, repeat: int) -> None:
+    setup_django(database_url)
     from django.core.management import call_command
     from django.db import connection
 

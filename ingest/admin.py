@@ -115,13 +115,26 @@ class DocumentAdmin(admin.ModelAdmin):
         )
         return [ask, *super().get_urls()]
 
-    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    @staticmethod
+    def _context(extra: dict[str, Any] | None) -> dict[str, Any]:
+        """A page's context with `rollback`, which shows the banner."""
         return {"rollback": not table_is_live(), **(extra or {})}
+
+    def _form_page(
+        self, request: HttpRequest, template: str, title: str, **extra: Any
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            **self._context(extra),
+            "opts": self.opts,
+            "title": title,
+        }
+        return TemplateResponse(request, f"admin/registry/document/{template}", context)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        return super().changelist_view(request, self._context(request, **(extra_context or {})))
+        return super().changelist_view(request, self._context(extra_context))
 
     def change_view(
         self,
@@ -133,7 +146,7 @@ class DocumentAdmin(admin.ModelAdmin):
         """The document's fields, its chunks as the vector store holds them, a page at a
         time (`?chunks=N`, or the page holding chunk index `?chunk=I`), and whether its
         registries and the store agree. The store is read only for those who may see."""
-        extra = self._context(request, **(extra_context or {}))
+        extra = self._context(extra_context)
         document = self.get_object(request, unquote(object_id))
         if document is not None and self.has_view_permission(request, document):
             extra.update(_chunks_and_check(request, document))
@@ -143,9 +156,7 @@ class DocumentAdmin(admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         # (No delete page needs the banner: during a rollback deleting answers 403.)
-        return super().history_view(
-            request, object_id, self._context(request, **(extra_context or {}))
-        )
+        return super().history_view(request, object_id, self._context(extra_context))
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -162,15 +173,9 @@ class DocumentAdmin(admin.ModelAdmin):
             document = _ingest(form)
             if document is not None:
                 return self._added(request, *document)
-        context = {
-            **self.admin_site.each_context(request),
-            **self._context(request),
-            "opts": self.opts,
-            "title": "Add document",
-            "form": form,
-            **(extra_context or {}),
-        }
-        return TemplateResponse(request, "admin/registry/document/add.html", context)
+        return self._form_page(
+            request, "add.html", "Add document", form=form, **(extra_context or {})
+        )
 
     def _added(self, request: HttpRequest, file_id: str, created: bool) -> HttpResponse:
         document = Document.objects.get(file_id=file_id)
@@ -197,15 +202,7 @@ class DocumentAdmin(admin.ModelAdmin):
         answer = None
         if request.method == "POST" and form.is_valid():
             answer = _answer(form)
-        context = {
-            **self.admin_site.each_context(request),
-            **self._context(request),
-            "opts": self.opts,
-            "title": "Ask a question",
-            "form": form,
-            "answer": answer,
-        }
-        return TemplateResponse(request, "admin/registry/document/ask.html", context)
+        return self._form_page(request, "ask.html", "Ask a question", form=form, answer=answer)
 
 
 def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any]:
@@ -215,7 +212,8 @@ def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any
     from registry.exceptions import RegistryError
 
     try:
-        chunks = get_vector_store().chunk_texts(document.file_id)
+        store = get_vector_store()
+        chunks = store.chunk_texts(document.file_id)
         check = check_document(document.file_id)
     except (RegistryError, VectorStoreError) as exc:
         return {"store_error": str(exc)}
@@ -230,7 +228,7 @@ def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any
         # Indexes need not be 0, 1, 2, … (an imported document's may have gaps).
         page_number = str(indexes.index(int(wanted)) // CHUNKS_PER_PAGE + 1)
     page = Paginator(rows, CHUNKS_PER_PAGE).get_page(page_number)
-    return {"chunk_page": page, "check": check, "store_name": get_vector_store().path.name}
+    return {"chunk_page": page, "check": check, "store_name": store.path.name}
 
 
 def _ingest(form: Any) -> tuple[str, bool] | None:
