@@ -33,6 +33,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	ENV_FILE= $(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # Tests ignore .env (ENV_FILE=) so a developer's settings never leak into them.
 test-sqlite: setup browser

@@ -92,12 +92,13 @@ import numpy as np  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from ingest.embeddings import get_embedder  # noqa: E402
-from ingest.extraction import Extracted  # noqa: E402
-from ingest.lexical import terms  # noqa: E402
-from ingest.pg_vector_store import copy_chunk_rows, vector_literal  # noqa: E402
-from ingest.services import Prepared, _write_atomically  # noqa: E402
-from ingest.vector_store import StoredChunks, VectorStore, get_vector_store  # noqa: E402
+from ingest.search.embeddings import get_embedder  # noqa: E402
+from ingest.search.lexical import terms  # noqa: E402
+from ingest.stores import get_vector_store  # noqa: E402
+from ingest.stores.base import StoredChunks  # noqa: E402
+from ingest.stores.json_file import JsonFileStore  # noqa: E402
+from ingest.stores.pgvector import copy_chunk_rows, vector_literal  # noqa: E402
+from registry.backends import get_backend  # noqa: E402
 from registry.models import Document  # noqa: E402
 from registry.records import DocumentRecord, now_seconds  # noqa: E402
 
@@ -111,7 +112,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def source_chunks() -> tuple[list[str], list[str], np.ndarray]:
     embedder = get_embedder()
-    store = VectorStore(ARGS.source, embedder=embedder.name, dim=embedder.dim)
+    store = JsonFileStore(ARGS.source, embedder=embedder.name, dim=embedder.dim)
     documents = store.documents()
     texts = [text for d in documents for text in d.texts]
     contexts = [d.context(i) for d in documents for i in range(len(d.texts))]
@@ -271,14 +272,9 @@ def ingest_one(number: int, vectors: np.ndarray, texts: list[str]) -> float:
         created_at=now,
         updated_at=now,
     )
-    prepared = Prepared(
-        Extracted(kind="text", content_type="text/plain", sections=[]),
-        texts,
-        [""] * len(texts),
-        vectors,
-    )
+    chunks = StoredChunks(record.file_id, record.workspace, list(range(len(texts))), texts, vectors)
     started = time.perf_counter()
-    _write_atomically(store, record, prepared, replace=False)
+    store.write_document(chunks, lambda: get_backend().create(record))  # what ingest writes
     return (time.perf_counter() - started) * 1000
 
 
@@ -305,7 +301,7 @@ def main() -> None:
         registry_rows(documents)
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "vectors.json"
-            VectorStore(path, embedder=embedder.name, dim=dim).write_all(documents)
+            JsonFileStore(path, embedder=embedder.name, dim=dim).write_all(documents)
             imported = time_import(path)
         copied, indexed = time_plain_copy(documents, dim)
         print(
@@ -335,7 +331,7 @@ def main() -> None:
                 store.search(query, query_terms, workspace=workspace, top_k=10)
                 hybrid_ms.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
-                dense = store.search(query, [], workspace=workspace, top_k=10, method="dense")
+                dense = store.search(query, [], workspace=workspace, top_k=10, method="dense").hits
                 dense_ms.append((time.perf_counter() - started) * 1000)
                 bare_ms.append(bare_hnsw_ms(query, workspace, dim))
                 exact = exact_top(query, workspace, dim)

@@ -76,7 +76,7 @@ def rss_mb() -> float:
 
 
 def real_texts(count: int) -> list[str]:
-    from ingest.retrieval import searchable
+    from ingest.search.fusion import searchable
 
     if EVAL_STORE.exists():
         chunks = orjson.loads(EVAL_STORE.read_bytes())["chunks"]
@@ -92,7 +92,7 @@ def synthetic_text(rng: random.Random, words: int = 110) -> str:
 def bench_embedding(count: int) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from ingest.embeddings import BATCH, get_embedder, minilm_directory
+    from ingest.search.embeddings import BATCH, get_embedder, minilm_directory
 
     texts = real_texts(count)
     words = statistics.mean(len(t.split()) for t in texts)
@@ -114,14 +114,15 @@ def bench_embedding(count: int) -> None:
 def build_store(path: Path, size: int) -> list[str]:
     """A store of `size` synthetic chunks (random unit vectors: timing does not depend on
     them) written through the store's own writer; returns the document ids."""
-    from ingest.embeddings import MINILM
-    from ingest.vector_store import StoredChunks, VectorStore
+    from ingest.search.embeddings import MINILM
+    from ingest.stores.base import StoredChunks
+    from ingest.stores.json_file import JsonFileStore
 
     rng = random.Random(size)
     file_ids = [f"{n:032x}" for n in range(size // CHUNKS_PER_DOCUMENT)]
     if path.exists():
         return file_ids
-    store = VectorStore(path, embedder=MINILM, dim=384)
+    store = JsonFileStore(path, embedder=MINILM, dim=384)
     documents = []
     for number, file_id in enumerate(file_ids):
         vectors = np.random.default_rng(number).standard_normal((CHUNKS_PER_DOCUMENT, 384))
@@ -140,14 +141,14 @@ def build_store(path: Path, size: int) -> list[str]:
 
 def load_child(path: Path) -> None:
     """In a fresh process: load the store and build its BM25 index, then the model."""
-    from ingest.embeddings import MINILM, get_embedder
-    from ingest.lexical import terms
-    from ingest.vector_store import VectorStore
+    from ingest.search.embeddings import MINILM, get_embedder
+    from ingest.search.lexical import terms
+    from ingest.stores.json_file import JsonFileStore
 
     before = rss_mb()
     started = time.perf_counter()
-    store = VectorStore(path, embedder=MINILM, dim=384)
-    store.count()
+    store = JsonFileStore(path, embedder=MINILM, dim=384)
+    store.built_by()  # parses the file
     parsed = time.perf_counter() - started
     store.search(
         np.ones(384, dtype=np.float32) / 384**0.5, terms("vacuum"), workspace=None, top_k=5
@@ -214,7 +215,7 @@ def bench_size(size: int, questions: int) -> None:
 
 def ask_over_http(path: Path, questions: int) -> tuple[list[float], list[float]]:
     """Time POST /ask against the service as production runs it, one request at a time."""
-    from ingest.embeddings import get_embedder
+    from ingest.search.embeddings import get_embedder
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

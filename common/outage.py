@@ -8,10 +8,11 @@ its own attempts to connect meet), and after the outage the pool's reconnection 
 So each process keeps one record: the last attempt to connect failed (the pools' own
 attempts, and requests' own), or it did not. When a pool's attempt fails, the requests
 waiting on that pool are refused; while the record says down, a request that needs a
-connection is refused at once with an OperationalError, which the API answers 503,
-except that once a second one caller tries a connection of its own (DB_CONNECT_TIMEOUT
-at most). When that succeeds the record clears and requests go to the pools again, which
-replace their broken connections as they check them out.
+connection is refused at once with an OperationalError, which the API answers 503. At
+most once a second, one of those requests is instead let through to try a connection
+of its own (waiting DB_CONNECT_TIMEOUT at most): when that succeeds the record clears
+and requests go to the pools again, which replace their broken connections as they
+check them out.
 
 A connection that fails its check on checkout is not an outage (Neon closes idle
 connections when it suspends a compute): only a failed attempt to connect is.

@@ -1,25 +1,20 @@
-"""The NinjaAPI: routers mounted, domain errors mapped to HTTP statuses, /health."""
+"""The NinjaAPI: routers mounted, domain errors mapped to HTTP statuses."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
-from django.conf import settings
-from django.db import DatabaseError, OperationalError, ProgrammingError, connection
+from django.db import DatabaseError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.renderers import JSONRenderer
-from ninja.responses import NinjaJSONEncoder, Status
+from ninja.responses import NinjaJSONEncoder
 
-from common import async_db
-from common.singletons import Singleton
+from config.health import router as health_router
 from ingest.api import documents_router
 from ingest.api import router as ingest_router
 from ingest.exceptions import (
@@ -35,8 +30,6 @@ from ingest.exceptions import (
     VectorStoreError,
 )
 from registry.auth import ApiKeyRevoked
-from registry.backends import DATABASE, get_backend, table_is_live
-from registry.backends.base import RegistryBackend
 from registry.exceptions import DocumentNotFound, RegistryError, RegistryUnavailable
 
 logger = logging.getLogger(__name__)
@@ -72,6 +65,7 @@ api = NinjaAPI(
 )
 api.add_router("", ingest_router)
 api.add_router("", documents_router)
+api.add_router("", health_router)
 
 # Each domain error has one status, here and nowhere else.
 INGEST_STATUSES: dict[type[IngestError], int] = {
@@ -169,101 +163,3 @@ def database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
 @api.exception_handler(RegistryError)
 def registry_error(request: HttpRequest, exc: RegistryError) -> HttpResponse:
     return _error(request, 400, str(exc))
-
-
-class HealthOut(Schema):
-    ok: bool
-    db: bool
-    registry: str | None = None
-
-
-# Probes run in threads of their own: a hung database must not hold a request thread, and
-# asyncio.wait() returns at the timeout without waiting for the probe to give up.
-_probes = Singleton(lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="health"))
-
-
-def _database_answers() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except DatabaseError as exc:
-        logger.warning("health: database unavailable: %s", exc)
-        return False
-    finally:
-        connection.close()
-
-
-def _registry_answers() -> bool:
-    backend = get_backend()
-    try:
-        backend.check()
-        return True
-    except RegistryError as exc:
-        logger.warning("health: %s registry unavailable: %s", backend.name, exc)
-        return False
-    finally:
-        connection.close()
-
-
-async def _probe(check: Callable[[], bool], timeout: float) -> bool:
-    future = asyncio.wrap_future(_probes.get().submit(check))
-    done, _ = await asyncio.wait({future}, timeout=timeout)
-    if not done:
-        logger.warning("health: %s did not answer within %.1fs", check.__name__, timeout)
-        return False
-    return future.result()
-
-
-async def _answers_within(probe: Awaitable[object], name: str, timeout: float) -> bool:
-    """Native probes: the event loop waits on the database itself, and cancelling at the
-    timeout gives the connection back to the pool (which drops it if it is mid-query)."""
-    try:
-        await asyncio.wait_for(probe, timeout)
-        return True
-    except TimeoutError:
-        logger.warning("health: %s did not answer within %.1fs", name, timeout)
-    except (DatabaseError, RegistryError) as exc:
-        logger.warning("health: %s unavailable: %s", name, exc)
-    return False
-
-
-async def _health_probes(timeout: float) -> tuple[bool, bool]:
-    """Whether the database and the registry answer: on the native async pool where it
-    serves this request (common/async_db.py), else in threads of their own."""
-    if not async_db.native_reads():
-        database, registry = _probe(_database_answers, timeout), _probe(_registry_answers, timeout)
-    else:
-        backend = get_backend()
-        if backend.name == DATABASE:
-            return await _table_answers(backend, timeout)
-        # The JSON file: the database on the pool, the file read in a thread.
-        database = _answers_within(async_db.fetch_rows("SELECT 1"), "database", timeout)
-        registry = _probe(_registry_answers, timeout)
-    db_ok, registry_ok = await asyncio.gather(database, registry)
-    return db_ok, registry_ok
-
-
-async def _table_answers(backend: RegistryBackend, timeout: float) -> tuple[bool, bool]:
-    """The table is the registry: one read of it answers for the database too."""
-    try:
-        await asyncio.wait_for(backend.acheck(), timeout)
-        return True, True
-    except TimeoutError:
-        logger.warning("health: the database did not answer within %.1fs", timeout)
-        return False, False
-    except RegistryError as exc:
-        logger.warning("health: database registry unavailable: %s", exc)
-        # A table that is missing (not migrated) is on a database that answered.
-        return isinstance(exc.__cause__, ProgrammingError), False
-
-
-@api.get("/health", response={200: HealthOut, 503: HealthOut}, exclude_none=True, tags=["health"])
-async def health(request: HttpRequest) -> Status[HealthOut]:
-    """Liveness and readiness: 200 when the registry and the database answer, else 503."""
-    timeout = settings.HEALTH_TIMEOUT
-    db_ok, registry_ok = await _health_probes(timeout)
-    ok = db_ok and registry_ok
-    registry = None if table_is_live() else get_backend().name
-    body = HealthOut(ok=ok, db=db_ok, registry=registry)
-    return Status(200 if ok else 503, body)

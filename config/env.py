@@ -6,7 +6,6 @@ typo in `.env` stops start-up with a message instead of silently falling back.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +15,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from common.networks import parse_networks
+from common.postgresql import POSTGRESQL
+
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off"}
 
@@ -23,9 +25,6 @@ FALSE_VALUES = {"0", "false", "no", "off"}
 # SQLAlchemy spells the driver after a "+": postgresql+asyncpg://, postgresql+psycopg://.
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql"}
 SQLITE_SCHEMES = {"sqlite"}
-# The ENGINE of a PostgreSQL DATABASE_URL: Django's backend, failing fast while the
-# database is down (common/postgresql/base.py).
-POSTGRESQL = "common.postgresql"
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -91,23 +90,6 @@ def env_path(name: str, default: Path, *, base_dir: Path) -> Path:
     """A path setting; a relative one is taken under `base_dir` (the project)."""
     path = Path(env_str(name) or default)
     return path if path.is_absolute() else base_dir / path
-
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(name: str, entries: Iterable[str]) -> tuple[IPNetwork, ...]:
-    """Each entry as a network in CIDR notation, or ImproperlyConfigured naming it."""
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry))
-        except ValueError as exc:
-            raise ImproperlyConfigured(
-                f"{name} entry {entry!r} is not a network in CIDR notation "
-                f"(e.g. 10.20.0.0/16): {exc}"
-            ) from exc
-    return tuple(networks)
 
 
 def env_networks(name: str) -> list[str]:

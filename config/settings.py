@@ -12,8 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from common.postgresql import POSTGRESQL
 from config.env import (
-    POSTGRESQL,
     check_smaller,
     database_config,
     env_bool,

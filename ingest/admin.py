@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 
 from common.pagination import EstimatedCountPaginator
-from registry.backends import get_backend, table_is_live
+from registry.backends import get_backend
 from registry.models import Document
 from registry.records import RECORD_FIELDS
 
@@ -90,7 +90,7 @@ class DocumentAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # During a rollback a document added here would go to the JSON registry, which
         # this table does not show: the API adds documents then.
-        return table_is_live() and super().has_add_permission(request)
+        return get_backend().staff_may_write and super().has_add_permission(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Document | None = None) -> bool:
         return False
@@ -98,7 +98,7 @@ class DocumentAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Document | None = None) -> bool:
         # While the JSON registry is live this table is not the registry: deleting here
         # would remove vectors that the live registry still cites.
-        return table_is_live() and super().has_delete_permission(request, obj)
+        return get_backend().staff_may_write and super().has_delete_permission(request, obj)
 
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
         _delete([obj.file_id])
@@ -118,7 +118,7 @@ class DocumentAdmin(admin.ModelAdmin):
     @staticmethod
     def _context(extra: dict[str, Any] | None) -> dict[str, Any]:
         """A page's context with `rollback`, which shows the banner."""
-        return {"rollback": not table_is_live(), **(extra or {})}
+        return {"rollback": not get_backend().staff_may_write, **(extra or {})}
 
     def _form_page(
         self, request: HttpRequest, template: str, title: str, **extra: Any
@@ -206,9 +206,9 @@ class DocumentAdmin(admin.ModelAdmin):
 
 
 def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any]:
-    from ingest.consistency import check_document
     from ingest.exceptions import VectorStoreError
-    from ingest.vector_store import get_vector_store
+    from ingest.maintenance.consistency import check_document
+    from ingest.stores import get_vector_store
     from registry.exceptions import RegistryError
 
     try:
@@ -228,7 +228,7 @@ def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any
         # Indexes need not be 0, 1, 2, … (an imported document's may have gaps).
         page_number = str(indexes.index(int(wanted)) // CHUNKS_PER_PAGE + 1)
     page = Paginator(rows, CHUNKS_PER_PAGE).get_page(page_number)
-    return {"chunk_page": page, "check": check, "store_name": store.path.name}
+    return {"chunk_page": page, "check": check, "store_name": store.short_label}
 
 
 def _ingest(form: Any) -> tuple[str, bool] | None:
@@ -271,17 +271,11 @@ def _ingest(form: Any) -> tuple[str, bool] | None:
 
 def _workspaces() -> list[str]:
     """The workspaces the live registry holds documents in."""
-    if table_is_live():
-        return list(
-            Document.objects.order_by("workspace").values_list("workspace", flat=True).distinct()
-        )
-    from ingest.consistency import every_record
-
-    return sorted({record.workspace for record in every_record(get_backend()).values()})
+    return get_backend().workspaces()
 
 
 def _answer(form: Any) -> dict[str, Any] | None:
-    from ingest.answering import NO_ANSWER
+    from ingest.answers.extractive import NO_ANSWER
     from ingest.exceptions import IngestError
     from ingest.services import answer_question
     from registry.exceptions import RegistryError

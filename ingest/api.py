@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import File, Form, Path, Query, Router, UploadedFile
 
-from ingest.answering import Answer, Source
+from ingest.answers.extractive import Answer, Source
 from ingest.exceptions import ContentTooLarge
 from ingest.schemas import (
     NO_NUL,

@@ -32,7 +32,7 @@ class ContentConflict(IngestError):
 
 
 class VectorStoreError(IngestError):
-    """503: data/vec.json cannot be read or written, or was built by another embedder."""
+    """503: the vector store cannot be read or written, or was built by another embedder."""
 
 
 class EmbedderUnavailable(IngestError):

@@ -3,7 +3,7 @@
 The table itself is created by migration 0001 only where the database has pgvector
 (SQLite and a PostgreSQL without it keep the json store and migrate cleanly); Django's
 model state still knows it, so that test flushes and the admin see it. Reads and writes
-go through ingest/pg_vector_store.py; its generated `search` column (a tsvector) is not
+go through ingest/stores/pgvector.py; its generated `search` column (a tsvector) is not
 a model field.
 """
 

@@ -1,10 +1,10 @@
 """Writes and questions that span the registry and the vectors: one service per operation,
 called by the API, the admin and the commands alike.
 
-The registry and data/vec.json never disagree for long: vectors are written before the
-registry row and removed again if the row cannot be written; a delete removes vectors
-only once the row's deletion is durable. CPU-heavy steps (parsing, embedding, writing
-vec.json) run in worker threads, off the event loop.
+The registry and the vector store never disagree for long: a document's row and its
+chunks are written, and deleted, through one unit of work of the store
+(ingest/stores/base.py), which keeps them in step. CPU-heavy steps (parsing,
+embedding, writing the store) run in worker threads, off the event loop.
 """
 
 from __future__ import annotations
@@ -14,32 +14,37 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
 
-from ingest.answering import NO_ANSWER, Answer, EmbedSentences, Relevance, extractive_answer
-from ingest.chunking import chunk_text
-from ingest.embeddings import get_embedder
+from ingest.answers.extractive import (
+    NO_ANSWER,
+    Answer,
+    EmbedSentences,
+    Relevance,
+    extractive_answer,
+)
+from ingest.answers.generation import EMPTY_RESPONSE, Prompt, build_prompt, cited, get_generator
 from ingest.exceptions import ContentConflict, ContentTooLarge, EmptyDocument, GenerationFailed
-from ingest.extraction import Extracted, extract
-from ingest.fetching import fetch_url
-from ingest.generation import EMPTY_RESPONSE, Prompt, build_prompt, cited, get_generator
-from ingest.lexical import terms
-from ingest.retrieval import searchable
-from ingest.vector_store import ChunkHit, StoredChunks, VectorStore, get_vector_store
+from ingest.search.embeddings import get_embedder
+from ingest.search.fusion import searchable
+from ingest.search.lexical import terms
+from ingest.sources.chunking import chunk_text
+from ingest.sources.extraction import Extracted, extract
+from ingest.sources.fetching import fetch_url
+from ingest.stores import get_vector_store
+from ingest.stores.base import ChunkHit, StoredChunks
 from registry.backends import get_backend
 from registry.models import new_file_id
 from registry.records import (
     FILENAME_MAX,
     DocumentRecord,
-    Source,
+    SourceKind,
     check_file_id,
     check_workspace,
     now_seconds,
@@ -47,7 +52,6 @@ from registry.records import (
 )
 
 logger = logging.getLogger(__name__)
-R = TypeVar("R")
 
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
 
@@ -108,7 +112,7 @@ async def document_ingest(
     workspace: str,
     content_type: str = "",
     charset: str | None = None,
-    source: Source = Source.FILE,
+    source: SourceKind = SourceKind.FILE,
     url: str = "",
     file_id: str | None = None,
 ) -> Ingested:
@@ -140,7 +144,7 @@ async def document_ingest(
         previous = (await backend.aget_many([file_id])).get(file_id)
 
     prepared = await asyncio.to_thread(prepare, data, filename, content_type, charset)
-    if source == Source.URL and not filename:
+    if source == SourceKind.URL and not filename:
         filename = prepared.extracted.title or urlsplit(url).hostname or "page"
     now = now_seconds()
     record = DocumentRecord(
@@ -157,10 +161,15 @@ async def document_ingest(
         content_type=prepared.extracted.content_type,
         sha256=sha256,
     )
+
+    def write_row() -> tuple[DocumentRecord, bool]:
+        if previous is None:
+            return backend.create(record)  # an identical upload may have won the race
+        return backend.upsert(record), True
+
     store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
-    if previous is None:
-        return await _store_new(store, record, prepared)
-    return await _replace(store, record, prepared)
+    stored, kept = await store.awrite_document(_chunks(record, prepared), write_row)
+    return Ingested(stored, created=kept and previous is None)
 
 
 def _chunks(record: DocumentRecord, prepared: Prepared) -> StoredChunks:
@@ -172,62 +181,6 @@ def _chunks(record: DocumentRecord, prepared: Prepared) -> StoredChunks:
         vectors=prepared.vectors,
         contexts=prepared.contexts,
     )
-
-
-async def _store_new(store: VectorStore, record: DocumentRecord, prepared: Prepared) -> Ingested:
-    """Vectors first, then the row; the vectors go again if the row cannot be written.
-    A transactional store (pgvector) writes the row, then its chunks, in one transaction."""
-    if store.transactional:
-        return await sync_to_async(_write_atomically, thread_sensitive=True)(
-            store, record, prepared, replace=False
-        )
-    file_id = record.file_id
-    await asyncio.to_thread(store.replace, [_chunks(record, prepared)])
-    try:
-        stored, created = await get_backend().acreate(record)
-    except BaseException:
-        await asyncio.to_thread(store.remove, file_id)
-        raise
-    if not created:
-        # An identical upload won the race: keep its vectors, drop ours.
-        await asyncio.to_thread(store.remove, file_id)
-    return Ingested(stored, created)
-
-
-async def _replace(store: VectorStore, record: DocumentRecord, prepared: Prepared) -> Ingested:
-    """New vectors, then the new row; the old vectors come back if the row cannot be
-    written, so the registry and the store still agree."""
-    if store.transactional:
-        return await sync_to_async(_write_atomically, thread_sensitive=True)(
-            store, record, prepared, replace=True
-        )
-    file_id = record.file_id
-    old = await asyncio.to_thread(store.chunks_of, file_id)
-    await asyncio.to_thread(store.replace, [_chunks(record, prepared)])
-    try:
-        stored = await get_backend().aupsert(record)
-    except BaseException:
-        if old is None:
-            await asyncio.to_thread(store.remove, file_id)
-        else:
-            await asyncio.to_thread(store.replace, [old])
-        raise
-    return Ingested(stored, created=False)
-
-
-def _write_atomically(
-    store: VectorStore, record: DocumentRecord, prepared: Prepared, *, replace: bool
-) -> Ingested:
-    backend = get_backend()
-    with transaction.atomic():
-        if replace:
-            stored, created = backend.upsert(record), False
-        else:
-            stored, created = backend.create(record)
-            if not created:  # an identical upload won the race: its chunks stay
-                return Ingested(stored, created)
-        store.replace([_chunks(record, prepared)])
-    return Ingested(stored, created)
 
 
 async def document_ingest_url(
@@ -243,46 +196,23 @@ async def document_ingest_url(
         workspace=workspace,
         content_type=resource.content_type,
         charset=resource.charset,
-        source=Source.URL,
+        source=SourceKind.URL,
         url=resource.url,
         file_id=file_id,
     )
 
 
 def document_delete_many(*, file_ids: Collection[str]) -> Deleted:
-    """Delete the documents of these ids that exist: their registry rows, then (once that
-    is durable) their vectors. Unknown ids are skipped."""
-    store = get_vector_store()
-    if store.transactional:
-        # The chunks go with their rows (the foreign key cascades), in one transaction.
-        with transaction.atomic():
-            counts = store.count_of(file_ids)
-            documents = get_backend().delete_many(file_ids)
-        return Deleted(documents, sum(counts.get(d.file_id, 0) for d in documents))
-    removed: list[int] = []
-    documents = get_backend().delete_many(
-        file_ids, on_deleted=lambda gone: removed.append(_remove_vectors(gone))
-    )
-    return Deleted(documents, sum(removed))
+    """Delete the documents of these ids that exist, their registry rows and their
+    chunks. Unknown ids are skipped."""
+    removed = get_vector_store().remove_documents(file_ids, get_backend().delete_many)
+    return Deleted(removed.documents, removed.chunks)
 
 
 async def adocument_delete_many(*, file_ids: Collection[str]) -> Deleted:
-    backend = get_backend()
-    return await sync_to_async(document_delete_many, thread_sensitive=backend.thread_sensitive)(
-        file_ids=file_ids
-    )
-
-
-def _remove_vectors(documents: list[DocumentRecord]) -> int:
-    """Remove the vectors of documents whose rows are gone; how many chunks went. A
-    failure is logged, not raised: the rows are already deleted, orphan vectors are never
-    cited (answers check the registry) and `check_registry --fix` removes them."""
-    file_ids = [document.file_id for document in documents]
-    try:
-        return get_vector_store().remove_many(file_ids)
-    except Exception:
-        logger.exception("vectors of deleted documents %s were not removed", file_ids)
-        return 0
+    store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
+    removed = await store.aremove_documents(file_ids, get_backend().delete_many)
+    return Deleted(removed.documents, removed.chunks)
 
 
 @dataclass(frozen=True)
@@ -296,15 +226,6 @@ class Retrieved:
     embed: EmbedSentences
 
 
-async def _on_store(store: VectorStore, method: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-    """Run a store method off the event loop: in a worker thread for the json store, on
-    the thread that holds this request's database connection (and its transaction) for
-    a database store, as Django runs the ORM."""
-    if store.transactional:
-        return await sync_to_async(method, thread_sensitive=True)(*args, **kwargs)
-    return await asyncio.to_thread(method, *args, **kwargs)
-
-
 async def retrieve(*, question: str, workspace: str, top_k: int) -> Retrieved:
     """The best chunks of the workspace (`*`: of every workspace) by hybrid ranking, of
     documents that exist, best first."""
@@ -314,13 +235,11 @@ async def retrieve(*, question: str, workspace: str, top_k: int) -> Retrieved:
     query_terms = terms(question)
     query = (await asyncio.to_thread(embedder.embed, [question]))[0]
     # Ask for more than top_k: hits of documents deleted a moment ago are dropped below.
-    hits, weights = await _on_store(
-        store, store.search_weighted, query, query_terms, workspace=scope, top_k=top_k * 3
-    )
-    documents = await get_backend().aget_many({hit.file_id for hit in hits})
-    ranked = [(hit, documents[hit.file_id]) for hit in hits if hit.file_id in documents]
+    found = await store.asearch(query, query_terms, workspace=scope, top_k=top_k * 3)
+    documents = await get_backend().aget_many({hit.file_id for hit in found.hits})
+    ranked = [(hit, documents[hit.file_id]) for hit in found.hits if hit.file_id in documents]
     relevance = Relevance(embedder.relevance_floor, embedder.alone_floor)
-    return Retrieved(question, ranked[:top_k], weights, relevance, embedder.embed)
+    return Retrieved(question, ranked[:top_k], found.weights, relevance, embedder.embed)
 
 
 async def answer_question(*, question: str, workspace: str, top_k: int) -> Answer:
@@ -330,7 +249,7 @@ async def answer_question(*, question: str, workspace: str, top_k: int) -> Answe
     generator = get_generator()
     if generator is None:
         return await asyncio.to_thread(_extract, retrieved)
-    prompt = _prompt(retrieved)
+    prompt = await asyncio.to_thread(_prompt, retrieved)  # may embed sentences: off the loop
     if prompt is None:
         return Answer(NO_ANSWER, [])
     text = await generator.complete(prompt)

@@ -43,3 +43,8 @@ class InvalidRegistryFile(RegistryError):
 
 class MissingTable(RegistryError):
     """The database has no `documents` table yet: migrate has not run."""
+
+
+class GrantRefused(RegistryError):
+    """`grant_app_role` will not grant this role: it is the owner, a superuser, or the
+    database is not migrated."""

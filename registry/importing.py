@@ -13,11 +13,11 @@ from pathlib import Path
 
 from django.db import connection, transaction
 
+from common.progress import Progress, report
 from registry.legacy import read_registry_file
 from registry.models import Document
 from registry.normalising import Duplicate, Rejection, normalise_records
 from registry.pg_copy import import_with_copy, upsert_with_copy
-from registry.progress import Progress, report
 from registry.records import RECORD_FIELDS, UPDATABLE_FIELDS, DocumentRecord
 
 

@@ -43,7 +43,7 @@ from registry.records import (
     URL_MAX,
     WORKSPACE_MAX,
     DocumentRecord,
-    Source,
+    SourceKind,
     epoch_seconds,
     is_valid_workspace,
 )
@@ -95,7 +95,7 @@ class LegacyRecord(BaseModel):
     # Required: an import must never stamp "now" on old documents.
     created_at: Timestamp
     updated_at: Timestamp | None = None
-    source: Source = Source.FILE
+    source: SourceKind = SourceKind.FILE
     url: Annotated[str, _text(URL_MAX)] = ""
     content_type: Annotated[str, _text(CONTENT_TYPE_MAX)] = ""
     sha256: Annotated[str, _text(SHA256_LENGTH)] = ""
@@ -140,7 +140,7 @@ class LegacyRecord(BaseModel):
     @classmethod
     def from_record(cls, record: DocumentRecord) -> LegacyRecord:
         fields = {name: getattr(record, name) for name in cls.model_fields}
-        return cls.model_construct(**{**fields, "source": Source(record.source)})
+        return cls.model_construct(**{**fields, "source": SourceKind(record.source)})
 
     def to_record(self) -> DocumentRecord:
         return DocumentRecord(
@@ -172,7 +172,7 @@ _EXTRAS = ("source", "url", "content_type", "sha256")
 
 
 def record_to_legacy(record: DocumentRecord) -> dict[str, Any]:
-    unset = {name for name in _EXTRAS if getattr(record, name) in ("", Source.FILE)}
+    unset = {name for name in _EXTRAS if getattr(record, name) in ("", SourceKind.FILE)}
     return LegacyRecord.from_record(record).model_dump(by_alias=True, exclude=unset)
 
 

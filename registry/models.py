@@ -18,7 +18,7 @@ from registry.records import (
     UPDATABLE_FIELDS,
     WORKSPACE_MAX,
     DocumentRecord,
-    Source,
+    SourceKind,
 )
 
 
@@ -28,7 +28,7 @@ def new_file_id() -> str:
 
 
 class Document(models.Model):
-    Source = Source
+    SourceKind = SourceKind
 
     # The public id. A string, not a UUID column: legacy ids are UUID-shaped strings
     # and nothing guarantees every registry kept to that shape.
@@ -38,7 +38,9 @@ class Document(models.Model):
     workspace = models.CharField(max_length=WORKSPACE_MAX, default=DEFAULT_WORKSPACE, db_index=True)
     num_chunks = models.PositiveIntegerField(default=0)
     indexed = models.BooleanField(default=False)
-    source = models.CharField(max_length=SOURCE_MAX, choices=Source.choices, default=Source.FILE)
+    source = models.CharField(
+        max_length=SOURCE_MAX, choices=SourceKind.choices, default=SourceKind.FILE
+    )
     url = models.TextField(blank=True, default="")
     content_type = models.CharField(max_length=CONTENT_TYPE_MAX, blank=True, default="")
     sha256 = models.CharField(max_length=SHA256_LENGTH, blank=True, default="")

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from common.progress import EVERY, Progress, report
 from registry.exceptions import InvalidRecord
 from registry.legacy import record_from_legacy
-from registry.progress import EVERY, Progress, report
 from registry.records import DocumentRecord
 
 

@@ -10,9 +10,9 @@ from typing import Any
 from django.db import connection, transaction
 from psycopg import sql
 
+from common.progress import EVERY, Progress, report
 from registry.models import Document
 from registry.normalising import NormalisedRegistry, normalise_records
-from registry.progress import EVERY, Progress, report
 from registry.records import RECORD_FIELDS, UPDATABLE_FIELDS, DocumentRecord
 
 

@@ -27,7 +27,7 @@ WORKSPACE_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{WORKSPACE_MAX - 1}}}
 FILE_ID_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.:-]{{0,{FILE_ID_MAX - 1}}}$")
 
 
-class Source(models.TextChoices):
+class SourceKind(models.TextChoices):
     """Where a document came from."""
 
     FILE = "file", "File upload"
@@ -59,7 +59,7 @@ class DocumentRecord:
     indexed: bool = False
     created_at: datetime = field(default_factory=now_seconds)
     updated_at: datetime = field(default_factory=now_seconds)
-    source: str = Source.FILE
+    source: str = SourceKind.FILE
     url: str = ""
     content_type: str = ""
     sha256: str = ""

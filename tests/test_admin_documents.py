@@ -14,7 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from ingest.vector_store import get_vector_store
+from ingest.stores import get_vector_store
 from registry.models import Document
 from tests.helpers import ingest, run_command, vector_file_ids
 from tests.http_server import CannedServer
@@ -45,7 +45,7 @@ def test_staff_can_browse_and_search(staff, documents):
 
 def test_the_list_shows_sizes_for_people_types_and_source_links(staff, documents):
     Document.objects.filter(file_id=documents[0]["fileId"]).update(
-        source=Document.Source.URL, url="https://example.org/apples?x=1&y=<2>"
+        source=Document.SourceKind.URL, url="https://example.org/apples?x=1&y=<2>"
     )
     listing = staff.get("/admin/registry/document/").content.decode()
     assert "5.3\xa0KB" in listing  # the 5,400-byte cherries, not "5400"
@@ -133,7 +133,7 @@ class TestDocumentPage:
     def test_a_chunk_is_found_by_its_index_when_indexes_have_gaps(self, api, staff):
         document = ingest(api, "long.txt", long_text(3000))
         store = get_vector_store()
-        stored = store.chunks_of(document["fileId"])
+        [stored] = store.documents([document["fileId"]])
         gapped = dataclasses.replace(stored, indexes=[i * 10 for i in stored.indexes])
         store.replace([gapped])  # as an imported legacy document's may be numbered
         page = page_of(staff, document["fileId"], chunk="190")  # the 20th chunk: page 1
@@ -164,16 +164,7 @@ class TestDocumentPage:
 
 def _delete_vectors_only(file_id: str) -> None:
     """What a lost vector file, or a failed import, leaves: the row without its chunks."""
-    from django.db import connection
-
-    from ingest.vector_store import get_vector_store
-
-    store = get_vector_store()
-    if store.transactional:  # pgvector: the chunks' rows, behind the service's back
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM chunks WHERE file_id = %s", [file_id])
-    else:
-        store.remove(file_id)
+    get_vector_store().remove_chunks([file_id])  # behind the services' back
 
 
 ADD = "/admin/registry/document/add/"

@@ -11,8 +11,9 @@ import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
-from ingest.embeddings import get_embedder
-from ingest.vector_store import get_vector_store, reset_vector_store
+from ingest.search.embeddings import get_embedder
+from ingest.stores import get_vector_store, reset_vector_store
+from ingest.stores.base import StoredChunks
 from registry.backends.db import DatabaseRegistry
 from registry.backends.json_file import JsonFileRegistry
 from registry.records import DocumentRecord
@@ -42,8 +43,9 @@ def document(n: int, chunks: int = 2, **fields: object) -> DocumentRecord:
 
 def store_chunks(file_id: str, count: int) -> None:
     texts = [f"chunk {i} of {file_id} about tides and harbours" for i in range(count)]
-    get_vector_store().add(
-        file_id=file_id, workspace="default", texts=texts, vectors=get_embedder().embed(texts)
+    vectors = get_embedder().embed(texts)
+    get_vector_store().replace(
+        [StoredChunks(file_id, "default", list(range(count)), texts, vectors)]
     )
 
 
@@ -302,11 +304,12 @@ def test_a_vector_file_shared_with_another_database_keeps_that_database_s_vector
     written = run_manage(
         "shell",
         "-c",
-        "from ingest.embeddings import get_embedder; "
-        "from ingest.vector_store import get_vector_store; "
+        "from ingest.search.embeddings import get_embedder; "
+        "from ingest.stores import get_vector_store; "
+        "from ingest.stores.base import StoredChunks; "
         "texts = ['dev notes on tides', 'dev notes on harbours']; "
-        "get_vector_store().add(file_id='dev-notes', workspace='default', texts=texts, "
-        "vectors=get_embedder().embed(texts))",
+        "get_vector_store().replace([StoredChunks('dev-notes', 'default', [0, 1], texts, "
+        "get_embedder().embed(texts))])",
         env=development,
     )
     assert written.returncode == 0, written.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.embeddings import HashingEmbedder
+from ingest.search.embeddings import HashingEmbedder
 from tests.helpers import ROOT, child_env, ingest, upload
 
 TEXT = "Quarterly revenue grew by twelve percent in the northern region."
@@ -17,7 +17,7 @@ TEXT = "Quarterly revenue grew by twelve percent in the northern region."
 
 def embed_in_a_new_process(text: str) -> bytes:
     code = (
-        "import sys; from ingest.embeddings import HashingEmbedder; "
+        "import sys; from ingest.search.embeddings import HashingEmbedder; "
         f"sys.stdout.write(HashingEmbedder(384).embed([{text!r}])[0].tobytes().hex())"
     )
     # A different hash seed per process would change hash(); it must not change vectors.

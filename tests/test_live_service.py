@@ -44,7 +44,7 @@ def test_the_same_upload_at_once_from_several_workers_stores_one_document(
 
 def test_an_oversized_upload_is_refused_from_its_content_length(live_service: LiveService):
     parts = urlsplit(live_service.base_url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     started = time.monotonic()
     connection.putrequest("POST", "/ingest/file")
     connection.putheader("X-API-Key", live_service.api_key)
@@ -57,7 +57,7 @@ def test_an_oversized_upload_is_refused_from_its_content_length(live_service: Li
     assert orjson.loads(response.read()) == {
         "detail": "Request body over the 25 MB upload limit (MAX_UPLOAD_MB)"
     }
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # at once, not when the client gives up (60 s)
     connection.close()
 
 

@@ -14,8 +14,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ingest.answering import NO_ANSWER
-from ingest.embeddings import MINILM
+from ingest.answers.extractive import NO_ANSWER
+from ingest.search.embeddings import MINILM
 from tests.helpers import ask, child_env, ingest, run_command, run_on_a_terminal, upload
 
 pytestmark = pytest.mark.skipif(

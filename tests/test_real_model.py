@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.answering import NO_ANSWER
-from ingest.embeddings import MINILM, MINILM_SHA256, build_embedder
+from ingest.answers.extractive import NO_ANSWER
+from ingest.search.embeddings import MINILM, MINILM_SHA256, build_embedder
 from tests.helpers import (
     ask,
     child_env,

@@ -19,8 +19,8 @@ def create_index(apps, schema_editor) -> None:
         cursor.execute("SELECT to_regclass('chunks') IS NOT NULL")
         if not cursor.fetchone()[0]:
             return
-    from ingest.embeddings import get_embedder
-    from ingest.pg_vector_store import create_hnsw_index
+    from ingest.search.embeddings import get_embedder
+    from ingest.stores.pgvector import create_hnsw_index
 
     with connection.cursor() as cursor:
         create_hnsw_index(cursor, get_embedder().dim)

@@ -1,7 +1,8 @@
 """The live registry backend, chosen in one place by USE_JSON_REGISTRY.
 
-Nothing outside this package reads that setting: callers ask `get_backend()` (and its
-`name`), or `registry_backends()` for both registries side by side. The backends are
+Nothing outside this package reads that setting, nor asks which registry is live:
+callers ask `get_backend()` for the live one and its abilities (`staff_may_write`,
+`aprobe`, …), or `registry_backends()` for both registries side by side. The backends are
 imported when first built, so the JSON one works without the ORM (a writer process).
 """
 
@@ -37,8 +38,3 @@ def _build() -> RegistryBackend:
 _backend = Singleton(_build, settings={"USE_JSON_REGISTRY", "REGISTRY_JSON_PATH"})
 get_backend = _backend.get
 reset_backend = _backend.reset
-
-
-def table_is_live() -> bool:
-    """Whether the `documents` table is the live registry (it is not during a rollback)."""
-    return get_backend().name == DATABASE

@@ -1,19 +1,36 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+import logging
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from asgiref.sync import sync_to_async
 
-from registry.exceptions import DocumentNotFound
+from common import probes
+from registry.exceptions import DocumentNotFound, RegistryError
 from registry.records import DocumentRecord
+
+logger = logging.getLogger(__name__)
 
 # A method named `list` hides the builtin inside the classes: annotations use this.
 Records = list[DocumentRecord]
+Names = list[str]
 # Called with the removed documents once their removal is durable.
 OnDeleted = Callable[[Records], None]
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Health:
+    """What a health probe found: whether the database and the registry answer, and the
+    registry's name when it is not the database's (as /health reports it)."""
+
+    database: bool
+    registry: bool
+    named: str | None = None
 
 
 class RegistryBackend(abc.ABC):
@@ -26,6 +43,24 @@ class RegistryBackend(abc.ABC):
     name: ClassVar[str]
     # Database work must stay on Django's one sync thread per request; file work need not.
     thread_sensitive: ClassVar[bool] = True
+    # Whether staff may add and delete documents through the admin, which shows the
+    # `documents` table: only while that table is this registry. During a rollback (the
+    # JSON file live) the admin's pages say why they are read-only.
+    staff_may_write: ClassVar[bool] = False
+
+    @property
+    @abc.abstractmethod
+    def label(self) -> str:
+        """The registry in a message, saying where it is (the table, the file)."""
+
+    def exists(self) -> bool:
+        """Whether the registry is there to compare with another (a file may not be)."""
+        return True
+
+    def stands_in_for(self) -> RegistryBackend | None:
+        """The registry this one replaces while it is live, which a check of one
+        document compares it with: none for the table; the table for the JSON file."""
+        return None
 
     @abc.abstractmethod
     def upsert(self, record: DocumentRecord) -> DocumentRecord:
@@ -62,6 +97,26 @@ class RegistryBackend(abc.ABC):
     @abc.abstractmethod
     def check(self) -> None:
         """Return when the backend can be read; raise RegistryUnavailable saying why."""
+
+    @abc.abstractmethod
+    def workspaces(self) -> Names:
+        """The workspaces holding documents, sorted."""
+
+    def _answers(self) -> bool:
+        try:
+            self.check()
+            return True
+        except RegistryError as exc:
+            logger.warning("health: %s registry unavailable: %s", self.name, exc)
+            return False
+
+    async def aprobe(self, timeout: float) -> Health:
+        """Whether the database and this registry answer, each within `timeout`."""
+        database, registry = await asyncio.gather(
+            probes.database_answers(timeout),
+            probes.in_thread(self._answers, f"the {self.name} registry", timeout),
+        )
+        return Health(database, registry)
 
     def get(self, file_id: str) -> DocumentRecord:
         """The document, or DocumentNotFound."""

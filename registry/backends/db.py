@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -9,16 +11,19 @@ from django.db import (
     IntegrityError,
     InterfaceError,
     OperationalError,
+    ProgrammingError,
     transaction,
 )
 from django.db.models import QuerySet
 
 from common import async_db
 from registry.backends import DATABASE
-from registry.backends.base import OnDeleted, Records, RegistryBackend
-from registry.exceptions import RegistryUnavailable
+from registry.backends.base import Health, Names, OnDeleted, Records, RegistryBackend
+from registry.exceptions import RegistryError, RegistryUnavailable
 from registry.models import Document
 from registry.records import RECORD_FIELDS, DocumentRecord
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -51,6 +56,11 @@ class DatabaseRegistry(RegistryBackend):
     """The registry on the `documents` table."""
 
     name = DATABASE
+    staff_may_write = True
+
+    @property
+    def label(self) -> str:
+        return "the database registry (the documents table)"
 
     def upsert(self, record: DocumentRecord) -> DocumentRecord:
         with _database_errors():
@@ -157,3 +167,26 @@ class DatabaseRegistry(RegistryBackend):
             Document.objects.exists()  # the connection, and the table the registry needs
         except DatabaseError as exc:
             raise RegistryUnavailable(f"database unavailable: {exc}".strip()) from exc
+
+    def workspaces(self) -> Names:
+        with _database_errors():
+            return list(
+                Document.objects.order_by("workspace")
+                .values_list("workspace", flat=True)
+                .distinct()
+            )
+
+    async def aprobe(self, timeout: float) -> Health:
+        """On the native pool, one read of the table answers for the database too."""
+        if not async_db.native_reads():
+            return await super().aprobe(timeout)
+        try:
+            await asyncio.wait_for(self.acheck(), timeout)
+            return Health(database=True, registry=True)
+        except TimeoutError:
+            logger.warning("health: the database did not answer within %.1fs", timeout)
+            return Health(database=False, registry=False)
+        except RegistryError as exc:
+            logger.warning("health: database registry unavailable: %s", exc)
+            # A table that is missing (not migrated) is on a database that answered.
+            return Health(database=isinstance(exc.__cause__, ProgrammingError), registry=False)

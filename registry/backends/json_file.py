@@ -6,7 +6,7 @@ from typing import TypeVar
 
 from common.fileio import ParsedFile, locked
 from registry.backends import JSON
-from registry.backends.base import OnDeleted, Records, RegistryBackend
+from registry.backends.base import Health, Names, OnDeleted, Records, RegistryBackend
 from registry.exceptions import InvalidRecord, InvalidRegistryFile, RegistryUnavailable
 from registry.legacy import dump_legacy_file, parse_legacy_file, record_from_legacy
 from registry.records import DocumentRecord
@@ -25,6 +25,18 @@ class JsonFileRegistry(RegistryBackend):
 
     name = JSON
     thread_sensitive = False
+
+    @property
+    def label(self) -> str:
+        return f"the JSON registry {self.path}"
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def stands_in_for(self) -> RegistryBackend:
+        from registry.backends.db import DatabaseRegistry
+
+        return DatabaseRegistry()
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -131,6 +143,13 @@ class JsonFileRegistry(RegistryBackend):
         self._records()
         if not self.path.parent.is_dir():
             raise RegistryUnavailable(f"registry directory {self.path.parent} does not exist")
+
+    def workspaces(self) -> Names:
+        return sorted({record.workspace for record in self._records().values()})
+
+    async def aprobe(self, timeout: float) -> Health:
+        found = await super().aprobe(timeout)
+        return Health(found.database, found.registry, named=self.name)
 
 
 def _oldest_with_content(records: ById, *, workspace: str, sha256: str) -> DocumentRecord | None:

@@ -5,9 +5,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ingest.consistency import check_consistency, plural
+from common.text import plural
 from ingest.exceptions import VectorStoreError
-from ingest.vector_store import get_vector_store
+from ingest.maintenance.consistency import check_consistency
+from ingest.stores import get_vector_store
 from registry.exceptions import RegistryError
 
 # Findings of each kind listed unless -v 2: a registry never ingested would list them all.
@@ -60,14 +61,14 @@ class Command(BaseCommand):
         if other_databases and not fix:
             raise CommandError("--other-databases goes with --fix")
         try:
-            vectors = get_vector_store().path
+            store = get_vector_store()
             result = check_consistency(
                 both=both, fix=fix, other_databases=other_databases, json_path=registry
             )
         except (RegistryError, VectorStoreError) as exc:
             raise CommandError(str(exc)) from None
         limit = None if options["verbosity"] >= 2 else LISTED
-        for line in result.found.lines(vectors=vectors.name, limit=limit):
+        for line in result.found.lines(vectors=store.short_label, limit=limit):
             self.stdout.write(line)
         if result.fixed is not None:
             chunks, documents = result.fixed
@@ -79,9 +80,9 @@ class Command(BaseCommand):
         comparison = result.remaining
         if comparison.problems():
             subject = "The registries" if both else "The registry"
-            raise CommandError(f"{subject} and {vectors} disagree: {comparison.summary()}")
+            raise CommandError(f"{subject} and {store.label} disagree: {comparison.summary()}")
         held = ", ".join(
             f"{plural(len(records), 'document')} in the {name} registry"
             for name, records in result.documents.items()
         )
-        return f"Everything agrees: {held}, {plural(comparison.chunks, 'chunk')} in {vectors}."
+        return f"Everything agrees: {held}, {plural(comparison.chunks, 'chunk')} in {store.label}."

@@ -6,9 +6,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ingest.consistency import plural
+from common.text import plural
 from ingest.exceptions import IngestError
-from ingest.moving import export_vectors
+from ingest.maintenance.moving import export_vectors
 
 
 class Command(BaseCommand):

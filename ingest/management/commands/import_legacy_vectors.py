@@ -6,11 +6,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ingest.consistency import plural
+from common.progress import ProgressBar
+from common.text import plural
 from ingest.exceptions import IngestError
-from ingest.legacy_vectors import LegacyVectorsReport, import_legacy_vectors
+from ingest.maintenance.legacy_vectors import LegacyVectorsReport, import_legacy_vectors
 from registry.exceptions import RegistryError
-from registry.progress import ProgressBar
 
 # Documents of each kind listed unless -v 2.
 LISTED = 20

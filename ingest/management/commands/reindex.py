@@ -6,10 +6,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ingest.embeddings import EMBEDDER_KINDS, build_embedder
 from ingest.exceptions import IngestError
-from ingest.reindexing import reindex
-from ingest.vector_store import build_vector_store
+from ingest.maintenance.reindexing import reindex
+from ingest.search.embeddings import EMBEDDER_KINDS, build_embedder
+from ingest.stores import build_vector_store
 
 # Progress lines at most this often (seconds), and at the end.
 REPORT_EVERY = 5.0
@@ -44,7 +44,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         last = 0.0
 
-        def progress(done: int, total: int) -> None:
+        def progress(phase: str, done: int, total: int) -> None:
             nonlocal last
             now = time.monotonic()
             if done < total and now - last < REPORT_EVERY:
@@ -55,7 +55,7 @@ class Command(BaseCommand):
 
         try:
             target = build_embedder(kind, model=model, dim=settings.EMBEDDING_DIM)
-            where = build_vector_store(target.name, target.dim).path
+            where = build_vector_store(target.name, target.dim).label
             self.stdout.write(f"reindexing {where} with {target.name} …")
             result = reindex(target, progress=progress)
         except IngestError as exc:

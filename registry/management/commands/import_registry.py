@@ -11,10 +11,10 @@ from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
+from common.progress import ProgressBar
 from registry.exceptions import InvalidRegistryFile, MissingTable
 from registry.importing import ImportReport, import_registry
 from registry.models import require_documents_table
-from registry.progress import ProgressBar
 
 
 class Command(BaseCommand):

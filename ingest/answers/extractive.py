@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ingest.chunking import chunk_sentences
-from ingest.extraction import markdown_inline
-from ingest.lexical import terms, words
-from ingest.vector_store import ChunkHit
+from ingest.search.lexical import terms, words
+from ingest.sources.chunking import chunk_sentences
+from ingest.sources.extraction import markdown_inline
+from ingest.stores.base import ChunkHit
 from registry.records import DocumentRecord
 
 NO_ANSWER = "I couldn't find relevant context."  # the old service's words

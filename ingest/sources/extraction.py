@@ -21,7 +21,7 @@ from charset_normalizer import from_bytes
 from django.conf import settings
 
 from ingest.exceptions import EmptyDocument, UnsupportedFileType
-from ingest.pdf_text import PdfRefused, read_pdf
+from ingest.sources.pdf_text import PdfRefused, read_pdf
 
 logger = logging.getLogger(__name__)
 

@@ -26,12 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic.alias_generators import to_camel
 
 from common.fileio import read_bytes
-from ingest.embeddings import get_embedder
+from common.progress import EVERY, Progress, report
 from ingest.exceptions import IngestError
-from ingest.vector_store import StoredChunks, get_vector_store
+from ingest.search.embeddings import get_embedder
+from ingest.stores import get_vector_store
+from ingest.stores.base import StoredChunks
 from registry.backends import get_backend
 from registry.normalising import Rejection, raw_file_id
-from registry.progress import EVERY, Progress, report
 from registry.records import DEFAULT_WORKSPACE, FILE_ID_MAX, WORKSPACE_MAX, DocumentRecord
 
 EMBED_BATCH = 64
@@ -90,7 +91,7 @@ class LegacyDocument:
 @dataclass(frozen=True)
 class LegacyVectorsReport:
     path: Path
-    store: Path
+    store: str  # the store's label: its file, or the table
     embedder: str
     total: int
     imported: list[LegacyDocument]
@@ -190,7 +191,7 @@ def import_legacy_vectors(
             f"with {embedder.name!r}; set EMBEDDER=gemini (and GOOGLE_API_KEY), or import "
             "without --keep-vectors to embed the texts again"
         )
-    if isinstance(store.path, Path) and path.resolve() == store.path.resolve():
+    if store.uses_file(path):
         raise LegacyVectorFileError(
             f"{path} is this service's own store (VECTOR_JSON_PATH): the old service's file "
             "must stay apart; set VECTOR_JSON_PATH to another file (default "
@@ -220,7 +221,7 @@ def import_legacy_vectors(
         store.replace(stored)
     return LegacyVectorsReport(
         path=path,
-        store=store.path,
+        store=store.label,
         embedder=embedder.name,
         total=len(items),
         imported=imported,

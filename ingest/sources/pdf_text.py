@@ -4,8 +4,8 @@ pypdf is pure Python, and a PDF can be made to be slow: a page of a million tiny
 operators costs about ten seconds and compresses to a few kilobytes, so a small upload
 of such pages could hold a worker thread (and a share of its process's GIL) for hours.
 A thread cannot be stopped; a process can. Each PDF is read by `python -m
-ingest.pdf_text` (pypdf only, no Django: about 0.2 s to start), which is killed when it
-runs past PDF_TIME_LIMIT and cannot allocate beyond PDF_MEMORY_LIMIT_MB.
+ingest.sources.pdf_text` (pypdf only, no Django: about 0.2 s to start), which is killed
+when it runs past PDF_TIME_LIMIT and cannot allocate beyond PDF_MEMORY_LIMIT_MB.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 MAX_PDF_PAGES = 2000
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the project, where `-m` finds the package
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def read_pdf(data: bytes, *, seconds: float, memory_mb: int) -> str:
     past `seconds` or needs more than `memory_mb`."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "ingest.pdf_text", str(memory_mb)],
+            [sys.executable, "-m", "ingest.sources.pdf_text", str(memory_mb)],
             input=data,
             capture_output=True,
             timeout=seconds,

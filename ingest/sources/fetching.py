@@ -19,7 +19,7 @@ from aiohttp.resolver import DefaultResolver
 from django.conf import settings
 from yarl import URL
 
-from config.env import IPNetwork, parse_networks
+from common.networks import IPNetwork, parse_networks
 from ingest.exceptions import ContentTooLarge, FetchFailed, UrlRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -10,18 +10,15 @@ it is at the moment of the swap, with every vector from the new embedder.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ingest.embeddings import Embedder
-from ingest.retrieval import searchable
-from ingest.vector_store import build_vector_store
-
-# (chunks embedded, chunks in all)
-Progress = Callable[[int, int], None]
+from common.progress import Progress
+from ingest.search.embeddings import Embedder
+from ingest.search.fusion import searchable
+from ingest.stores import build_vector_store
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ def _key(chunk: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def reindex(embedder: Embedder, *, progress: Progress | None = None) -> Reindexed:
-    """Re-embed every chunk of the store at VECTOR_JSON_PATH with `embedder`."""
+    """Re-embed every chunk of the vector store with `embedder`."""
     started = time.monotonic()
     store = build_vector_store(embedder.name, embedder.dim)
     previous = store.built_by()

@@ -11,18 +11,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.vector_store import get_vector_store
-from registry.backends import JSON, get_backend, registry_backends
+from common.text import plural
+from ingest.stores import get_vector_store
+from registry.backends import get_backend, registry_backends
 from registry.backends.base import RegistryBackend
-from registry.backends.json_file import JsonFileRegistry
 from registry.exceptions import RegistryError
 from registry.records import DocumentRecord
 
 PAGE = 10_000
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 @dataclass
@@ -191,16 +187,12 @@ def check_consistency(
     backends = registry_backends(json_path)
     live = get_backend().name
     registries = backends if both else {live: backends[live]}
-    json_registry = registries.get(JSON)
-    if (
-        isinstance(json_registry, JsonFileRegistry)
-        and (both or json_path)
-        and not json_registry.path.exists()
-    ):
-        raise RegistryError(
-            f"the JSON registry {json_registry.path} does not exist: write it with "
-            "`manage.py export_registry`, or name another with --registry"
-        )
+    for registry in registries.values():
+        if (both or json_path) and not registry.exists():
+            raise RegistryError(
+                f"{registry.label} does not exist: write it with `manage.py "
+                "export_registry`, or name another with --registry"
+            )
     documents = {name: every_record(backend) for name, backend in registries.items()}
     store = get_vector_store()
     elsewhere = store.written_elsewhere()
@@ -208,7 +200,7 @@ def check_consistency(
     doomed = [*found.orphans, *(found.elsewhere if other_databases else ())]
     if not (fix and doomed):
         return Consistency(documents, found, found)
-    removed = store.remove_many(doomed)
+    removed = store.remove_chunks(doomed)
     remaining = compare(documents, store.chunk_counts(), elsewhere)
     return Consistency(documents, found, remaining, fixed=(removed, len(doomed)))
 
@@ -227,13 +219,14 @@ def check_document(file_id: str) -> DocumentCheck:
     registries) with its chunks in the vector store, as `check_registry` does for all.
     Raises RegistryError or VectorStoreError when a store cannot be read."""
     live = get_backend()
-    registries = registry_backends() if live.name == JSON else {live.name: live}
+    replaced = live.stands_in_for()
+    registries = {b.name: b for b in (replaced, live) if b is not None}
     documents = {name: backend.get_many([file_id]) for name, backend in registries.items()}
     store = get_vector_store()
     elsewhere = {k: v for k, v in store.written_elsewhere().items() if k == file_id}
-    found = compare(documents, store.count_of([file_id]), elsewhere)
+    found = compare(documents, store.chunk_counts([file_id]), elsewhere)
     return DocumentCheck(
         chunks=found.chunks,
         registries={name: records.get(file_id) for name, records in documents.items()},
-        problems=found.lines(vectors=store.path.name, limit=None),
+        problems=found.lines(vectors=store.short_label, limit=None),
     )

