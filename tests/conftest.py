@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -99,21 +100,53 @@ def api(client, api_key: str, data_dir: Path):
     return client
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A migrated SQLite file holding one API key, made once per test process; each
+    child database on SQLite is a copy (migrating in a child process took 2 s a test)."""
+    path = tmp_path_factory.mktemp("template") / "child.sqlite3"
+    env = child_env(DATABASE_URL=f"sqlite:///{path}")
+    migrated = run_manage("migrate", "--noinput", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    created = run_manage("create_api_key", "live", env=env)
+    assert created.returncode == 0, created.stderr
+    return path, created.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture
-def child_database_url(tmp_path: Path) -> str:
+def child_database_url(tmp_path: Path, _migrated_sqlite: tuple[Path, str]) -> str:
     """A DATABASE_URL for a child process: this run's test database on PostgreSQL (the
-    test must commit, `transaction=True`), a migrated SQLite file otherwise."""
+    test must commit, `transaction=True`), a migrated SQLite file of the test's own
+    otherwise (holding the key `live_api_key` gives)."""
     if connection.vendor == "postgresql":
         return postgres_url()
-    url = f"sqlite:///{tmp_path / 'child.sqlite3'}"
-    migrated = run_manage("migrate", "--noinput", env=child_env(DATABASE_URL=url))
-    assert migrated.returncode == 0, migrated.stderr
-    return url
+    path = tmp_path / "child.sqlite3"
+    shutil.copyfile(_migrated_sqlite[0], path)
+    return f"sqlite:///{path}"
+
+
+def live_api_key(child_database_url: str, template: tuple[Path, str]) -> str:
+    """A key the service on `child_database_url` accepts: the SQLite copy's own, or one
+    made now in the test database (committed: the test is transactional)."""
+    if not child_database_url.startswith("postgresql"):
+        return template[1]
+    from registry.models import ApiKey
+
+    key = ApiKey(name="live")
+    raw = key.set_new_key()
+    key.save()
+    return raw
+
+
+@pytest.fixture
+def child_api_key(child_database_url: str, _migrated_sqlite: tuple[Path, str]) -> str:
+    """A key that a child process on `child_database_url` accepts."""
+    return live_api_key(child_database_url, _migrated_sqlite)
 
 
 @pytest.fixture
 def start_live_service(
-    tmp_path: Path, child_database_url: str, settings
+    tmp_path: Path, child_database_url: str, _migrated_sqlite: tuple[Path, str], settings
 ) -> Iterator[Callable[..., LiveService]]:
     """Start the service under gunicorn (3 workers) on this test's data directory and the
     test run's database, with any settings given; each is stopped after the test.
@@ -136,9 +169,7 @@ def start_live_service(
                 "INGEST_ALLOW_PRIVATE_URLS": "false",
             }
             env = child_env(**{**defaults, **overrides})
-            created = run_manage("create_api_key", "live", env=env)
-            assert created.returncode == 0, created.stderr
-            raw_key = created.stdout.strip().splitlines()[-1]
+            raw_key = live_api_key(env["DATABASE_URL"], _migrated_sqlite)
             base_url = servers.enter_context(running_server(env, workers=3))
             return LiveService(base_url, raw_key, data)
 

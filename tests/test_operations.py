@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, child_env, run_manage, running_server
+from tests.helpers import ROOT, child_env, running_server
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads committed rows
 
@@ -75,9 +75,11 @@ class TestBehindAProxy:
         assert self.forwarded_https(env) == 301
 
 
-def test_the_log_has_no_lifespan_or_static_noise_and_each_4xx_once(child_database_url, tmp_path):
+def test_the_log_has_no_lifespan_or_static_noise_and_each_4xx_once(
+    child_database_url, child_api_key, tmp_path
+):
     env = child_env(DATABASE_URL=child_database_url, DATA_DIR=str(tmp_path), DEBUG="true")
-    key = run_manage("create_api_key", "ops", env=env).stdout.strip().splitlines()[-1]
+    key = child_api_key
     log: list[str] = []
     with running_server(env, workers=2, log=log) as base:
         assert fetch(base + "/documents/no-such-document", {"X-API-Key": key})[0] == 404

@@ -9,7 +9,7 @@ import re
 import orjson
 import pytest
 
-from tests.helpers import child_env, run_manage, running_server
+from tests.helpers import child_env, running_server
 
 pytestmark = pytest.mark.django_db
 
@@ -48,14 +48,17 @@ def test_the_admin_is_logged_too(client, caplog):
     assert [(r.path, r.status) for r in request_lines(caplog)] == [("/admin/login/", 200)]
 
 
-def test_json_lines_carry_the_id_on_every_line_and_no_secret(child_database_url, tmp_path):
+@pytest.mark.django_db(transaction=True)  # the server reads the key's committed row
+def test_json_lines_carry_the_id_on_every_line_and_no_secret(
+    child_database_url, child_api_key, tmp_path
+):
     env = child_env(
         DATABASE_URL=child_database_url,
         DATA_DIR=str(tmp_path),
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
     )
-    key = run_manage("create_api_key", "logs", env=env).stdout.strip().splitlines()[-1]
+    key = child_api_key
     log: list[str] = []
     with running_server(env, workers=1, log=log) as base:
         import urllib.error
