@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import shutil
@@ -125,10 +126,11 @@ def child_database_url(tmp_path: Path, _migrated_sqlite: tuple[Path, str]) -> st
     return f"sqlite:///{path}"
 
 
-def live_api_key(child_database_url: str, template: tuple[Path, str]) -> str:
-    """A key the service on `child_database_url` accepts: the SQLite copy's own, or one
-    made now in the test database (committed: the test is transactional)."""
-    if not child_database_url.startswith("postgresql"):
+def live_api_key(template: tuple[Path, str]) -> str:
+    """A key a child process on its database accepts: the SQLite template's (which each
+    copy holds), or on PostgreSQL one made now in the test database, which the child
+    serves (committed: the test is transactional)."""
+    if connection.vendor != "postgresql":
         return template[1]
     from registry.models import ApiKey
 
@@ -139,14 +141,34 @@ def live_api_key(child_database_url: str, template: tuple[Path, str]) -> str:
 
 
 @pytest.fixture
-def child_api_key(child_database_url: str, _migrated_sqlite: tuple[Path, str]) -> str:
+def child_api_key(_migrated_sqlite: tuple[Path, str]) -> str:
     """A key that a child process on `child_database_url` accepts."""
-    return live_api_key(child_database_url, _migrated_sqlite)
+    return live_api_key(_migrated_sqlite)
+
+
+def _serve(
+    servers: contextlib.ExitStack, data: Path, database_url: str, key: str, **overrides: str
+) -> LiveService:
+    """The service under gunicorn (3 workers) on `data` and `database_url`, stopped when
+    `servers` closes."""
+    from django.conf import settings
+
+    data.mkdir()
+    defaults = {
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(data),
+        "DB_POOL_SIZE": "1",
+        "MAX_UPLOAD_MB": str(settings.MAX_UPLOAD_MB),
+        "INGEST_ALLOW_PRIVATE_URLS": "false",
+    }
+    env = child_env(**{**defaults, **overrides})
+    base_url = servers.enter_context(running_server(env, workers=3))
+    return LiveService(base_url, key, data)
 
 
 @pytest.fixture
 def start_live_service(
-    tmp_path: Path, child_database_url: str, _migrated_sqlite: tuple[Path, str], settings
+    tmp_path: Path, child_database_url: str, _migrated_sqlite: tuple[Path, str]
 ) -> Iterator[Callable[..., LiveService]]:
     """Start the service under gunicorn (3 workers) on this test's data directory and the
     test run's database, with any settings given; each is stopped after the test.
@@ -159,21 +181,60 @@ def start_live_service(
     with contextlib.ExitStack() as servers:
 
         def start(**overrides: str) -> LiveService:
+            key = live_api_key(_migrated_sqlite)
             data = tmp_path / f"live-data-{next(started)}"
-            data.mkdir()
-            defaults = {
-                "DATABASE_URL": child_database_url,
-                "DATA_DIR": str(data),
-                "DB_POOL_SIZE": "1",
-                "MAX_UPLOAD_MB": str(settings.MAX_UPLOAD_MB),
-                "INGEST_ALLOW_PRIVATE_URLS": "false",
-            }
-            env = child_env(**{**defaults, **overrides})
-            raw_key = live_api_key(env["DATABASE_URL"], _migrated_sqlite)
-            base_url = servers.enter_context(running_server(env, workers=3))
-            return LiveService(base_url, raw_key, data)
+            return _serve(servers, data, child_database_url, key, **overrides)
 
         yield start
+
+
+@pytest.fixture(scope="module")
+def _module_services(
+    tmp_path_factory: pytest.TempPathFactory,
+    django_db_setup: None,
+    _migrated_sqlite: tuple[Path, str],
+) -> Iterator[Callable[..., LiveService]]:
+    """Servers that a module's tests share, one per set of settings, started when first
+    asked for and stopped after the module. Each serves the test database on PostgreSQL
+    (emptied after each transactional test), a SQLite copy of its own otherwise. A
+    module using them is one xdist group (`pytest.mark.xdist_group`): one worker starts
+    them."""
+    directory = tmp_path_factory.mktemp("module-service")
+    running: dict[tuple[tuple[str, str], ...], LiveService] = {}
+    with contextlib.ExitStack() as servers:
+
+        def start(**overrides: str) -> LiveService:
+            settings_key = tuple(sorted(overrides.items()))
+            if settings_key not in running:
+                number = len(running)
+                if connection.vendor == "postgresql":
+                    database_url = postgres_url()
+                else:
+                    copy = directory / f"child-{number}.sqlite3"
+                    shutil.copyfile(_migrated_sqlite[0], copy)
+                    database_url = f"sqlite:///{copy}"
+                data = directory / f"live-data-{number}"
+                running[settings_key] = _serve(
+                    servers, data, database_url, _migrated_sqlite[1], **overrides
+                )
+            return running[settings_key]
+
+        yield start
+
+
+@pytest.fixture
+def start_module_service(
+    _module_services: Callable[..., LiveService], _migrated_sqlite: tuple[Path, str]
+) -> Callable[..., LiveService]:
+    """start_live_service for tests that allow a server shared with the rest of their
+    module, and so its documents (on PostgreSQL the test database is emptied after each
+    test, while the store file keeps their chunks). Each test gets a key of its own."""
+
+    def started(**overrides: str) -> LiveService:
+        service = _module_services(**overrides)
+        return dataclasses.replace(service, api_key=live_api_key(_migrated_sqlite))
+
+    return started
 
 
 @pytest.fixture

@@ -12,21 +12,37 @@ import orjson
 import pytest
 
 from tests.documents import HANDBOOK_PDF_PAGES, make_pdf
-from tests.helpers import LiveService, vector_file_ids
+from tests.helpers import LiveService, stored_chunks
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the server reads committed rows
+pytestmark = [
+    pytest.mark.django_db(transaction=True),  # the server reads committed rows
+    pytest.mark.xdist_group("live_service"),  # one worker starts the module's server
+]
+
+
+@pytest.fixture
+def live_service(start_module_service) -> LiveService:
+    """One server for the module's tests; each keeps to a workspace of its own."""
+    return start_module_service()
+
+
+def file_ids_in(service: LiveService, workspace: str) -> list[str]:
+    """The document id of every chunk the store holds in `workspace`."""
+    chunks = stored_chunks(service.data_dir)
+    return [chunk["file_id"] for chunk in chunks if chunk["workspace"] == workspace]
 
 
 def test_concurrent_ingests_from_several_processes_lose_nothing(live_service: LiveService):
     def ingest(n: int) -> tuple[int, dict]:
         text = f"Report {n}. The {n}th shipment of widgets arrived on day {n}. " * 40
-        return live_service.post_file(f"report-{n}.txt", text.encode())
+        return live_service.post_file(f"report-{n}.txt", text.encode(), {"workspace": "concurrent"})
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(ingest, range(24)))
     assert [(status, body["created"]) for status, body in results] == [(200, True)] * 24, results
-    assert live_service.call("GET", "/documents?limit=500")[1]["total"] == 24
-    stored = Counter(vector_file_ids(live_service.data_dir))
+    listed = live_service.call("GET", "/documents?workspace=concurrent&limit=500")[1]
+    assert listed["total"] == 24
+    stored = Counter(file_ids_in(live_service, "concurrent"))
     assert stored == {d["fileId"]: d["numChunks"] for _, d in results}
 
 
@@ -35,11 +51,16 @@ def test_the_same_upload_at_once_from_several_workers_stores_one_document(
 ):
     same = b"Identical content sent many times at once."
     with ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(lambda _: live_service.post_file("same.txt", same), range(6)))
+        results = list(
+            pool.map(
+                lambda _: live_service.post_file("same.txt", same, {"workspace": "same"}),
+                range(6),
+            )
+        )
     created = sorted(body["created"] for _, body in results)
     assert created == [False] * 5 + [True], results
     assert len({document["fileId"] for _, document in results}) == 1
-    assert set(vector_file_ids(live_service.data_dir)) == {results[0][1]["fileId"]}
+    assert set(file_ids_in(live_service, "same")) == {results[0][1]["fileId"]}
 
 
 def test_an_oversized_upload_is_refused_from_its_content_length(live_service: LiveService):
@@ -108,15 +129,19 @@ def test_an_oversized_chunked_upload_is_cut_off(live_service: LiveService):
     response = connection.getresponse()
     assert response.status == 413
     connection.close()
-    status, listing = live_service.call("GET", "/documents")
+    status, listing = live_service.call("GET", "/documents")  # the default workspace
     assert (status, listing["total"]) == (200, 0)
 
 
 def test_health_and_a_real_pdf_under_gunicorn(live_service: LiveService):
     assert live_service.call("GET", "/health") == (200, {"ok": True, "db": True})
-    status, document = live_service.post_file("handbook.pdf", make_pdf(HANDBOOK_PDF_PAGES))
+    status, document = live_service.post_file(
+        "handbook.pdf", make_pdf(HANDBOOK_PDF_PAGES), {"workspace": "handbook"}
+    )
     assert (status, document["created"]) == (200, True)
-    status, answer = live_service.post_json("/ask", {"q": "Where do employees park?"})
+    status, answer = live_service.post_json(
+        "/ask", {"q": "Where do employees park?", "workspace": "handbook"}
+    )
     assert status == 200
     assert "lot B" in answer["answer"]
     assert answer["sources"][0]["fileId"] == document["fileId"]

@@ -17,7 +17,10 @@ from tests.documents import HANDBOOK_PDF_PAGES, POLICY_TEXT, RELEASE_HTML, make_
 from tests.helpers import LiveService
 from tests.http_server import CannedServer
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the server reads committed rows
+pytestmark = [
+    pytest.mark.django_db(transaction=True),  # the server reads committed rows
+    pytest.mark.xdist_group("old_clients"),  # one worker starts the module's servers
+]
 
 HEX32 = re.compile("[0-9a-f]{32}")
 NOTHING_FOUND = {"answer": "I couldn't find relevant context.", "sources": []}
@@ -35,15 +38,19 @@ def site() -> Iterator[CannedServer]:
         yield server
 
 
-@pytest.fixture(params=["keys not required, no key", "keys required, a key"])
-def service(request, start_live_service: Callable[..., LiveService]) -> tuple[LiveService, bool]:
-    keys_required = request.param.startswith("keys required")
-    service = start_live_service(
-        API_KEYS_REQUIRED=str(keys_required).lower(),
-        INGEST_TRUSTED_NETWORKS="127.0.0.1/32",
-        MAX_UPLOAD_MB="1",
-    )
-    return service, keys_required
+# The settings of each run: the cutover window without keys, and keys required.
+SETTINGS = {
+    "keys not required, no key": {"API_KEYS_REQUIRED": "false"},
+    "keys required, a key": {"API_KEYS_REQUIRED": "true"},
+}
+COMMON = {"INGEST_TRUSTED_NETWORKS": "127.0.0.1/32", "MAX_UPLOAD_MB": "1"}
+
+
+@pytest.fixture(params=list(SETTINGS))
+def service(request, start_module_service: Callable[..., LiveService]) -> tuple[LiveService, bool]:
+    """The service under gunicorn with these settings, shared by the module's tests."""
+    service = start_module_service(**SETTINGS[request.param], **COMMON)
+    return service, request.param.startswith("keys required")
 
 
 def ingested(body: dict, workspace: str) -> None:
@@ -180,8 +187,8 @@ def test_each_documented_error_is_a_detail_with_a_precise_status(service, site: 
     assert (status, message) == (404, f"Document {'0' * 32!r} not found")
 
 
-def test_with_keys_required_a_request_without_one_is_refused(start_live_service):
-    live = start_live_service()
+def test_with_keys_required_a_request_without_one_is_refused(start_module_service):
+    live = start_module_service(**SETTINGS["keys required, a key"], **COMMON)
     status, message = detail(live.post_json("/ask", {"q": "anything"}, with_key=False))
     assert status == 401 and "X-API-Key" in message
     assert live.call("GET", "/health", with_key=False) == (200, {"ok": True, "db": True})
