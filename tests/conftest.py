@@ -196,9 +196,8 @@ def _module_services(
 ) -> Iterator[Callable[..., LiveService]]:
     """Servers that a module's tests share, one per set of settings, started when first
     asked for and stopped after the module. Each serves the test database on PostgreSQL
-    (emptied after each transactional test), a SQLite copy of its own otherwise. A
-    module using them is one xdist group (`pytest.mark.xdist_group`): one worker starts
-    them."""
+    (emptied after each transactional test), a SQLite copy of its own otherwise. Under
+    xdist each worker that runs some of the module's tests starts its own."""
     directory = tmp_path_factory.mktemp("module-service")
     running: dict[tuple[tuple[str, str], ...], LiveService] = {}
     with contextlib.ExitStack() as servers:

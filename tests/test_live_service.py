@@ -14,10 +14,7 @@ import pytest
 from tests.documents import HANDBOOK_PDF_PAGES, make_pdf
 from tests.helpers import LiveService, stored_chunks
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),  # the server reads committed rows
-    pytest.mark.xdist_group("live_service"),  # one worker starts the module's server
-]
+pytestmark = pytest.mark.django_db(transaction=True)  # the server reads committed rows
 
 
 @pytest.fixture

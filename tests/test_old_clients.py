@@ -17,10 +17,7 @@ from tests.documents import HANDBOOK_PDF_PAGES, POLICY_TEXT, RELEASE_HTML, make_
 from tests.helpers import LiveService
 from tests.http_server import CannedServer
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),  # the server reads committed rows
-    pytest.mark.xdist_group("old_clients"),  # one worker starts the module's servers
-]
+pytestmark = pytest.mark.django_db(transaction=True)  # the server reads committed rows
 
 HEX32 = re.compile("[0-9a-f]{32}")
 NOTHING_FOUND = {"answer": "I couldn't find relevant context.", "sources": []}

@@ -54,9 +54,7 @@ def test_a_row_that_cannot_be_written_leaves_the_chunks_as_they_were(api, data_d
     assert stored_chunks(data_dir) == before
 
 
-def test_removing_documents_takes_their_rows_and_chunks_and_skips_unknown_ids(
-    api, data_dir: Path
-):
+def test_removing_documents_takes_their_rows_and_chunks_and_skips_unknown_ids(api, data_dir: Path):
     kept = ingest(api, "harbours.txt", "A harbour shelters ships from the open sea.")
     gone = ingest(api, "tides.txt", "Spring tides follow the new and the full moon.")
     removed = get_vector_store().remove_documents(
