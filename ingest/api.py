@@ -32,7 +32,6 @@ from ingest.schemas import (
 )
 from ingest.services import (
     AnswerEvent,
-    Deleted,
     Ingested,
     adocument_delete_many,
     answer_question,
@@ -41,6 +40,7 @@ from ingest.services import (
     retrieve,
     stream_answer,
 )
+from ingest.stores.base import Removed
 from registry.auth import api_key_auth
 from registry.exceptions import DocumentNotFound
 from registry.records import FILE_ID_MAX, DocumentRecord
@@ -61,10 +61,10 @@ def _ingested(result: Ingested) -> dict[str, Any]:
     }
 
 
-def _deleted(file_id: str, result: Deleted) -> dict[str, Any]:
+def _deleted(file_id: str, result: Removed) -> dict[str, Any]:
     document = result.documents[0] if result.documents else None
     return {
-        "removed": result.chunks_removed,
+        "removed": result.chunks,
         "deleted": document is not None,
         "file_id": file_id,
         "filename": document.filename if document else None,

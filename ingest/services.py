@@ -38,7 +38,7 @@ from ingest.sources.chunking import chunk_text
 from ingest.sources.extraction import Extracted, extract
 from ingest.sources.fetching import fetch_url
 from ingest.stores import get_vector_store
-from ingest.stores.base import ChunkHit, StoredChunks
+from ingest.stores.base import ChunkHit, Removed, StoredChunks
 from registry.backends import get_backend
 from registry.models import new_file_id
 from registry.records import (
@@ -60,12 +60,6 @@ _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
 class Ingested:
     document: DocumentRecord
     created: bool
-
-
-@dataclass(frozen=True)
-class Deleted:
-    documents: list[DocumentRecord]
-    chunks_removed: int
 
 
 def clean_filename(name: str, *, fallback: str = "document") -> str:
@@ -202,17 +196,15 @@ async def document_ingest_url(
     )
 
 
-def document_delete_many(*, file_ids: Collection[str]) -> Deleted:
+def document_delete_many(*, file_ids: Collection[str]) -> Removed:
     """Delete the documents of these ids that exist, their registry rows and their
     chunks. Unknown ids are skipped."""
-    removed = get_vector_store().remove_documents(file_ids, get_backend().delete_many)
-    return Deleted(removed.documents, removed.chunks)
+    return get_vector_store().remove_documents(file_ids, get_backend().delete_many)
 
 
-async def adocument_delete_many(*, file_ids: Collection[str]) -> Deleted:
+async def adocument_delete_many(*, file_ids: Collection[str]) -> Removed:
     store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
-    removed = await store.aremove_documents(file_ids, get_backend().delete_many)
-    return Deleted(removed.documents, removed.chunks)
+    return await store.aremove_documents(file_ids, get_backend().delete_many)
 
 
 @dataclass(frozen=True)
