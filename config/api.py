@@ -15,19 +15,10 @@ from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
 from config.health import router as health_router
-from ingest.api import documents_router
+from ingest.api import documents_router, jobs_router
 from ingest.api import router as ingest_router
 from ingest.exceptions import (
-    ContentConflict,
-    ContentTooLarge,
-    EmbedderUnavailable,
-    EmptyDocument,
-    FetchFailed,
-    GenerationFailed,
     IngestError,
-    UnsupportedFileType,
-    UrlRefused,
-    VectorStoreError,
 )
 from registry.auth import ApiKeyRevoked
 from registry.exceptions import DocumentNotFound, RegistryError, RegistryUnavailable
@@ -65,20 +56,8 @@ api = NinjaAPI(
 )
 api.add_router("", ingest_router)
 api.add_router("", documents_router)
+api.add_router("", jobs_router)
 api.add_router("", health_router)
-
-# Each domain error has one status, here and nowhere else.
-INGEST_STATUSES: dict[type[IngestError], int] = {
-    UnsupportedFileType: 415,
-    ContentConflict: 409,
-    EmptyDocument: 422,
-    ContentTooLarge: 413,
-    UrlRefused: 400,
-    FetchFailed: 422,
-    VectorStoreError: 503,
-    EmbedderUnavailable: 503,
-    GenerationFailed: 502,
-}
 
 
 def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
@@ -103,7 +82,7 @@ def registry_unavailable(request: HttpRequest, exc: RegistryUnavailable) -> Http
 
 @api.exception_handler(IngestError)
 def ingest_error(request: HttpRequest, exc: IngestError) -> HttpResponse:
-    status = next((code for kind, code in INGEST_STATUSES.items() if isinstance(exc, kind)), 400)
+    status = exc.status  # each domain error has one (ingest/exceptions.py)
     if status == 503:
         logger.error("vector store unavailable: %s", exc)
     return _error(request, status, str(exc))

@@ -161,6 +161,10 @@ def database_config(
         name = config.get("NAME") or ""
         if name and name != ":memory:" and not Path(name).is_absolute():
             config["NAME"] = str(base_dir / name)
+        # Several processes write one file (gunicorn's workers, background workers): a
+        # transaction takes the write lock when it begins, so none fails half-way with
+        # "database is locked" when another wrote first, and waits up to 20 s for it.
+        config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
         return config
     if engine != "django.db.backends.postgresql":
         raise ImproperlyConfigured(

@@ -54,7 +54,10 @@ INSTALLED_APPS = [
     "servestatic",  # its configuration checks
     "ninja",
     "registry",
+    # Before django_tasks_db: its `db_worker` command is ingest's (ingest/management/).
     "ingest",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -181,6 +184,18 @@ if EMBEDDER == "gemini" and not env_str("GOOGLE_API_KEY"):
 EMBEDDING_DIM = env_int("EMBEDDING_DIM", 384, minimum=16)
 # Threads PyTorch uses per process for embedding (gunicorn runs one process per worker).
 EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", min(os.cpu_count() or 1, 4), minimum=1)
+# --- Background ingestion (ingest/jobs.py) -------------------------------------------
+# Jobs are rows of the registry's database (django-tasks' database backend): no broker.
+# Workers (`manage.py db_worker`, any number, on any host) take them with row locks.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# A running job whose worker has not been heard of for this long (killed, frozen, cut
+# off) is taken back and run again by another; workers say they are alive four times
+# as often.
+JOB_LEASE_SECONDS = env_float("JOB_LEASE_SECONDS", 60, minimum=2)
+# Tries of a job that meets a passing failure (database, store or model unavailable),
+# waiting JOB_RETRY_SECONDS, then twice as long each time, before it fails for good.
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5, minimum=1)
+JOB_RETRY_SECONDS = env_float("JOB_RETRY_SECONDS", 5, minimum=0)
 # Where chunks and vectors live: json (VECTOR_JSON_PATH, one file per host) or pgvector
 # (the table `chunks` beside the registry, for any number of hosts).
 VECTOR_STORE = env_choice("VECTOR_STORE", "json", {"json", "pgvector"})

@@ -1,5 +1,6 @@
-"""The API's operations: ingest, ask, and the documents' list, read and delete. Thin: each
-parses, calls one service or selector, and shapes the answer in camelCase."""
+"""The API's operations: ingest (now, or in the background), ask, the documents' list,
+read and delete, and the background jobs. Thin: each parses, calls one service or
+selector, and shapes the answer in camelCase."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import File, Form, Path, Query, Router, UploadedFile
+from ninja.responses import Status
 
+from ingest import jobs
 from ingest.answers.extractive import Answer, Source
 from ingest.exceptions import ContentTooLarge
+from ingest.models import IngestJob
 from ingest.schemas import (
     NO_NUL,
     AskIn,
@@ -24,6 +28,9 @@ from ingest.schemas import (
     DocumentListOut,
     DocumentOut,
     IngestOut,
+    JobFilters,
+    JobListOut,
+    JobOut,
     ListFilters,
     SourceOut,
     UploadForm,
@@ -40,16 +47,27 @@ from ingest.services import (
     retrieve,
     stream_answer,
 )
+from ingest.sources.fetching import fetch_url
 from ingest.stores.base import Removed
 from registry.auth import api_key_auth
+from registry.backends import get_backend
 from registry.exceptions import DocumentNotFound
-from registry.records import FILE_ID_MAX, DocumentRecord
-from registry.selectors import DocumentPage, document_get, document_list
+from registry.records import (
+    FILE_ID_MAX,
+    DocumentRecord,
+    SourceKind,
+    check_file_id,
+    check_workspace,
+)
+from registry.selectors import document_get, document_list
 
 router = Router(tags=["ingest"], auth=api_key_auth, by_alias=True)
 documents_router = Router(tags=["documents"], auth=api_key_auth, by_alias=True)
+jobs_router = Router(tags=["jobs"], auth=api_key_auth, by_alias=True)
 
 FileIdPath = Path(..., alias="fileId", max_length=FILE_ID_MAX, pattern=NO_NUL)
+JobIdPath = Path(..., alias="jobId", max_length=64, pattern=NO_NUL)
+TRUE = {"1", "true", "yes", "on"}
 
 
 def _ingested(result: Ingested) -> dict[str, Any]:
@@ -59,6 +77,47 @@ def _ingested(result: Ingested) -> dict[str, Any]:
         "chunks": document.num_chunks,
         "created": result.created,
     }
+
+
+def _in_background(request: HttpRequest, asked: bool) -> bool:
+    """Whether the client asked for a background ingest: the body's `async`, the query's
+    `?async=true`, or `Prefer: respond-async` (RFC 7240)."""
+    prefer = request.headers.get("Prefer", "")
+    preferences = {part.split("=")[0].strip().lower() for part in prefer.split(",")}
+    return asked or request.GET.get("async", "").lower() in TRUE or "respond-async" in preferences
+
+
+def _job(job: IngestJob, document: DocumentRecord | None = None) -> dict[str, Any]:
+    failed = job.status == IngestJob.Status.FAILED
+    return {
+        "job_id": job.job_id,
+        "status": job.status,
+        "file_id": job.file_id,
+        "filename": job.name,
+        "workspace": job.workspace,
+        "progress": {"chunks_done": job.chunks_done, "chunks_total": job.chunks_total},
+        "attempts": job.attempts,
+        "error": {"status": job.error_status, "detail": job.error_detail} if failed else None,
+        "document": _document(document) if document is not None else None,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def _document(record: DocumentRecord, job: IngestJob | None = None) -> dict[str, Any]:
+    pending = {"job_id": job.job_id, "status": job.status} if job is not None else None
+    return {**dataclasses.asdict(record), "job": pending}
+
+
+async def _accepted(queued: jobs.Queued, response: HttpResponse) -> Any:
+    """202 with the job; or, when the workspace already holds these bytes indexed, the
+    synchronous answer for them (200, `created: false`)."""
+    if queued.job is None:
+        return _ingested(Ingested(queued.document, created=False))
+    response["Location"] = f"/jobs/{queued.job.job_id}"
+    response["Preference-Applied"] = "respond-async"
+    return Status(202, _job(queued.job))
 
 
 def _deleted(file_id: str, result: Removed) -> dict[str, Any]:
@@ -71,38 +130,62 @@ def _deleted(file_id: str, result: Removed) -> dict[str, Any]:
     }
 
 
-@router.post("/ingest/file", response=responses(IngestOut, 400, 409, 413, 415))
+@router.post("/ingest/file", response=responses(IngestOut, 400, 409, 413, 415, accepted=JobOut))
 async def ingest_file(
     request: HttpRequest,
+    response: HttpResponse,
     file: File[UploadedFile],
     form: Form[UploadForm],
-) -> dict[str, Any]:
+) -> Any:
     """Upload a .txt, .md, .html or .pdf document and index it. When the same content is
-    already in the workspace, that document is returned with `created: false`."""
+    already in the workspace, that document is returned with `created: false`.
+
+    With `async` (see the field), 202 at once with the job that indexes it (its
+    `Location`), once what needs no parsing is checked (size, type, workspace, id); the
+    same bytes sent while their job is pending get that job."""
     if file.size is not None and file.size > settings.MAX_UPLOAD_BYTES:
         raise ContentTooLarge(f"The file is over the {settings.MAX_UPLOAD_MB} MB upload limit")
     data = await asyncio.to_thread(file.read)
-    result = await document_ingest(
-        data=data,
-        filename=file.name or "",
-        workspace=form.workspace,
-        content_type=file.content_type or "",
-        charset=file.charset,
-        file_id=form.file_id,
-    )
-    return _ingested(result)
+    upload = {
+        "data": data,
+        "filename": file.name or "",
+        "workspace": form.workspace,
+        "content_type": file.content_type or "",
+        "charset": file.charset,
+        "file_id": form.file_id,
+    }
+    if _in_background(request, form.in_background):
+        return await _accepted(await jobs.ingest_in_background(**upload), response)
+    return _ingested(await document_ingest(**upload))
 
 
-@router.post("/ingest/url", response=responses(IngestOut, 400, 409, 413, 415))
-async def ingest_url(request: HttpRequest, payload: UrlIn) -> dict[str, Any]:
-    """Fetch a public http(s) URL and index it, like an upload."""
-    result = await document_ingest_url(
-        url=payload.file_url,
+@router.post("/ingest/url", response=responses(IngestOut, 400, 409, 413, 415, accepted=JobOut))
+async def ingest_url(request: HttpRequest, response: HttpResponse, payload: UrlIn) -> Any:
+    """Fetch a public http(s) URL and index it, like an upload. With `async`, the page is
+    fetched now (its address and its answer are checked at once) and indexed by a job."""
+    if not _in_background(request, payload.in_background):
+        result = await document_ingest_url(
+            url=payload.file_url,
+            workspace=payload.workspace,
+            filename=payload.filename,
+            file_id=payload.file_id,
+        )
+        return _ingested(result)
+    check_workspace(payload.workspace)
+    if payload.file_id is not None:
+        check_file_id(payload.file_id)
+    resource = await fetch_url(payload.file_url)
+    queued = await jobs.ingest_in_background(
+        data=resource.data,
+        filename=payload.filename or resource.filename,
         workspace=payload.workspace,
-        filename=payload.filename,
+        content_type=resource.content_type,
+        charset=resource.charset,
+        source=SourceKind.URL,
+        url=resource.url,
         file_id=payload.file_id,
     )
-    return _ingested(result)
+    return await _accepted(queued, response)
 
 
 @router.post("/ask", response=responses(AskOut, 400, 502))
@@ -137,16 +220,24 @@ def _source(source: Source) -> dict[str, Any]:
 
 
 @documents_router.get("/documents", response=responses(DocumentListOut, 400))
-async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> DocumentPage:
-    """Documents newest first; `total` counts every document matching the filter."""
-    return await document_list(
+async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> dict[str, Any]:
+    """Documents newest first; `total` counts every document matching the filter. One
+    being ingested in the background is listed with `indexed: false` and its `job`."""
+    page = await document_list(
         workspace=filters.workspace, limit=filters.limit, offset=filters.offset
     )
+    pending = await jobs.pending_jobs_of([record.file_id for record in page.items])
+    return {
+        **dataclasses.asdict(page),
+        "items": [_document(record, pending.get(record.file_id)) for record in page.items],
+    }
 
 
 @documents_router.get("/documents/{fileId}", response=responses(DocumentOut, 404))
-async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> DocumentRecord:
-    return await document_get(file_id=file_id)
+async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[str, Any]:
+    record = await document_get(file_id=file_id)
+    pending = await jobs.pending_jobs_of([file_id])
+    return _document(record, pending.get(file_id))
 
 
 @documents_router.delete("/documents/{fileId}", response=responses(DeletedOut, 400, 404))
@@ -163,3 +254,33 @@ async def delete(request: HttpRequest, payload: DeleteIn) -> dict[str, Any]:
     """Remove the document and all its vectors. An unknown id is not an error here (as in
     the old service): the answer says `removed: 0, deleted: false`."""
     return _deleted(payload.file_id, await adocument_delete_many(file_ids=[payload.file_id]))
+
+
+@jobs_router.get("/jobs/{jobId}", response=responses(JobOut, 404))
+async def get_job(request: HttpRequest, job_id: str = JobIdPath) -> dict[str, Any]:
+    """A background ingest: its status, progress, attempts, and how it ended (the
+    document, or the error the synchronous ingest would have answered)."""
+    job = await jobs.job_get(job_id)
+    document = None
+    if job.status == IngestJob.Status.SUCCEEDED:
+        document = (await get_backend().aget_many([job.file_id])).get(job.file_id)
+    return _job(job, document)
+
+
+@jobs_router.get("/jobs", response=responses(JobListOut, 400))
+async def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[str, Any]:
+    """Background ingests newest first, by status and workspace if given."""
+    page, total = await jobs.job_page(
+        status=filters.status,
+        workspace=filters.workspace,
+        limit=filters.limit,
+        offset=filters.offset,
+    )
+    done = [job.file_id for job in page if job.status == IngestJob.Status.SUCCEEDED]
+    documents = await get_backend().aget_many(done)
+    return {
+        "items": [_job(job, documents.get(job.file_id)) for job in page],
+        "total": total,
+        "limit": filters.limit,
+        "offset": filters.offset,
+    }

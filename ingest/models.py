@@ -9,10 +9,21 @@ a model field.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection
+
 from django.db import models
+from django.utils import timezone
 from pgvector.django import VectorField
 
-from registry.records import WORKSPACE_MAX
+from registry.records import (
+    CONTENT_TYPE_MAX,
+    FILE_ID_MAX,
+    FILENAME_MAX,
+    SOURCE_MAX,
+    WORKSPACE_MAX,
+    SourceKind,
+)
 
 
 class Chunk(models.Model):
@@ -54,3 +65,103 @@ class ChunkStore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.embedder} ({self.dim} dimensions)"
+
+
+class IngestJobQuerySet(models.QuerySet["IngestJob"]):
+    def pending(self) -> IngestJobQuerySet:
+        return self.filter(status__in=IngestJob.PENDING)
+
+    def finish(self, status: str, *, error_status: int | None = None, detail: str = "") -> int:
+        """End these jobs with `status`; their uploads go unless they failed (a retry
+        needs it). Returns how many ended."""
+        fields: dict[str, object] = {
+            "status": status,
+            "finished_at": timezone.now(),
+            "error_status": error_status,
+            "error_detail": detail,
+        }
+        if status != IngestJob.Status.FAILED:
+            fields["data"] = b""
+        return self.update(**fields)
+
+    def cancel_for(self, file_ids: Collection[str]) -> int:
+        """Cancel the pending jobs of these documents (they are being deleted)."""
+        pending = self.filter(file_id__in=list(file_ids)).pending()
+        return pending.finish(IngestJob.Status.CANCELLED, detail="The document was deleted")
+
+
+class IngestJob(models.Model):
+    """A document being ingested in the background (ingest/jobs.py): its upload, until
+    the job succeeded or was cancelled; where it has got; how it ended.
+
+    `task_id` names the django-tasks result that may run the job now. A worker runs the
+    job only while it holds that task (a job taken back from a lost worker, or retried,
+    gets a new one), so a worker that was given up on can never write it too.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    PENDING = (Status.QUEUED, Status.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    file_id = models.CharField(max_length=FILE_ID_MAX, db_index=True)
+    filename = models.CharField(max_length=FILENAME_MAX, blank=True)  # as sent: its type
+    name = models.CharField(max_length=FILENAME_MAX)  # what the document is listed as
+    workspace = models.CharField(max_length=WORKSPACE_MAX)
+    # Whether the job replaces an existing document (a client-chosen fileId), which
+    # keeps answering from its old chunks until then.
+    replaces = models.BooleanField(default=False)
+    source = models.CharField(max_length=SOURCE_MAX, default=SourceKind.FILE)
+    url = models.TextField(blank=True, default="")
+    content_type = models.CharField(max_length=CONTENT_TYPE_MAX, blank=True, default="")
+    charset = models.CharField(max_length=64, blank=True, default="")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    data = models.BinaryField(default=b"", editable=False)  # the upload; b"" once done
+    chunks_done = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    error_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_detail = models.TextField(blank=True, default="")
+    task_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    worker_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    objects = IngestJobQuerySet.as_manager()
+
+    class Meta:
+        db_table = "ingest_jobs"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="ingest_jobs_status")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def job_id(self) -> str:
+        return self.id.hex
+
+
+class JobWorker(models.Model):
+    """A `db_worker` process, as last heard of: /health counts those seen lately."""
+
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    host = models.CharField(max_length=255, default="")
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "ingest_workers"
+
+    def __str__(self) -> str:
+        return self.worker_id

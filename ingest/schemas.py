@@ -9,7 +9,7 @@ Requests also accept the snake_case names and, where the old service used other 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
 from pydantic import AliasChoices, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -73,11 +73,25 @@ class CamelOut(CamelSchema):
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=False)
 
 
+# Ingest in the background: answer 202 with the job at once (also `?async=true`, or the
+# header `Prefer: respond-async`).
+InBackground = Annotated[
+    bool,
+    Field(
+        alias="async",
+        description="Answer 202 Accepted at once with the job that indexes the document "
+        "(GET /jobs/{jobId}) instead of waiting for it. Also `?async=true`, or the header "
+        "`Prefer: respond-async`.",
+    ),
+]
+
+
 class UploadForm(CamelSchema):
     """The form fields beside the uploaded file."""
 
     workspace: Workspace = DEFAULT_WORKSPACE
     file_id: ReingestId = None
+    in_background: InBackground = False
 
 
 class UrlIn(CamelSchema):
@@ -95,6 +109,7 @@ class UrlIn(CamelSchema):
     )
     workspace: Workspace = DEFAULT_WORKSPACE
     file_id: ReingestId = None
+    in_background: InBackground = False
 
 
 class AskIn(CamelSchema):
@@ -142,6 +157,14 @@ class AskOut(CamelSchema):
     sources: list[SourceOut]
 
 
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobRefOut(CamelOut):
+    job_id: str
+    status: JobStatus
+
+
 class DocumentOut(CamelOut):
     file_id: str
     filename: str
@@ -155,6 +178,9 @@ class DocumentOut(CamelOut):
     sha256: str
     created_at: EpochSeconds
     updated_at: EpochSeconds
+    job: JobRefOut | None = Field(
+        None, description="The background job indexing the document, while it is pending."
+    )
 
 
 class IngestOut(DocumentOut):
@@ -166,6 +192,49 @@ class IngestOut(DocumentOut):
         description="False when the same content was already in the workspace (that "
         "document is returned) or an existing fileId was re-ingested."
     )
+
+
+class JobProgressOut(CamelOut):
+    chunks_done: int = Field(description="Chunks embedded so far.")
+    chunks_total: int = Field(description="The document's chunks; 0 until it has been read.")
+
+
+class JobErrorOut(Schema):
+    status: int = Field(description="The status the synchronous ingest would have answered.")
+    detail: str
+
+
+class JobOut(CamelOut):
+    """A background ingest: where it has got and how it ended."""
+
+    job_id: str
+    status: JobStatus
+    file_id: str
+    filename: str
+    workspace: str
+    progress: JobProgressOut
+    attempts: int = Field(description="How many times a worker has started it.")
+    error: JobErrorOut | None = Field(None, description="Why it failed (status failed only).")
+    document: DocumentOut | None = Field(None, description="The document (succeeded only).")
+    created_at: EpochSeconds
+    started_at: EpochSeconds | None = None
+    finished_at: EpochSeconds | None = None
+
+
+class JobFilters(Schema):
+    status: JobStatus | None = None
+    workspace: str | None = Field(
+        None, max_length=WORKSPACE_MAX, description="Only this workspace's jobs; all by default."
+    )
+    limit: int = Field(50, ge=1, le=LIST_LIMIT_MAX)
+    offset: int = Field(0, ge=0, le=OFFSET_MAX)
+
+
+class JobListOut(CamelOut):
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
 
 
 class ListFilters(Schema):
@@ -208,6 +277,12 @@ class ErrorOut(Schema):
 _ALWAYS = (401, 403, 422, 503)
 
 
-def responses(ok: type[Schema], *errors: int) -> dict[int, type[Schema]]:
-    """An operation's documented responses: `ok` for 200, ErrorOut for the rest."""
-    return {200: ok, **{status: ErrorOut for status in sorted({*_ALWAYS, *errors})}}
+def responses(
+    ok: type[Schema], *errors: int, accepted: type[Schema] | None = None
+) -> dict[int, type[Schema]]:
+    """An operation's documented responses: `ok` for 200, `accepted` for 202 (a job),
+    ErrorOut for the rest."""
+    documented: dict[int, type[Schema]] = {200: ok}
+    if accepted is not None:
+        documented[202] = accepted
+    return {**documented, **{status: ErrorOut for status in sorted({*_ALWAYS, *errors})}}

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from ingest.answers.extractive import (
@@ -31,6 +32,7 @@ from ingest.answers.extractive import (
 )
 from ingest.answers.generation import EMPTY_RESPONSE, Prompt, build_prompt, cited, get_generator
 from ingest.exceptions import ContentConflict, ContentTooLarge, EmptyDocument, GenerationFailed
+from ingest.models import IngestJob
 from ingest.search.embeddings import get_embedder
 from ingest.search.fusion import searchable
 from ingest.search.lexical import terms
@@ -70,6 +72,19 @@ def clean_filename(name: str, *, fallback: str = "document") -> str:
 
 
 @dataclass(frozen=True)
+class Cut:
+    """A document read and cut into chunks, each carrying its section's headings."""
+
+    extracted: Extracted
+    texts: list[str]
+    contexts: list[str]
+
+    def searchable(self) -> list[str]:
+        """What is embedded for each chunk: its headings, then its text."""
+        return [searchable(c, t) for c, t in zip(self.contexts, self.texts, strict=True)]
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A document read, cut and embedded, before anything is stored."""
 
@@ -79,9 +94,8 @@ class Prepared:
     vectors: np.ndarray
 
 
-def prepare(data: bytes, filename: str, content_type: str, charset: str | None) -> Prepared:
-    """Extract the text, cut each section into chunks (carrying the section's headings)
-    and embed each chunk with its headings."""
+def cut(data: bytes, filename: str, content_type: str, charset: str | None) -> Cut:
+    """Extract the text and cut each section into chunks; EmptyDocument if none."""
     extracted = extract(data, filename=filename, content_type=content_type, charset=charset)
     texts: list[str] = []
     contexts: list[str] = []
@@ -93,10 +107,54 @@ def prepare(data: bytes, filename: str, content_type: str, charset: str | None) 
         contexts.extend([section.context] * len(chunks))
     if not texts:
         raise EmptyDocument("No text to index: the document is empty")
-    vectors = get_embedder().embed(
-        [searchable(context, text) for context, text in zip(contexts, texts, strict=True)]
-    )
-    return Prepared(extracted, texts, contexts, vectors)
+    return Cut(extracted, texts, contexts)
+
+
+def prepare(data: bytes, filename: str, content_type: str, charset: str | None) -> Prepared:
+    """cut(), then embed each chunk with its headings."""
+    pieces = cut(data, filename, content_type, charset)
+    vectors = get_embedder().embed(pieces.searchable())
+    return Prepared(pieces.extracted, pieces.texts, pieces.contexts, vectors)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An upload that may be ingested: its checksum, and what the registry holds of it."""
+
+    sha256: str
+    same_content: DocumentRecord | None  # holds these bytes in the workspace (no id given)
+    previous: DocumentRecord | None  # the document a client-chosen id re-ingests
+
+
+async def admit(*, data: bytes, workspace: str, file_id: str | None) -> Admitted:
+    """The checks an upload passes before it is read: the workspace, the id, the size,
+    and that no other document of the workspace holds the content a client-chosen id
+    would take (ContentConflict)."""
+    check_workspace(workspace)
+    if file_id is not None:
+        check_file_id(file_id)
+    if len(data) > settings.MAX_UPLOAD_BYTES:
+        raise ContentTooLarge(f"The document is over the {settings.MAX_UPLOAD_MB} MB limit")
+    sha256 = hashlib.sha256(data).hexdigest()
+    backend = get_backend()
+    same_content = await backend.afind_by_sha256(workspace=workspace, sha256=sha256)
+    if file_id is None:
+        return Admitted(sha256, same_content, None)
+    if same_content is not None and same_content.file_id != file_id:
+        raise ContentConflict(
+            f"Document {same_content.file_id!r} already holds this content in workspace "
+            f"{workspace!r}; re-ingest that id or delete it first"
+        )
+    previous = (await backend.aget_many([file_id])).get(file_id)
+    return Admitted(sha256, None, previous)
+
+
+def document_name(filename: str, *, source: str, url: str, title: str = "") -> str:
+    """The name a document is listed under: the client's, or for a URL without one the
+    page's title, else its host."""
+    if source == SourceKind.URL and not filename:
+        filename = title or urlsplit(url).hostname or "page"
+    return clean_filename(filename)
 
 
 async def document_ingest(
@@ -117,33 +175,15 @@ async def document_ingest(
     chunks and row are replaced (its created_at kept), a new one is created under that
     id; the same content under another id in the workspace is ContentConflict.
     """
-    check_workspace(workspace)
-    if file_id is not None:
-        check_file_id(file_id)
-    if len(data) > settings.MAX_UPLOAD_BYTES:
-        raise ContentTooLarge(f"The document is over the {settings.MAX_UPLOAD_MB} MB limit")
-    sha256 = hashlib.sha256(data).hexdigest()
-    backend = get_backend()
-    same_content = await backend.afind_by_sha256(workspace=workspace, sha256=sha256)
-    previous = None
-    if file_id is None:
-        if same_content is not None:
-            return Ingested(same_content, created=False)
-    else:
-        if same_content is not None and same_content.file_id != file_id:
-            raise ContentConflict(
-                f"Document {same_content.file_id!r} already holds this content in workspace "
-                f"{workspace!r}; re-ingest that id or delete it first"
-            )
-        previous = (await backend.aget_many([file_id])).get(file_id)
-
+    admitted = await admit(data=data, workspace=workspace, file_id=file_id)
+    if admitted.same_content is not None:
+        return Ingested(admitted.same_content, created=False)
+    previous = admitted.previous
     prepared = await asyncio.to_thread(prepare, data, filename, content_type, charset)
-    if source == SourceKind.URL and not filename:
-        filename = prepared.extracted.title or urlsplit(url).hostname or "page"
     now = now_seconds()
     record = DocumentRecord(
         file_id=file_id or new_file_id(),
-        filename=clean_filename(filename),
+        filename=document_name(filename, source=source, url=url, title=prepared.extracted.title),
         size_bytes=len(data),
         workspace=workspace,
         num_chunks=len(prepared.texts),
@@ -153,8 +193,9 @@ async def document_ingest(
         source=source,
         url=url,
         content_type=prepared.extracted.content_type,
-        sha256=sha256,
+        sha256=admitted.sha256,
     )
+    backend = get_backend()
 
     def write_row() -> tuple[DocumentRecord, bool]:
         if previous is None:
@@ -162,18 +203,23 @@ async def document_ingest(
         return backend.upsert(record), True
 
     store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
-    stored, kept = await store.awrite_document(_chunks(record, prepared), write_row)
+    stored, kept = await store.awrite_document(
+        chunks_of(record, prepared.texts, prepared.contexts, prepared.vectors), write_row
+    )
     return Ingested(stored, created=kept and previous is None)
 
 
-def _chunks(record: DocumentRecord, prepared: Prepared) -> StoredChunks:
+def chunks_of(
+    record: DocumentRecord, texts: list[str], contexts: list[str], vectors: np.ndarray
+) -> StoredChunks:
+    """The chunks a document's record and its embedded texts make."""
     return StoredChunks(
         file_id=record.file_id,
         workspace=record.workspace,
-        indexes=list(range(len(prepared.texts))),
-        texts=prepared.texts,
-        vectors=prepared.vectors,
-        contexts=prepared.contexts,
+        indexes=list(range(len(texts))),
+        texts=texts,
+        vectors=vectors,
+        contexts=contexts,
     )
 
 
@@ -198,13 +244,15 @@ async def document_ingest_url(
 
 def document_delete_many(*, file_ids: Collection[str]) -> Removed:
     """Delete the documents of these ids that exist, their registry rows and their
-    chunks. Unknown ids are skipped."""
+    chunks, cancelling their background jobs. Unknown ids are skipped."""
+    IngestJob.objects.cancel_for(file_ids)
     return get_vector_store().remove_documents(file_ids, get_backend().delete_many)
 
 
 async def adocument_delete_many(*, file_ids: Collection[str]) -> Removed:
-    store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
-    return await store.aremove_documents(file_ids, get_backend().delete_many)
+    # On the request's sync thread: the rows are the database's (and the store's, for
+    # pgvector), and deleting them is one unit of work.
+    return await sync_to_async(document_delete_many, thread_sensitive=True)(file_ids=file_ids)
 
 
 @dataclass(frozen=True)
@@ -229,7 +277,13 @@ async def retrieve(*, question: str, workspace: str, top_k: int) -> Retrieved:
     # Ask for more than top_k: hits of documents deleted a moment ago are dropped below.
     found = await store.asearch(query, query_terms, workspace=scope, top_k=top_k * 3)
     documents = await get_backend().aget_many({hit.file_id for hit in found.hits})
-    ranked = [(hit, documents[hit.file_id]) for hit in found.hits if hit.file_id in documents]
+    # A document being ingested in the background may have chunks a moment before its
+    # row counts them: never cite it before.
+    ranked = [
+        (hit, documents[hit.file_id])
+        for hit in found.hits
+        if hit.file_id in documents and not documents[hit.file_id].awaiting_chunks
+    ]
     relevance = Relevance(embedder.relevance_floor, embedder.alone_floor)
     return Retrieved(question, ranked[:top_k], found.weights, relevance, embedder.embed)
 

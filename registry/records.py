@@ -64,6 +64,12 @@ class DocumentRecord:
     content_type: str = ""
     sha256: str = ""
 
+    @property
+    def awaiting_chunks(self) -> bool:
+        """A document listed before its chunks are (a background ingest's, until it
+        succeeds): not indexed, and no chunks counted. Answers never cite it."""
+        return not self.indexed and self.num_chunks == 0
+
     def row(self) -> tuple[Any, ...]:
         """The values in RECORD_FIELDS order: a row as COPY writes it and a query reads it."""
         row: tuple[Any, ...] = _row_of(self)

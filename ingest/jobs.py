@@ -1,0 +1,502 @@
+"""Background ingestion: a document queued as a job, read, cut and embedded by a worker
+(`manage.py db_worker`), written by the same unit of work as a synchronous ingest.
+
+The queue is Django's Tasks API (the django-tasks backport) with its database backend,
+on the registry's database: no broker, and any number of workers on any number of hosts
+share it through row locks. Each job is an `IngestJob` row holding its upload until it
+succeeds or is cancelled; the task only names the job. What the library leaves to us:
+
+- Progress: the chunks are embedded in batches, and each batch is counted on the job.
+- Retries: a passing failure (database, store or model unavailable) queues the job again
+  after JOB_RETRY_SECONDS, doubling each time, JOB_MAX_ATTEMPTS times in all; a failure
+  of the document itself (unreadable, empty, binary) fails it at once, with the status
+  and message the synchronous path answers.
+- Lost workers: each worker says it is alive every JOB_LEASE_SECONDS / 4 (`Supervisor`),
+  for itself and for the job in hand. Any worker takes back a running job not heard of
+  for JOB_LEASE_SECONDS and queues it again under a new task: a job is run only by the
+  holder of its current task (`task_id`, checked when it starts, at every batch and,
+  under a row lock, when it is written), so the worker given up on can never write it.
+- Stopping: SIGTERM lets the worker finish its batch, put the job back in the queue and
+  exit (`release_requested`).
+
+A queued document is in the registry at once, `indexed: false` with no chunks, so lists
+show it and an identical upload finds it; answers never cite it until its job has
+written it. Deleting it cancels its job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.utils import timezone
+from django_tasks import TaskContext, task
+
+from ingest.exceptions import ContentConflict, IngestError, JobNotFound
+from ingest.models import IngestJob, JobWorker
+from ingest.search.embeddings import get_embedder
+from ingest.services import Admitted, admit, cut, document_name
+from ingest.sources.extraction import MEDIA_TYPES, detect_kind
+from ingest.stores import get_vector_store
+from ingest.stores.base import StoredChunks
+from registry.backends import get_backend
+from registry.exceptions import RegistryUnavailable
+from registry.models import new_file_id
+from registry.records import DocumentRecord, SourceKind, now_seconds
+
+logger = logging.getLogger(__name__)
+
+Status = IngestJob.Status
+EMBED_BATCH = 64  # chunks embedded between two progress counts (and stop checks)
+DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly"
+
+# Set by the worker on SIGTERM: the job in hand goes back to the queue at its next batch.
+release_requested = threading.Event()
+
+
+class JobStopped(Exception):
+    """The job is not this task's to run any more: cancelled, or taken back."""
+
+
+class Released(Exception):
+    """The worker is stopping: the job goes back to the queue."""
+
+
+# -- queueing ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Queued:
+    """What an upload in the background came to: the job that will index it (None when
+    the workspace already holds these bytes, indexed), the document it is listed as,
+    and whether this upload made a new job (False: an identical upload's is returned)."""
+
+    job: IngestJob | None
+    document: DocumentRecord
+    created: bool
+
+
+async def ingest_in_background(
+    *,
+    data: bytes,
+    filename: str,
+    workspace: str,
+    content_type: str = "",
+    charset: str | None = None,
+    source: SourceKind = SourceKind.FILE,
+    url: str = "",
+    file_id: str | None = None,
+) -> Queued:
+    """Queue a document for a worker. Everything that needs no parsing is checked now,
+    with the synchronous path's errors: workspace, id, size, type, a conflicting id."""
+    admitted = await admit(data=data, workspace=workspace, file_id=file_id)
+    kind = detect_kind(data, filename=filename, content_type=content_type)
+    if admitted.same_content is not None:
+        same = admitted.same_content.file_id
+        pending = await IngestJob.objects.filter(file_id=same).pending().afirst()
+        return Queued(pending, admitted.same_content, created=False)
+    return await sync_to_async(_enqueue, thread_sensitive=True)(
+        data=data,
+        filename=filename,
+        workspace=workspace,
+        kind=kind,
+        content_type=content_type,
+        charset=charset,
+        source=source,
+        url=url,
+        file_id=file_id,
+        admitted=admitted,
+    )
+
+
+def _enqueue(
+    *,
+    data: bytes,
+    filename: str,
+    workspace: str,
+    kind: str,
+    content_type: str,
+    charset: str | None,
+    source: SourceKind,
+    url: str,
+    file_id: str | None,
+    admitted: Admitted,
+) -> Queued:
+    """The document's row (new: a placeholder), the job and its task, in one transaction
+    of the database; a placeholder in the JSON registry goes again if the rest fails."""
+    backend = get_backend()
+    previous = admitted.previous
+    now = now_seconds()
+    placeholder = DocumentRecord(
+        file_id=file_id or new_file_id(),
+        filename=document_name(filename, source=source, url=url),
+        size_bytes=len(data),
+        workspace=workspace,
+        num_chunks=0,
+        indexed=False,
+        created_at=now,
+        updated_at=now,
+        source=source,
+        url=url,
+        content_type=MEDIA_TYPES[kind],
+        sha256=admitted.sha256,
+    )
+    made_placeholder = False
+    try:
+        with transaction.atomic():
+            if previous is None:
+                document, made_placeholder = backend.create(placeholder)
+                if not made_placeholder:  # an identical upload a moment ago
+                    pending = IngestJob.objects.filter(file_id=document.file_id).pending().first()
+                    return Queued(pending, document, created=False)
+            else:
+                document = previous
+                # A newer upload for the same id wins over one still waiting.
+                IngestJob.objects.filter(file_id=document.file_id).pending().finish(
+                    Status.CANCELLED, detail="Replaced by a newer upload of this document"
+                )
+            job = IngestJob.objects.create(
+                file_id=document.file_id,
+                filename=filename,
+                name=placeholder.filename if previous is None else document.filename,
+                workspace=workspace,
+                replaces=previous is not None,
+                source=source,
+                url=url,
+                content_type=content_type,
+                charset=charset or "",
+                size_bytes=len(data),
+                sha256=admitted.sha256,
+                data=data,
+            )
+            job.task_id = str(run_ingest_job.enqueue(job.job_id).id)
+            job.save(update_fields=["task_id"])
+    except BaseException:
+        if made_placeholder and not backend.thread_sensitive:  # the file is not rolled back
+            backend.delete_many([placeholder.file_id])
+        raise
+    return Queued(job, document, created=True)
+
+
+def retry_job(job: IngestJob) -> IngestJob:
+    """Queue a failed job again from the start, with a new task (the admin's retry)."""
+    backend = get_backend()
+    with transaction.atomic():
+        job = IngestJob.objects.select_for_update().get(pk=job.pk)
+        if job.status != Status.FAILED or not job.data:
+            raise ValueError(f"job {job.job_id} is {job.status}, not failed with its upload")
+        if not job.replaces and not backend.get_many([job.file_id]):
+            now = now_seconds()
+            backend.create(
+                DocumentRecord(
+                    file_id=job.file_id,
+                    filename=job.name,
+                    size_bytes=job.size_bytes,
+                    workspace=job.workspace,
+                    created_at=now,
+                    updated_at=now,
+                    source=job.source,
+                    url=job.url,
+                    sha256=job.sha256,
+                )
+            )
+        job.status, job.attempts, job.chunks_done = Status.QUEUED, 0, 0
+        job.error_status, job.error_detail, job.finished_at = None, "", None
+        job.task_id = str(run_ingest_job.enqueue(job.job_id).id)
+        job.save()
+    return job
+
+
+# -- running -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InHand:
+    job_id: Any
+    task_id: str
+
+
+_in_hand: InHand | None = None  # the job this worker process runs now, for its heartbeat
+
+
+@task(takes_context=True)
+def run_ingest_job(context: TaskContext, job_id: str) -> None:
+    """The task a worker runs: the job, if its current task is this one."""
+    run_job(job_id, task_id=str(context.task_result.id))
+
+
+def run_job(job_id: str, *, task_id: str) -> None:
+    global _in_hand
+    job = _claim(job_id, task_id)
+    if job is None:
+        logger.info("job %s is not task %s's to run any more", job_id, task_id)
+        return
+    _in_hand = InHand(job.pk, task_id)
+    try:
+        _ingest(job, task_id)
+    except JobStopped as exc:
+        logger.info("job %s stopped: %s", job.job_id, exc or "cancelled or taken back")
+    except Released:
+        _requeue(job, task_id, delay=0, detail="", attempts=job.attempts - 1)
+        logger.info("job %s went back to the queue: its worker is stopping", job.job_id)
+    except (RegistryUnavailable, DatabaseError) as exc:
+        logger.warning("job %s: the database is unavailable: %s", job.job_id, exc)
+        _retry_or_fail(job, task_id, DATABASE_UNAVAILABLE)
+    except IngestError as exc:
+        if exc.transient:
+            logger.warning("job %s: %s", job.job_id, exc)
+            _retry_or_fail(job, task_id, str(exc), status=exc.status)
+        else:
+            _fail(job, task_id, exc.status, str(exc))
+    except Exception:
+        logger.exception("job %s failed", job.job_id)
+        _fail(job, task_id, 500, "Ingestion failed unexpectedly; the service log has details")
+    finally:
+        _in_hand = None
+
+
+def _claim(job_id: str, task_id: str) -> IngestJob | None:
+    with transaction.atomic():
+        job = IngestJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.task_id != task_id or job.status not in IngestJob.PENDING:
+            return None
+        now = timezone.now()
+        job.status, job.attempts = Status.RUNNING, job.attempts + 1
+        job.started_at, job.heartbeat_at, job.worker_id = job.started_at or now, now, worker_id()
+        job.chunks_done = 0
+        job.save()
+    return job
+
+
+def _mine(job: IngestJob, task_id: str) -> Any:
+    return IngestJob.objects.filter(pk=job.pk, task_id=task_id, status=Status.RUNNING)
+
+
+def _ingest(job: IngestJob, task_id: str) -> None:
+    pieces = cut(bytes(job.data), job.filename, job.content_type, job.charset or None)
+    texts = pieces.searchable()
+    if not _mine(job, task_id).update(chunks_total=len(texts)):
+        raise JobStopped
+    embedder = get_embedder()
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        if release_requested.is_set():
+            raise Released
+        parts.append(embedder.embed(texts[start : start + EMBED_BATCH]))
+        done = min(start + EMBED_BATCH, len(texts))
+        if not _mine(job, task_id).update(chunks_done=done, heartbeat_at=timezone.now()):
+            raise JobStopped
+    vectors = np.vstack(parts)
+    backend = get_backend()
+    name = document_name(job.filename, source=job.source, url=job.url, title=pieces.extracted.title)
+
+    def write_row() -> tuple[DocumentRecord, bool]:
+        with transaction.atomic():
+            if not _mine(job, task_id).select_for_update().exists():
+                raise JobStopped
+            current = backend.get_many([job.file_id]).get(job.file_id)
+            if current is None:
+                raise JobStopped("the document was deleted")
+            record = DocumentRecord(
+                file_id=job.file_id,
+                filename=name,
+                size_bytes=job.size_bytes,
+                workspace=job.workspace,
+                num_chunks=len(texts),
+                indexed=True,
+                created_at=current.created_at,
+                updated_at=now_seconds(),
+                source=job.source,
+                url=job.url,
+                content_type=pieces.extracted.content_type,
+                sha256=job.sha256,
+            )
+            try:
+                with transaction.atomic():
+                    stored = backend.upsert(record)
+            except IntegrityError:
+                raise ContentConflict(
+                    f"Another document of workspace {job.workspace!r} now holds this content"
+                ) from None
+            IngestJob.objects.filter(pk=job.pk).finish(Status.SUCCEEDED)
+            IngestJob.objects.filter(pk=job.pk).update(chunks_done=len(texts))
+        return stored, True
+
+    chunks = StoredChunks(
+        job.file_id, job.workspace, list(range(len(texts))), pieces.texts, vectors, pieces.contexts
+    )
+    get_vector_store().write_document(chunks, write_row)
+
+
+def _fail(job: IngestJob, task_id: str, status: int, detail: str) -> None:
+    """The job failed for good; a placeholder it was to fill goes (nothing is stored)."""
+    if not _mine(job, task_id).finish(Status.FAILED, error_status=status, detail=detail):
+        return
+    logger.warning("job %s failed (%s): %s", job.job_id, status, detail)
+    if job.replaces:
+        return
+    backend = get_backend()
+    current = backend.get_many([job.file_id]).get(job.file_id)
+    if current is not None and current.awaiting_chunks:
+        get_vector_store().remove_documents([job.file_id], backend.delete_many)
+
+
+def _retry_or_fail(job: IngestJob, task_id: str, detail: str, *, status: int = 503) -> None:
+    if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        _fail(job, task_id, status, f"{detail} (gave up after {job.attempts} attempts)")
+        return
+    delay = settings.JOB_RETRY_SECONDS * 2 ** (job.attempts - 1)
+    _requeue(job, task_id, delay=delay, detail=detail)
+    logger.info("job %s queued again in %.0f s (attempt %s)", job.job_id, delay, job.attempts)
+
+
+def _requeue(
+    job: IngestJob, task_id: str, *, delay: float, detail: str, attempts: int | None = None
+) -> None:
+    with transaction.atomic():
+        if not _mine(job, task_id).select_for_update().exists():
+            return
+        runs = run_ingest_job.using(run_after=timezone.now() + timedelta(seconds=delay))
+        fields: dict[str, Any] = {
+            "status": Status.QUEUED,
+            "task_id": str(runs.enqueue(job.job_id).id),
+            "error_detail": detail,
+        }
+        if attempts is not None:
+            fields["attempts"] = attempts
+        IngestJob.objects.filter(pk=job.pk).update(**fields)
+
+
+# -- the workers' supervision ------------------------------------------------------------
+_worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_id() -> str:
+    return _worker_id
+
+
+def set_worker_id(value: str) -> None:
+    global _worker_id
+    _worker_id = value
+
+
+def heartbeat_interval() -> float:
+    return float(settings.JOB_LEASE_SECONDS) / 4
+
+
+def beat() -> int:
+    """One round of a worker's supervision: it is alive, and so is its job in hand; jobs
+    whose workers went quiet are taken back. Returns how many were."""
+    now = timezone.now()
+    JobWorker.objects.update_or_create(
+        worker_id=worker_id(),
+        defaults={"seen_at": now, "host": socket.gethostname(), "pid": os.getpid()},
+    )
+    in_hand = _in_hand
+    if in_hand is not None:
+        IngestJob.objects.filter(
+            pk=in_hand.job_id, task_id=in_hand.task_id, status=Status.RUNNING
+        ).update(heartbeat_at=now)
+    return recover_stale_jobs()
+
+
+def recover_stale_jobs() -> int:
+    """Queue again (under a new task) every running job not heard of for
+    JOB_LEASE_SECONDS; one that has used all its attempts fails instead."""
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    exhausted: list[tuple[IngestJob, str]] = []
+    taken = 0
+    with transaction.atomic():
+        stale = (
+            IngestJob.objects.select_for_update(skip_locked=True)
+            .defer("data")
+            .filter(status=Status.RUNNING, heartbeat_at__lt=cutoff)
+        )
+        for job in stale:
+            DBTaskResult.objects.filter(id=job.task_id, status=TaskResultStatus.RUNNING).update(
+                status=TaskResultStatus.FAILED,
+                finished_at=timezone.now(),
+                exception_class_path="ingest.jobs.WorkerLost",
+                traceback="the worker running it stopped answering",
+            )
+            if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+                exhausted.append((job, job.task_id))
+                continue
+            job.status = Status.QUEUED
+            job.error_detail = f"Its worker ({job.worker_id}) stopped answering; taken back"
+            job.task_id = str(run_ingest_job.enqueue(job.job_id).id)
+            job.save(update_fields=["status", "error_detail", "task_id"])
+            logger.warning("job %s taken back from %s", job.job_id, job.worker_id)
+            taken += 1
+    for job, task_id in exhausted:
+        _fail(job, task_id, 503, f"Its worker stopped answering {job.attempts} times")
+    return taken
+
+
+class Supervisor(threading.Thread):
+    """A worker's heartbeat, on a thread (and a database connection) of its own."""
+
+    def __init__(self) -> None:
+        super().__init__(name="job-supervisor", daemon=True)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                beat()
+            except DatabaseError as exc:
+                logger.warning("worker %s: the database is unavailable: %s", worker_id(), exc)
+            finally:
+                close_old_connections()
+            if self.stopped.wait(heartbeat_interval()):
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+# -- reading -----------------------------------------------------------------------------
+def _jobs() -> Any:
+    return IngestJob.objects.defer("data")
+
+
+async def job_get(job_id: str) -> IngestJob:
+    """The job of this id (its hex form, or any form of a UUID), or JobNotFound."""
+    try:
+        key = uuid.UUID(job_id)
+    except ValueError:
+        raise JobNotFound(job_id) from None
+    job = await _jobs().filter(pk=key).afirst()
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+async def job_page(
+    *, status: str | None, workspace: str | None, limit: int, offset: int
+) -> tuple[list[IngestJob], int]:
+    """A page of jobs, newest first, and how many match."""
+    jobs = _jobs()
+    if status is not None:
+        jobs = jobs.filter(status=status)
+    if workspace is not None:
+        jobs = jobs.filter(workspace=workspace)
+    page = [job async for job in jobs.order_by("-created_at", "-id")[offset : offset + limit]]
+    return page, await jobs.acount()
+
+
+async def pending_jobs_of(file_ids: list[str]) -> dict[str, IngestJob]:
+    """The pending job of each of these documents that has one."""
+    if not file_ids:
+        return {}
+    pending = _jobs().filter(file_id__in=file_ids).pending().order_by("created_at")
+    return {job.file_id: job async for job in pending}

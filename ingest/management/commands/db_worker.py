@@ -1,0 +1,103 @@
+"""`manage.py db_worker`: django-tasks-db's worker, which runs the background jobs, with
+what this service adds around it (ingest/jobs.py):
+
+- a supervisor thread that says every JOB_LEASE_SECONDS / 4 that the worker and its job
+  in hand are alive, and takes back jobs whose workers went quiet;
+- the database going away does not end it: it waits and carries on by itself;
+- SIGTERM (and Ctrl-C) lets the job in hand finish its batch and go back to the queue,
+  then the worker exits; a second signal ends it at once.
+
+It replaces django_tasks_db's command of the same name (`ingest` comes first in
+INSTALLED_APPS), with the same options.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.db import DatabaseError, close_old_connections
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
+from django_tasks_db.management.commands import db_worker
+
+from ingest import jobs
+
+logger = logging.getLogger("ingest.jobs")
+
+
+class Worker(db_worker.Worker):
+    def run(self) -> None:
+        jobs.set_worker_id(self.worker_id)
+        supervisor = jobs.Supervisor()
+        supervisor.start()
+        try:
+            while True:
+                try:
+                    super().run()
+                    return
+                except DatabaseError as exc:
+                    if not self.running:
+                        return
+                    logger.warning(
+                        "worker %s: the database is unavailable (%s); trying again",
+                        self.worker_id,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                    )
+                    close_old_connections()
+                    time.sleep(max(self.interval, 1.0))
+                    self.startup_delay = False
+        finally:
+            supervisor.stop()
+
+    def shutdown(self, signum: int, frame: FrameType | None) -> None:
+        jobs.release_requested.set()
+        super().shutdown(signum, frame)
+
+
+class Command(db_worker.Command):
+    help = (
+        "Run a background worker: take queued ingestion jobs from the database, one at a "
+        "time, until stopped. Any number may run, on any hosts sharing the database."
+    )
+
+    def handle(
+        self,
+        *,
+        verbosity: int,
+        queue_name: str,
+        interval: float,
+        batch: bool,
+        backend_name: str,
+        startup_delay: bool,
+        reload: bool,
+        max_tasks: int | None,
+        worker_id: str,
+        exclude_queues: str,
+        **options: Any,
+    ) -> None:
+        self.configure_logging(verbosity)
+        queue_names = queue_name.split(",")
+        excluded = exclude_queues.split(",") if exclude_queues else []
+        if excluded and "*" not in queue_names:
+            raise CommandError("--exclude-queues can only be used with --queue-name=*")
+        worker = Worker(
+            queue_names=queue_names,
+            interval=interval,
+            batch=batch,
+            backend_name=backend_name,
+            startup_delay=startup_delay,
+            max_tasks=max_tasks,
+            worker_id=worker_id,
+            excluded_queue_names=excluded,
+        )
+        if reload and not batch:
+            if os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
+                worker.configure_signals()
+            run_with_reloader(worker.run)
+        else:
+            worker.configure_signals()
+            worker.run()

@@ -1,0 +1,263 @@
+"""Background ingestion as a client meets it: 202 and a job, a real `db_worker` process
+that runs it, the job's status and progress, and how it ends (issue 23)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.documents import HANDBOOK_PDF_PAGES, make_pdf
+from tests.helpers import LiveService, multipart, running_worker, stored_chunks
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the server and workers commit
+
+PARKING = "Employees park in lot B behind the warehouse. Visitors park at the front gate."
+
+
+@pytest.fixture
+def service(start_live_service: Callable[..., LiveService]) -> LiveService:
+    return start_live_service()
+
+
+def post_async(service: LiveService, name: str, data: bytes, **fields: str) -> tuple:
+    """POST /ingest/file with `async=true`: status, headers, body."""
+    body, headers = multipart(name, data, {"async": "true", **fields})
+    return service.request("POST", "/ingest/file", body, headers)
+
+
+def job_of(service: LiveService, job_id: str) -> dict[str, Any]:
+    status, job = service.call("GET", f"/jobs/{job_id}")
+    assert status == 200, job
+    return job
+
+
+def wait_for(
+    service: LiveService, job_id: str, until: Callable[[dict], bool], seconds: float = 90
+) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        status, job = service.call("GET", f"/jobs/{job_id}")
+        if status == 200 and until(job):
+            return job
+        assert status in (200, 503), job  # 503: the database is away for a moment
+        assert time.monotonic() < deadline, f"job {job_id} is still {job}"
+        time.sleep(0.2)
+
+
+def ended(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+def ask(service: LiveService, question: str) -> dict[str, Any]:
+    status, answer = service.post_json("/ask", {"q": question})
+    assert status == 200, answer
+    return answer
+
+
+class TestQueued:
+    """What the API says before any worker has run the job."""
+
+    def test_an_async_upload_is_202_with_its_job_and_listed_unindexed(self, service):
+        status, headers, job = post_async(service, "parking.txt", PARKING.encode())
+        assert status == 202, job
+        assert headers["location"] == f"/jobs/{job['jobId']}"
+        assert (job["status"], job["filename"], job["workspace"]) == (
+            "queued",
+            "parking.txt",
+            "default",
+        )
+        assert job["progress"] == {"chunksDone": 0, "chunksTotal": 0}
+        assert (job["error"], job["document"], job["attempts"]) == (None, None, 0)
+        assert job_of(service, job["jobId"]) == job
+        listed = service.call("GET", "/documents")[1]["items"]
+        assert [(d["fileId"], d["indexed"], d["job"]) for d in listed] == [
+            (job["fileId"], False, {"jobId": job["jobId"], "status": "queued"})
+        ]
+        assert ask(service, "Where do employees park?")["sources"] == []
+
+    def test_the_same_bytes_again_get_the_same_job(self, service):
+        first = post_async(service, "parking.txt", PARKING.encode())[2]
+        status, _, again = post_async(service, "copy.txt", PARKING.encode())
+        assert (status, again["jobId"], again["fileId"]) == (202, first["jobId"], first["fileId"])
+        assert service.call("GET", "/jobs")[1]["total"] == 1
+
+    def test_prefer_respond_async_and_the_query_parameter_ask_for_it_too(self, service):
+        body, headers = multipart("a.txt", b"Alpha notes about the harbour.")
+        status, answered, job = service.request(
+            "POST", "/ingest/file", body, {**headers, "Prefer": "respond-async, wait=5"}
+        )
+        assert (status, answered["preference-applied"]) == (202, "respond-async")
+        body, headers = multipart("b.txt", b"Beta notes about the lighthouse.")
+        status, _, job = service.request("POST", "/ingest/file?async=true", body, headers)
+        assert (status, job["status"]) == (202, "queued")
+
+    def test_what_needs_no_parsing_is_refused_at_once(self, service):
+        status, _, error = post_async(service, "photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+        assert status == 415 and "not an accepted type" in error["detail"]
+        status, _, error = post_async(service, "a.txt", b"text", workspace="no spaces")
+        assert status == 400 and error["detail"].startswith("Invalid workspace")
+        assert service.call("GET", "/jobs")[1]["total"] == 0
+
+    def test_without_async_the_answer_is_the_synchronous_one(self, service):
+        status, document = service.post_file("parking.txt", PARKING.encode())
+        assert (status, document["created"], document["indexed"]) == (200, True, True)
+        assert service.call("GET", "/jobs")[1]["total"] == 0
+
+    def test_an_unknown_job_is_404(self, service):
+        for job_id in ("0" * 32, "not-a-job"):
+            status, error = service.call("GET", f"/jobs/{job_id}")
+            assert (status, error) == (404, {"detail": f"Job {job_id!r} not found"})
+
+
+class TestRun:
+    """A real worker runs the jobs."""
+
+    def test_the_job_succeeds_and_the_document_is_answerable(self, service):
+        job = post_async(service, "handbook.pdf", make_pdf(HANDBOOK_PDF_PAGES))[2]
+        with running_worker(service.env):
+            done = wait_for(service, job["jobId"], ended)
+        assert done["status"] == "succeeded", done
+        chunks = done["document"]["numChunks"]
+        assert done["progress"] == {"chunksDone": chunks, "chunksTotal": chunks}
+        assert (done["attempts"], done["error"]) == (1, None)
+        assert done["startedAt"] <= done["finishedAt"]
+        assert done["document"]["indexed"] is True and done["document"]["job"] is None
+        document = service.call("GET", f"/documents/{job['fileId']}")[1]
+        assert (document["indexed"], document["numChunks"], document["job"]) == (
+            True,
+            chunks,
+            None,
+        )
+        answer = ask(service, "Where do employees park?")
+        assert "lot B" in answer["answer"]
+        assert answer["sources"][0]["fileId"] == job["fileId"]
+        stored = Counter(chunk["file_id"] for chunk in stored_chunks(service.data_dir))
+        assert stored == {job["fileId"]: chunks}
+
+    def test_bad_content_fails_with_the_synchronous_status_and_stores_nothing(self, service):
+        sync_status, sync_error = service.post_file("blank.txt", b"   \n\t  ")
+        job = post_async(service, "empty.txt", b" \n \n ")[2]
+        with running_worker(service.env):
+            done = wait_for(service, job["jobId"], ended)
+        assert done["status"] == "failed"
+        assert done["error"] == {"status": sync_status, "detail": sync_error["detail"]}
+        assert done["attempts"] == 1  # not retried: the document, not the service, failed
+        assert service.call("GET", "/documents")[1]["total"] == 0
+        assert stored_chunks(service.data_dir) == []
+
+    def test_deleting_a_queued_document_cancels_its_job(self, service):
+        job = post_async(service, "parking.txt", PARKING.encode())[2]
+        status, deleted = service.call("DELETE", f"/documents/{job['fileId']}")
+        assert (status, deleted["deleted"]) == (200, True)
+        assert job_of(service, job["jobId"])["status"] == "cancelled"
+        with running_worker(service.env):
+            time.sleep(2)  # the worker would have taken it by now
+        assert job_of(service, job["jobId"])["status"] == "cancelled"
+        assert service.call("GET", "/documents")[1]["total"] == 0
+        assert stored_chunks(service.data_dir) == []
+
+    def test_an_async_url_is_fetched_now_and_indexed_by_the_job(self, service):
+        status, _, error = service.request(
+            "POST",
+            "/ingest/url",
+            orjson.dumps({"fileUrl": "http://10.0.0.1/page", "async": True}),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 400 and "private address" in error["detail"]
+
+
+def long_text(chunks: int) -> bytes:
+    """A document of about `chunks` chunks (120 words each, 20 shared with the next)."""
+    words = [f"Shipment {n} of crate {n * 7 % 101} left dock {n % 13}." for n in range(20 * chunks)]
+    return " ".join(words).encode()
+
+
+def written_once(service: LiveService, file_id: str, chunks: int) -> None:
+    """The store holds each of the document's chunks exactly once."""
+    mine = [c["chunk_index"] for c in stored_chunks(service.data_dir) if c["file_id"] == file_id]
+    assert sorted(mine) == list(range(chunks)), (len(mine), chunks)
+
+
+class TestFaults:
+    """Workers killed, stopped, or cut off from the database."""
+
+    @pytest.fixture
+    def slow_service(self, start_live_service: Callable[..., LiveService]) -> LiveService:
+        # The real model: about 30 chunks/s, so a job of 300 chunks runs for seconds.
+        return start_live_service(EMBEDDER="minilm", JOB_LEASE_SECONDS="4")
+
+    def test_a_worker_killed_mid_job_is_replaced_and_the_document_written_once(self, slow_service):
+        job = post_async(slow_service, "manifest.txt", long_text(150))[2]
+        log: list[str] = []
+        with running_worker(slow_service.env, log=log) as first:
+            wait_for(slow_service, job["jobId"], lambda j: j["progress"]["chunksDone"] >= 64)
+            first.kill()  # SIGKILL: no chance to put the job back
+            first.wait()
+        assert job_of(slow_service, job["jobId"])["status"] == "running"
+        with running_worker(slow_service.env, log=log):
+            done = wait_for(slow_service, job["jobId"], ended, seconds=180)
+        assert done["status"] == "succeeded", (done, log[-20:])
+        assert done["attempts"] == 2  # the killed worker's, and the one that finished it
+        written_once(slow_service, job["fileId"], done["document"]["numChunks"])
+
+    def test_sigterm_puts_the_job_back_and_the_next_worker_finishes_it(self, slow_service):
+        job = post_async(slow_service, "manifest.txt", long_text(150))[2]
+        with running_worker(slow_service.env) as first:
+            wait_for(slow_service, job["jobId"], lambda j: j["progress"]["chunksDone"] >= 64)
+            first.terminate()
+            assert first.wait(timeout=60) == 0  # it finished its batch and left
+        back = job_of(slow_service, job["jobId"])
+        assert (back["status"], back["attempts"]) == ("queued", 0)
+        with running_worker(slow_service.env):
+            done = wait_for(slow_service, job["jobId"], ended, seconds=180)
+        assert (done["status"], done["attempts"]) == ("succeeded", 1)
+        written_once(slow_service, job["fileId"], done["document"]["numChunks"])
+
+    def test_two_workers_never_run_the_same_job(self, service):
+        queued = [
+            post_async(service, f"note-{n}.txt", f"Note {n}: the tide at pier {n}.".encode())[2]
+            for n in range(8)
+        ]
+        with running_worker(service.env), running_worker(service.env):
+            done = [wait_for(service, job["jobId"], ended) for job in queued]
+        assert [(job["status"], job["attempts"]) for job in done] == [("succeeded", 1)] * 8
+        for job in done:
+            written_once(service, job["fileId"], job["document"]["numChunks"])
+
+
+def test_a_worker_carries_on_by_itself_when_the_database_comes_back(
+    postgres, tmp_path, start_live_service
+):
+    """PostgreSQL stops for a few seconds under a worker with a job in hand: the worker
+    is not restarted, and the job is retried or taken back, not lost."""
+    from tests.helpers import child_env, run_manage, running_server
+
+    data = tmp_path / "own"
+    data.mkdir()
+    env = child_env(
+        DATABASE_URL=postgres.url,
+        DATA_DIR=str(data),
+        EMBEDDER="minilm",
+        JOB_LEASE_SECONDS="4",
+        JOB_RETRY_SECONDS="1",
+    )
+    assert run_manage("migrate", "--noinput", env=env).returncode == 0
+    key = run_manage("create_api_key", "jobs", env=env).stdout.strip().splitlines()[-1]
+    log: list[str] = []
+    with running_server(env, workers=1) as base, running_worker(env, log=log) as worker:
+        service = LiveService(base, key, data, env)
+        job = post_async(service, "manifest.txt", long_text(150))[2]
+        wait_for(service, job["jobId"], lambda j: j["progress"]["chunksDone"] >= 64)
+        postgres.stop()
+        time.sleep(3)
+        postgres.start()
+        done = wait_for(service, job["jobId"], ended, seconds=180)
+        assert worker.poll() is None, log[-20:]  # the same process, still running
+    assert done["status"] == "succeeded", (done, log[-20:])
+    assert done["attempts"] >= 2
+    written_once(service, job["fileId"], done["document"]["numChunks"])
