@@ -25,6 +25,7 @@ from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 
 from common.pagination import EstimatedCountPaginator
+from ingest.models import IngestJob
 from registry.backends import get_backend
 from registry.models import Document
 from registry.records import RECORD_FIELDS
@@ -150,6 +151,7 @@ class DocumentAdmin(admin.ModelAdmin):
         document = self.get_object(request, unquote(object_id))
         if document is not None and self.has_view_permission(request, document):
             extra.update(_chunks_and_check(request, document))
+            extra["job"] = _latest_job(document.file_id)
         return super().change_view(request, object_id, form_url, extra)
 
     def history_view(
@@ -203,6 +205,11 @@ class DocumentAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             answer = _answer(form)
         return self._form_page(request, "ask.html", "Ask a question", form=form, answer=answer)
+
+
+def _latest_job(file_id: str) -> Any:
+    """The document's newest background job, if it ever had one."""
+    return IngestJob.objects.defer("data").filter(file_id=file_id).order_by("-created_at").first()
 
 
 def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any]:
@@ -311,3 +318,71 @@ def _delete(file_ids: list[str]) -> None:
     from ingest.services import document_delete_many
 
     document_delete_many(file_ids=file_ids)
+
+
+@admin.register(IngestJob)
+class IngestJobAdmin(admin.ModelAdmin):
+    """Background ingests: what each is doing, how it ended; a failed one can be
+    queued again (its upload is kept until it succeeds)."""
+
+    list_display = (
+        "name",
+        "workspace",
+        "status",
+        "progress",
+        "attempts",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status", "workspace")
+    search_fields = ("name", "=file_id")
+    date_hierarchy = "created_at"
+    actions = ["retry"]
+    fields = (
+        "id",
+        "file_id",
+        "name",
+        "workspace",
+        "status",
+        "chunks_done",
+        "chunks_total",
+        "attempts",
+        "error_status",
+        "error_detail",
+        "worker_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[IngestJob]:
+        return super().get_queryset(request).defer("data")
+
+    @admin.display(description="progress")
+    def progress(self, job: IngestJob) -> str:
+        return f"{job.chunks_done} / {job.chunks_total}"
+
+    @admin.action(description="Retry the selected failed jobs")
+    def retry(self, request: HttpRequest, queryset: QuerySet[IngestJob]) -> None:
+        from ingest.jobs import retry_job
+
+        failed = list(queryset.filter(status=IngestJob.Status.FAILED).exclude(data=b""))
+        for job in failed:
+            retry_job(job)
+        skipped = queryset.count() - len(failed)
+        messages.success(request, f"Queued {len(failed)} job(s) again.")
+        if skipped:
+            messages.warning(
+                request, f"{skipped} job(s) left alone: only failed jobs can be retried."
+            )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

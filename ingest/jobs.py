@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +40,7 @@ import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from django_tasks import TaskContext, task
 
@@ -500,3 +502,42 @@ async def pending_jobs_of(file_ids: list[str]) -> dict[str, IngestJob]:
         return {}
     pending = _jobs().filter(file_id__in=file_ids).pending().order_by("created_at")
     return {job.file_id: job async for job in pending}
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """The background queue as /health reports it."""
+
+    queued: int
+    running: int
+    oldest_queued_seconds: float | None  # how long the oldest queued job has waited
+    workers: int  # workers heard of in the last minute
+
+
+_queue_cache: tuple[float, QueueState] | None = None
+QUEUE_CACHE_SECONDS = 2.0  # a load balancer probing often costs two queries a while
+
+
+async def queue_state() -> QueueState:
+    """The queue's depth, its oldest job's wait and the workers seen lately, read at most
+    every QUEUE_CACHE_SECONDS per process."""
+    global _queue_cache
+    clock = time.monotonic()
+    if _queue_cache is not None and clock - _queue_cache[0] < QUEUE_CACHE_SECONDS:
+        return _queue_cache[1]
+    now = timezone.now()
+    counts = await IngestJob.objects.pending().aaggregate(
+        queued=Count("pk", filter=Q(status=Status.QUEUED)),
+        running=Count("pk", filter=Q(status=Status.RUNNING)),
+        oldest=Min("created_at", filter=Q(status=Status.QUEUED)),
+    )
+    workers = await JobWorker.objects.filter(seen_at__gte=now - timedelta(minutes=1)).acount()
+    oldest = counts["oldest"]
+    state = QueueState(
+        queued=counts["queued"],
+        running=counts["running"],
+        oldest_queued_seconds=round((now - oldest).total_seconds(), 1) if oldest else None,
+        workers=workers,
+    )
+    _queue_cache = (clock, state)
+    return state

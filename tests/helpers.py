@@ -291,6 +291,14 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]
         return error.code, orjson.loads(error.read())
 
 
+def without_queue(answer: Any) -> Any:
+    """A /health body (or a (status, body) pair) without its `queue`, which says how many
+    background jobs wait: what the old service's clients compared."""
+    if isinstance(answer, tuple):
+        return answer[0], without_queue(answer[1])
+    return {key: value for key, value in answer.items() if key != "queue"}
+
+
 # -- the API through Django's test client ------------------------------------------------
 def upload(
     api: Client,

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import child_env, free_port, http_get, running_server
+from tests.helpers import child_env, free_port, http_get, running_server, without_queue
 
 
 @pytest.mark.django_db
 def test_it_reports_ok_when_the_database_answers(client):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"ok": True, "db": True}
+    assert without_queue(response.json()) == {"ok": True, "db": True}
 
 
 @pytest.mark.django_db
 def test_it_names_the_json_registry_when_it_is_live(client, json_registry_path: Path):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"ok": True, "db": True, "registry": "json"}
+    assert without_queue(response.json()) == {"ok": True, "db": True, "registry": "json"}
 
 
 @pytest.mark.django_db
@@ -29,7 +29,7 @@ def test_a_corrupt_json_registry_is_not_ok(client, json_registry_path: Path):
     json_registry_path.write_bytes(b'[{"fileId": "trunc')
     response = client.get("/health")
     assert response.status_code == 503
-    assert response.json() == {"ok": False, "db": True, "registry": "json"}
+    assert without_queue(response.json()) == {"ok": False, "db": True, "registry": "json"}
 
 
 def test_it_answers_503_quickly_when_the_database_is_down(tmp_path: Path):

@@ -1,0 +1,282 @@
+"""Background ingestion, measured: the 202, one worker's rate, /ask beside a worker, and
+two workers against one. Each figure is printed beside its floor.
+
+    apt-get install postgresql-doc-15     # the documents: the PostgreSQL 15 manual
+    .venv/bin/python bench/bench_jobs.py [--uploads 20] [--jobs 6]
+
+The service runs as production runs it (gunicorn, 2 uvicorn workers, DEBUG=false,
+all-MiniLM-L6-v2) on a scratch database `bench_jobs` on DATABASE_URL's server (default
+the local PostgreSQL), dropped after, with its own data directory. Workers are real
+`manage.py db_worker` processes.
+
+- The 202: the time to answer an `async=true` upload of a 1,000-chunk document (p50,
+  p99), beside the floor: the same upload refused for its workspace (400), which
+  receives and parses the same body and stops there.
+- One worker's rate: the chunks of a 1,000-chunk document over its job's run (from its
+  start to its end, the model already loaded), beside sentence-transformers' own
+  `encode` of the same chunks in this process, at the same number of threads.
+- /ask p50/p99 while one worker (EMBEDDING_THREADS=1, as the README recommends beside
+  the web server on two cores) ingests, against the same questions on an idle service.
+- Jobs/s of --jobs documents of 200 chunks with one worker, then two (one thread each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import orjson  # noqa: E402
+from bench_import import scratch_database  # noqa: E402
+
+from tests.helpers import LiveService, multipart, running_server, running_worker  # noqa: E402
+
+MANUAL = Path("/usr/share/doc/postgresql-doc-15/html")
+QUESTIONS = ROOT / "bench" / "data" / "pg15_questions.json"
+WORDS_PER_CHUNK = 100  # 120-word chunks overlapping by 20
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--uploads", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=6)
+    return parser.parse_args()
+
+
+def manual_text() -> list[str]:
+    """The manual's pages as plain text, largest first."""
+    if not MANUAL.is_dir():
+        sys.exit(f"{MANUAL} is missing: apt-get install postgresql-doc-15")
+    from bs4 import BeautifulSoup
+
+    pages = []
+    for page in sorted(MANUAL.glob("*.html")):
+        text = BeautifulSoup(page.read_bytes(), "html.parser").get_text(" ")
+        pages.append(re.sub(r"\s+", " ", text))
+    return sorted(pages, key=len, reverse=True)
+
+
+def document(pages: list[str], chunks: int, start: int) -> bytes:
+    """A text document of about `chunks` chunks, made of whole manual pages from the
+    `start`th on (so documents differ)."""
+    words: list[str] = []
+    index = start
+    while len(words) < chunks * WORDS_PER_CHUNK:
+        words.extend(pages[index % len(pages)].split())
+        index += 1
+    return " ".join(words[: chunks * WORDS_PER_CHUNK]).encode()
+
+
+def percentiles(values: list[float]) -> str:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return f"p50 {statistics.median(ordered):.1f} ms, p99 {p99:.1f} ms"
+
+
+def timed(call: Callable[[], object]) -> tuple[object, float]:
+    started = time.perf_counter()
+    result = call()
+    return result, (time.perf_counter() - started) * 1000
+
+
+def upload(service: LiveService, name: str, data: bytes, **fields: str) -> tuple[int, dict]:
+    body, headers = multipart(name, data, fields)
+    status, _, answer = service.request("POST", "/ingest/file", body, headers)
+    return status, answer
+
+
+def wait_all(service: LiveService, job_ids: list[str], timeout: float = 3600) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = [service.call("GET", f"/jobs/{job_id}")[1] for job_id in job_ids]
+        if all(job["status"] in ("succeeded", "failed", "cancelled") for job in jobs):
+            failed = [job for job in jobs if job["status"] != "succeeded"]
+            if failed:
+                sys.exit(f"jobs did not succeed: {failed[:2]}")
+            return jobs
+        if time.monotonic() > deadline:
+            sys.exit("the jobs did not end in time")
+        time.sleep(0.2)
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def encode_floor(texts: list[str], threads: int) -> float:
+    """sentence-transformers' own rate on `texts` (chunks/s), in this process."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from ingest.search.embeddings import BATCH, minilm_directory
+
+    torch.set_num_threads(threads)
+    model = SentenceTransformer(minilm_directory(), device="cpu")
+    model.encode(texts[:BATCH], batch_size=BATCH, normalize_embeddings=True)
+    started = time.perf_counter()
+    model.encode(texts, batch_size=BATCH, normalize_embeddings=True, show_progress_bar=False)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def chunk_texts(data: bytes) -> list[str]:
+    """What the worker embeds for `data`: its chunks with their headings."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("ENV_FILE", "")
+    import django
+
+    django.setup()
+    from ingest.services import cut
+
+    return cut(data, "manual.txt", "text/plain", None).searchable()
+
+
+def main() -> None:
+    options = parse_args()
+    pages = manual_text()
+    questions = [q["q"] for q in orjson.loads(QUESTIONS.read_bytes())["questions"]]
+    threads = min(os.cpu_count() or 1, 4)
+    with scratch_database("bench_jobs") as url, tempfile.TemporaryDirectory() as scratch:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+            "ENV_FILE": "",
+            "DEBUG": "false",
+            "SECRET_KEY": "bench-" + "x" * 60,
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_URL": url,
+            "DATA_DIR": scratch,
+            "EMBEDDER": "minilm",
+            "PYTHONPATH": str(ROOT),
+        }
+        manage(env, "migrate", "--noinput")
+        key = manage(env, "create_api_key", "bench").strip().splitlines()[-1]
+        with running_server(env, workers=2) as base:
+            service = LiveService(base, key, Path(scratch), env)
+            run_all(service, env, pages, questions, threads, options)
+
+
+def run_all(
+    service: LiveService,
+    env: dict[str, str],
+    pages: list[str],
+    questions: list[str],
+    threads: int,
+    options: argparse.Namespace,
+) -> None:
+    big = [document(pages, 1000, start=n * 7) for n in range(options.uploads)]
+    print(f"{len(big)} documents of about 1,000 chunks ({len(big[0]) / 1e6:.1f} MB each)")
+
+    # -- the 202 ---------------------------------------------------------------------
+    accepted, refused, job_ids = [], [], []
+    for number, data in enumerate(big):
+        (status, body), ms = timed(lambda d=data: upload(service, "m.txt", d, workspace="a b"))
+        assert status == 400, body
+        refused.append(ms)
+        (status, body), ms = timed(
+            lambda d=data, n=number: upload(
+                service, f"m{n}.txt", d, **{"async": "true", "workspace": "big"}
+            )
+        )
+        assert status == 202, body
+        accepted.append(ms)
+        job_ids.append(body["jobId"])
+    print(
+        f"\nthe 202 of an async upload: {percentiles(accepted)}\n"
+        f"  floor, the same upload refused for its workspace: {percentiles(refused)}\n"
+        f"  beyond receiving it: p50 "
+        f"{statistics.median(accepted) - statistics.median(refused):.1f} ms"
+    )
+    for job_id in job_ids[1:]:  # keep one for the rate
+        file_id = service.call("GET", f"/jobs/{job_id}")[1]["fileId"]
+        service.call("DELETE", f"/documents/{file_id}")
+
+    # -- one worker's rate -------------------------------------------------------------
+    warm = upload(service, "warm.txt", b"Warm the model up. " * 50, **{"async": "true"})[1]
+    with running_worker({**env, "EMBEDDING_THREADS": str(threads)}):
+        wait_all(service, [warm["jobId"]])
+        [job] = wait_all(service, [job_ids[0]])
+    seconds = job["finishedAt"] - job["startedAt"]
+    chunks = job["progress"]["chunksTotal"]
+    rate = chunks / seconds
+    floor = encode_floor(chunk_texts(big[0]), threads)
+    print(
+        f"\none worker, {threads} threads: {chunks} chunks in {seconds:.1f} s, "
+        f"{rate:.1f} chunks/s\n"
+        f"  floor, sentence-transformers encode of the same chunks: {floor:.1f} chunks/s "
+        f"({rate / floor:.2f}x)"
+    )
+
+    # -- /ask beside a worker ----------------------------------------------------------
+    def ask_times() -> list[float]:
+        times = []
+        for question in questions:
+            (status, answer), ms = timed(lambda q=question: service.post_json("/ask", {"q": q}))
+            assert status == 200, answer
+            times.append(ms)
+        return times
+
+    ask_times()  # load the model in the web workers
+    idle = ask_times()
+    busy_job = upload(service, "busy.txt", big[1], **{"async": "true", "workspace": "busy"})[1]
+    with running_worker({**env, "EMBEDDING_THREADS": "1"}):
+        while service.call("GET", f"/jobs/{busy_job['jobId']}")[1]["status"] != "running":
+            time.sleep(0.2)
+        time.sleep(3)  # the model loaded, embedding under way
+        busy = ask_times()
+        state = service.call("GET", f"/jobs/{busy_job['jobId']}")[1]["status"]
+    print(
+        f"\n/ask ({len(questions)} questions), idle: {percentiles(idle)}\n"
+        f"  while a worker (EMBEDDING_THREADS=1) ingests: {percentiles(busy)} "
+        f"(its job was {state} at the end)"
+    )
+
+    # -- one worker against two --------------------------------------------------------
+    rates = []
+    for workers in (1, 2):
+        batch = [
+            upload(
+                service,
+                f"w{workers}-{n}.txt",
+                document(pages, 200, start=500 + workers * 50 + n * 3),
+                **{"async": "true", "workspace": f"w{workers}"},
+            )[1]["jobId"]
+            for n in range(options.jobs)
+        ]
+        started = time.monotonic()
+        worker_env = {**env, "EMBEDDING_THREADS": "1"}
+        second = running_worker(worker_env) if workers == 2 else contextlib.nullcontext()
+        with running_worker(worker_env), second:
+            wait_all(service, batch)
+        elapsed = time.monotonic() - started
+        rates.append(options.jobs / elapsed)
+        print(
+            f"\n{workers} worker(s), one thread each: {options.jobs} jobs of 200 chunks in "
+            f"{elapsed:.1f} s, {rates[-1]:.3f} jobs/s (model loads included)"
+        )
+    print(
+        f"  two against one: {rates[1] / rates[0]:.2f}x on this {os.cpu_count()}-core machine; "
+        "on two hosts each worker has its own cores, so about 2x"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Background jobs in the admin, and a job run in this process as a worker runs it: the
+jobs list and its status filter, a document's job on its page, retrying a failed job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from ingest.jobs import run_job
+from ingest.models import IngestJob
+from registry.models import Document
+
+pytestmark = pytest.mark.django_db
+
+JOBS = "/admin/ingest/ingestjob/"
+
+
+@pytest.fixture
+def staff(client):
+    client.force_login(User.objects.create_superuser("staff", "staff@example.com", "pw"))
+    return client
+
+
+def queue(api, name: str, data: bytes) -> dict:
+    response = api.post("/ingest/file", {"file": SimpleUploadedFile(name, data), "async": "true"})
+    assert response.status_code == 202, response.json()
+    return response.json()
+
+
+def run(job_id: str) -> IngestJob:
+    """Run the job here, as the worker holding its current task would."""
+    job = IngestJob.objects.get(pk=job_id)
+    run_job(job.job_id, task_id=job.task_id)
+    return IngestJob.objects.get(pk=job_id)
+
+
+def test_a_job_run_here_succeeds_and_its_document_is_indexed(api, data_dir: Path):
+    job = queue(api, "tides.txt", b"Spring tides follow the new and the full moon.")
+    done = run(job["jobId"])
+    assert (done.status, done.attempts, done.data) == ("succeeded", 1, b"")
+    document = api.get(f"/documents/{job['fileId']}").json()
+    assert (document["indexed"], document["numChunks"], document["job"]) == (True, 1, None)
+    assert api.get(f"/jobs/{job['jobId']}").json()["document"]["fileId"] == job["fileId"]
+
+
+def test_a_task_that_is_not_the_job_s_current_one_does_nothing(api, data_dir: Path):
+    job = queue(api, "tides.txt", b"Spring tides follow the new and the full moon.")
+    run_job(job["jobId"], task_id="an-older-task")
+    assert IngestJob.objects.get(pk=job["jobId"]).status == "queued"
+
+
+def test_the_jobs_list_filters_by_status(api, staff, data_dir: Path):
+    good = queue(api, "tides.txt", b"Spring tides follow the new and the full moon.")
+    bad = queue(api, "empty.txt", b"   ")
+    run(good["jobId"])
+    run(bad["jobId"])
+    page = staff.get(JOBS, {"status__exact": "failed"}).content.decode()
+    assert "empty.txt" in page and "tides.txt" not in page
+    page = staff.get(JOBS).content.decode()
+    assert "empty.txt" in page and "tides.txt" in page
+
+
+def test_a_document_s_page_shows_its_job(api, staff, data_dir: Path):
+    job = queue(api, "tides.txt", b"Spring tides follow the new and the full moon.")
+    pk = Document.objects.get(file_id=job["fileId"]).pk
+    page = staff.get(f"/admin/registry/document/{pk}/change/").content.decode()
+    assert 'id="job"' in page and "Queued" in page and "0 of 0 chunks embedded" in page
+
+
+def test_retry_queues_a_failed_job_again_with_its_upload(api, staff, data_dir: Path):
+    bad = queue(api, "empty.txt", b"   ")
+    failed = run(bad["jobId"])
+    assert (failed.status, failed.error_status) == ("failed", 422)
+    assert not Document.objects.filter(file_id=bad["fileId"]).exists()  # nothing stored
+    response = staff.post(
+        JOBS, {"action": "retry", "_selected_action": [str(failed.pk)]}, follow=True
+    )
+    assert "Queued 1 job(s) again." in response.content.decode()
+    again = IngestJob.objects.get(pk=failed.pk)
+    assert (again.status, again.attempts, again.error_detail) == ("queued", 0, "")
+    assert again.task_id != failed.task_id and again.data == b"   "
+    listed = api.get("/documents").json()["items"]
+    assert [(d["fileId"], d["indexed"]) for d in listed] == [(bad["fileId"], False)]
+    assert run(str(again.pk)).status == "failed"  # the same bytes fail the same way
+
+
+def test_retry_leaves_jobs_that_did_not_fail(api, staff, data_dir: Path):
+    job = queue(api, "tides.txt", b"Spring tides follow the new and the full moon.")
+    response = staff.post(
+        JOBS, {"action": "retry", "_selected_action": [job["jobId"]]}, follow=True
+    )
+    assert "only failed jobs can be retried" in response.content.decode()
+    assert IngestJob.objects.get(pk=job["jobId"]).status == "queued"
