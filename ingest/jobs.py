@@ -346,7 +346,9 @@ def _fail(job: IngestJob, task_id: str, status: int, detail: str) -> None:
     backend = get_backend()
     current = backend.get_many([job.file_id]).get(job.file_id)
     if current is not None and current.awaiting_chunks:
-        get_vector_store().remove_documents([job.file_id], backend.delete_many)
+        # A placeholder has no chunks (a store's write puts back what it wrote when the
+        # row fails): only its row goes, without asking a store that may be what failed.
+        backend.delete_many([job.file_id])
 
 
 def _retry_or_fail(job: IngestJob, task_id: str, detail: str, *, status: int = 503) -> None:
