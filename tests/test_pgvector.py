@@ -146,6 +146,17 @@ def test_a_reindex_to_another_dimension_moves_the_index_too(api, library, settin
     assert ask(api, "When is lunch served?")["sources"][0]["filename"] == "lunch.md"
 
 
+def test_a_reindex_to_another_dimension_rewrites_full_pages(api, library, settings):
+    """Rows on full pages cannot be updated in place (HOT): their old versions stay in
+    the table until vacuumed, and the new dimension's index must not trip over them."""
+    ingest(api, "ledger.txt", " ".join(f"Entry {n} was posted." for n in range(9000)))
+    settings.EMBEDDING_DIM = 256
+    out, error = run_command("reindex")
+    assert error is None, out
+    assert rows("SELECT DISTINCT vector_dims(embedding) FROM chunks") == [(256,)]
+    assert ask(api, "Where do employees park?")["sources"][0]["filename"] == "parking.md"
+
+
 def test_check_registry_agrees(api, library):
     out, error = run_command("check_registry")
     assert error is None, out

@@ -76,7 +76,12 @@ def create_hnsw_index(cursor: Any, dim: int) -> None:
     the table: once per dimension). A role that may not create it (the service's, after
     `grant_app_role`) leaves searches exact and slower, and says so in the log, rather
     than failing the write; `migrate`, `reindex` and `import_vectors` run as the owner
-    build it."""
+    build it.
+
+    The index is partial, over the rows of this dimension: a reindex rewrites every row
+    in one transaction, and the versions it replaced stay in the table until vacuumed,
+    where building an index of their cast to the new dimension failed ("expected 256
+    dimensions, not 384") once the rows did not fit their pages."""
     cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [_index(dim)])
     if cursor.fetchone() is not None:
         return
@@ -84,7 +89,8 @@ def create_hnsw_index(cursor: Any, dim: int) -> None:
         with transaction.atomic():
             cursor.execute(
                 f"CREATE INDEX IF NOT EXISTS {_index(dim)} ON chunks "
-                f"USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops)"
+                f"USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops) "
+                f"WHERE vector_dims(embedding) = {int(dim)}"
             )
     except ProgrammingError as exc:  # insufficient privilege: not the table's owner
         logger.warning(
@@ -511,7 +517,7 @@ LEXICAL_SCORE = "coalesce((SELECT sum(w.idf * ts_rank(c.search, w.q, 0)) FROM w)
 DENSE = """
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM (
         SELECT id, embedding::vector({dim}) <=> %(query)s::vector({dim}) AS distance
-        FROM chunks WHERE TRUE {scope}
+        FROM chunks WHERE vector_dims(embedding) = {dim} {scope}
         ORDER BY distance LIMIT %(depth)s
     ) AS nearest"""
 
