@@ -16,8 +16,8 @@ succeeds or is cancelled; the task only names the job. What the library leaves t
   for JOB_LEASE_SECONDS and queues it again under a new task: a job is run only by the
   holder of its current task (`task_id`, checked when it starts, at every batch and,
   under a row lock, when it is written), so the worker given up on can never write it.
-- Stopping: SIGTERM lets the worker finish its batch, put the job back in the queue and
-  exit (`release_requested`).
+- Stopping: SIGTERM lets the worker finish the embedder's batch (32 chunks), put the job
+  back in the queue and exit (`release_requested`).
 
 A queued document is in the registry at once, `indexed: false` with no chunks, so lists
 show it and an identical upload finds it; answers never cite it until its job has
@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
@@ -59,7 +58,7 @@ from registry.records import DocumentRecord, SourceKind, now_seconds
 logger = logging.getLogger(__name__)
 
 Status = IngestJob.Status
-EMBED_BATCH = 64  # chunks embedded between two progress counts (and stop checks)
+EMBED_BATCH = 64  # chunks embedded between two progress counts
 DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly"
 
 # Set by the worker on SIGTERM: the job in hand goes back to the queue at its next batch.
@@ -285,16 +284,22 @@ def _ingest(job: IngestJob, task_id: str) -> None:
     texts = pieces.searchable()
     if not _mine(job, task_id).update(chunks_total=len(texts)):
         raise JobStopped
-    embedder = get_embedder()
-    parts = []
-    for start in range(0, len(texts), EMBED_BATCH):
+    counted = 0
+
+    def progress(phase: str, done: int, total: int) -> None:
+        """After each of the embedder's batches: stop if asked to, count every
+        EMBED_BATCH chunks (the embedder sorts all the chunks by length first, as
+        sentence-transformers' own encode does, so we embed them in one call)."""
+        nonlocal counted
         if release_requested.is_set():
             raise Released
-        parts.append(embedder.embed(texts[start : start + EMBED_BATCH]))
-        done = min(start + EMBED_BATCH, len(texts))
+        if done - counted < EMBED_BATCH and done < total:
+            return
         if not _mine(job, task_id).update(chunks_done=done, heartbeat_at=timezone.now()):
             raise JobStopped
-    vectors = np.vstack(parts)
+        counted = done
+
+    vectors = get_embedder().embed(texts, progress=progress)
     backend = get_backend()
     name = document_name(job.filename, source=job.source, url=job.url, title=pieces.extracted.title)
 
