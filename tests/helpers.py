@@ -8,6 +8,7 @@ import http.client
 import os
 import pty
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -365,6 +366,25 @@ def stored_chunks(data_dir: Path) -> list[dict[str, Any]]:
     return [
         {key: chunk[key] for key in fields} for chunk in orjson.loads(path.read_bytes())["chunks"]
     ]
+
+
+def kept_upload(env: dict[str, str], job_id: str) -> int:
+    """How many bytes of a background job's upload its service's database still keeps, as
+    an operator sees them: `SELECT length(data) FROM ingest_jobs` on that database."""
+    key = uuid.UUID(job_id)
+    url = env["DATABASE_URL"]
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            query = "SELECT length(data) FROM ingest_jobs WHERE id = ?"
+            row = db.execute(query, (key.hex,)).fetchone()
+    else:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT length(data) FROM ingest_jobs WHERE id = %s", [key])
+            row = cursor.fetchone()
+    assert row is not None, f"no job {job_id} in {url}"
+    return int(row[0])
 
 
 def store_built_by(data_dir: Path) -> tuple[str, int] | None:

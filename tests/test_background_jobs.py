@@ -16,6 +16,7 @@ from tests.documents import HANDBOOK_PDF_PAGES, make_pdf
 from tests.helpers import (
     LiveService,
     child_env,
+    kept_upload,
     multipart,
     run_manage,
     running_server,
@@ -46,11 +47,18 @@ def job_of(service: LiveService, job_id: str) -> dict[str, Any]:
 
 
 def wait_for(
-    service: LiveService, job_id: str, until: Callable[[dict], bool], seconds: float = 90
+    service: LiveService,
+    job_id: str,
+    until: Callable[[dict], bool],
+    seconds: float = 90,
+    seen: list[dict] | None = None,
 ) -> dict[str, Any]:
+    """Poll the job until `until` holds; each state read is added to `seen` if given."""
     deadline = time.monotonic() + seconds
     while True:
         status, job = service.call("GET", f"/jobs/{job_id}")
+        if status == 200 and seen is not None:
+            seen.append(job)
         if status == 200 and until(job):
             return job
         assert status in (200, 503), job  # 503: the database is away for a moment
@@ -163,6 +171,7 @@ class TestRun:
         assert answer["sources"][0]["fileId"] == job["fileId"]
         stored = Counter(chunk["file_id"] for chunk in stored_chunks(service.data_dir))
         assert stored == {job["fileId"]: chunks}
+        assert kept_upload(service.env, job["jobId"]) == 0  # the upload went with success
 
     def test_bad_content_fails_with_the_synchronous_status_and_stores_nothing(self, service):
         sync_status, sync_error = service.post_file("blank.txt", b"   \n\t  ")
@@ -173,6 +182,7 @@ class TestRun:
         assert done["error"] == {"status": sync_status, "detail": sync_error["detail"]}
         assert done["attempts"] == 1  # not retried: the document, not the service, failed
         assert service.call("GET", "/documents")[1]["total"] == 0
+        assert kept_upload(service.env, job["jobId"]) == len(b" \n \n ")  # for a retry
         assert stored_chunks(service.data_dir) == []
 
     def test_a_model_that_cannot_be_loaded_is_retried_then_fails_with_why(self, service, tmp_path):
@@ -196,6 +206,7 @@ class TestRun:
         status, deleted = service.call("DELETE", f"/documents/{job['fileId']}")
         assert (status, deleted["deleted"]) == (200, True)
         assert job_of(service, job["jobId"])["status"] == "cancelled"
+        assert kept_upload(service.env, job["jobId"]) == 0
         with running_worker(service.env):
             time.sleep(2)  # the worker would have taken it by now
         assert job_of(service, job["jobId"])["status"] == "cancelled"
@@ -240,11 +251,24 @@ class TestFaults:
 
     def test_a_job_outlives_a_killed_worker_and_a_stopped_one(self, slow_service):
         job = post_async(slow_service, "manifest.txt", long_text(150))[2]
+        assert kept_upload(slow_service.env, job["jobId"]) == len(long_text(150))
         log: list[str] = []
+        seen: list[dict] = []
         with running_worker(slow_service.env, log=log) as first:
-            wait_for(slow_service, job["jobId"], lambda j: j["progress"]["chunksDone"] >= 64)
+            wait_for(
+                slow_service,
+                job["jobId"],
+                lambda j: j["progress"]["chunksDone"] >= 64,
+                seen=seen,
+            )
             first.kill()  # SIGKILL: no chance to put the job back
             first.wait()
+        # Progress grew while it ran: the total known first, then counted up to it.
+        running = [j["progress"] for j in seen if j["status"] == "running"]
+        total = running[-1]["chunksTotal"]
+        assert total > 128 and all(p["chunksTotal"] in (0, total) for p in running), running
+        done_counts = [p["chunksDone"] for p in running]
+        assert done_counts == sorted(done_counts) and 0 < done_counts[-1] < total, done_counts
         assert job_of(slow_service, job["jobId"])["status"] == "running"
         # Another worker takes it back once its lease (4 s) has run out, from the start.
         with running_worker(slow_service.env, log=log) as second:
@@ -261,6 +285,7 @@ class TestFaults:
             done = wait_for(slow_service, job["jobId"], ended, seconds=180)
         assert (done["status"], done["attempts"]) == ("succeeded", 2), (done, log[-20:])
         written_once(slow_service, job["fileId"], done["document"]["numChunks"])
+        assert kept_upload(slow_service.env, job["jobId"]) == 0
 
     def test_two_workers_never_run_the_same_job(self, service):
         queued = [
