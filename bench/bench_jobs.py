@@ -2,7 +2,7 @@
 two workers against one. Each figure is printed beside its floor.
 
     apt-get install postgresql-doc-15     # the documents: the PostgreSQL 15 manual
-    .venv/bin/python bench/bench_jobs.py [--uploads 20] [--jobs 6]
+    .venv/bin/python bench/bench_jobs.py [--uploads 20] [--rounds 3] [--web-threads N] [--jobs 6]
 
 The service runs as production runs it (gunicorn, 2 uvicorn workers, DEBUG=false,
 all-MiniLM-L6-v2) on a scratch database `bench_jobs` on DATABASE_URL's server (default
@@ -14,9 +14,12 @@ the local PostgreSQL), dropped after, with its own data directory. Workers are r
   receives and parses the same body and stops there.
 - One worker's rate: the chunks of a 1,000-chunk document over its job's run (from its
   start to its end, the model already loaded), beside sentence-transformers' own
-  `encode` of the same chunks in this process, at the same number of threads.
-- /ask p50/p99 while one worker (EMBEDDING_THREADS=1, as the README recommends beside
-  the web server on two cores) ingests, against the same questions on an idle service.
+  `encode` of the same chunks in this process, at the same number of threads; --rounds
+  rounds alternate the two, and their medians are compared.
+- /ask p50/p99 of the 56 questions of bench/data, three times each, over a 1,000-chunk
+  document, while one worker ingests, against the same questions on an idle service:
+  the web servers at their default EMBEDDING_THREADS (or --web-threads), the worker at
+  full threads, first at JOB_WORKER_NICE=0, then at its default.
 - Jobs/s of --jobs documents of 200 chunks with one worker, then two (one thread each).
 """
 
@@ -33,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,6 +56,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3, help="jobs for one worker's rate")
+    parser.add_argument(
+        "--web-threads", type=int, help="the web servers' EMBEDDING_THREADS (default: theirs)"
+    )
     return parser.parse_args()
 
 
@@ -97,7 +105,10 @@ def upload(service: LiveService, name: str, data: bytes, **fields: str) -> tuple
     return status, answer
 
 
-def wait_all(service: LiveService, job_ids: list[str], timeout: float = 3600) -> list[dict]:
+def wait_all(
+    service: LiveService, job_ids: list[str], *, poll: float = 0.2, timeout: float = 3600
+) -> list[dict]:
+    """Wait for the jobs to end, reading each every `poll` seconds, as a client would."""
     deadline = time.monotonic() + timeout
     while True:
         jobs = [service.call("GET", f"/jobs/{job_id}")[1] for job_id in job_ids]
@@ -108,7 +119,7 @@ def wait_all(service: LiveService, job_ids: list[str], timeout: float = 3600) ->
             return jobs
         if time.monotonic() > deadline:
             sys.exit("the jobs did not end in time")
-        time.sleep(0.2)
+        time.sleep(poll)
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -123,8 +134,8 @@ def manage(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def encode_floor(texts: list[str], threads: int) -> float:
-    """sentence-transformers' own rate on `texts` (chunks/s), in this process."""
+def encode_model(threads: int) -> Any:
+    """all-MiniLM-L6-v2 as sentence-transformers loads it, in this process, warmed up."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -132,7 +143,14 @@ def encode_floor(texts: list[str], threads: int) -> float:
 
     torch.set_num_threads(threads)
     model = SentenceTransformer(minilm_directory(), device="cpu")
-    model.encode(texts[:BATCH], batch_size=BATCH, normalize_embeddings=True)
+    model.encode(["Warm the model up."] * BATCH, batch_size=BATCH, show_progress_bar=False)
+    return model
+
+
+def encode_rate(model: Any, texts: list[str]) -> float:
+    """sentence-transformers' own rate on `texts` (chunks/s): one encode() call."""
+    from ingest.search.embeddings import BATCH
+
     started = time.perf_counter()
     model.encode(texts, batch_size=BATCH, normalize_embeddings=True, show_progress_bar=False)
     return len(texts) / (time.perf_counter() - started)
@@ -171,7 +189,10 @@ def main() -> None:
         }
         manage(env, "migrate", "--noinput")
         key = manage(env, "create_api_key", "bench").strip().splitlines()[-1]
-        with running_server(env, workers=2) as base:
+        web = {**env}
+        if options.web_threads:
+            web["EMBEDDING_THREADS"] = str(options.web_threads)
+        with running_server(web, workers=2) as base:
             service = LiveService(base, key, Path(scratch), env)
             run_all(service, env, pages, questions, threads, options)
 
@@ -215,47 +236,86 @@ def run_all(
     for job_id in job_ids[1:]:  # keep one for the rate
         file_id = service.call("GET", f"/jobs/{job_id}")[1]["fileId"]
         service.call("DELETE", f"/documents/{file_id}")
+    slowest = ", ".join(f"{ms:.0f}" for ms in sorted(accepted)[-3:])
+    print(f"  the three slowest 202s: {slowest} ms")
 
     # -- one worker's rate -------------------------------------------------------------
+    # Rounds alternate a job (the worker embedding) with the floor (this process's
+    # encode, the worker idle beside it), so both meet the same machine; medians compare.
+    model = encode_model(threads)
+    texts = chunk_texts(big[0])
     warm = upload(service, "warm.txt", b"Warm the model up. " * 50, **{"async": "true"})[1]
+    job_ids = job_ids[:1]
+    rates, floors = [], []
     with running_worker({**env, "EMBEDDING_THREADS": str(threads)}):
         wait_all(service, [warm["jobId"]])
-        [job] = wait_all(service, [job_ids[0]])
-    seconds = job["finishedAt"] - job["startedAt"]
-    chunks = job["progress"]["chunksTotal"]
-    rate = chunks / seconds
-    floor = encode_floor(chunk_texts(big[0]), threads)
+        for round_ in range(options.rounds):
+            if round_:  # the same chunks again, as a new document of another workspace
+                again = upload(
+                    service, "m.txt", big[0], **{"async": "true", "workspace": f"r{round_}"}
+                )
+                job_ids.append(again[1]["jobId"])
+            # Polled once a second: each poll is a request the web server and the database
+            # answer on the same two cores as the worker's embedding threads.
+            [job] = wait_all(service, job_ids[-1:], poll=1.0)
+            seconds = job["finishedAt"] - job["startedAt"]
+            rates.append(job["progress"]["chunksTotal"] / seconds)
+            floors.append(encode_rate(model, texts))
+            print(
+                f"  round {round_ + 1}: the job {rates[-1]:.1f} chunks/s "
+                f"({job['progress']['chunksTotal']} chunks in {seconds:.1f} s), "
+                f"encode {floors[-1]:.1f} chunks/s"
+            )
+    rate, floor = statistics.median(rates), statistics.median(floors)
     print(
-        f"\none worker, {threads} threads: {chunks} chunks in {seconds:.1f} s, "
-        f"{rate:.1f} chunks/s\n"
+        f"\none worker, {threads} threads: {rate:.1f} chunks/s (median of {len(rates)} jobs "
+        f"of {len(texts)} chunks, from the job's start to its end)\n"
         f"  floor, sentence-transformers encode of the same chunks: {floor:.1f} chunks/s "
         f"({rate / floor:.2f}x)"
     )
+    for job_id in job_ids[1:]:  # the first stays, for the questions
+        file_id = service.call("GET", f"/jobs/{job_id}")[1]["fileId"]
+        service.call("DELETE", f"/documents/{file_id}")
+    del model
 
     # -- /ask beside a worker ----------------------------------------------------------
     def ask_times() -> list[float]:
+        """Each question three times, of the 1,000-chunk document kept in `big`."""
         times = []
-        for question in questions:
-            (status, answer), ms = timed(lambda q=question: service.post_json("/ask", {"q": q}))
+        for question in questions * 3:
+            (status, answer), ms = timed(
+                lambda q=question: service.post_json("/ask", {"q": q, "workspace": "big"})
+            )
             assert status == 200, answer
             times.append(ms)
         return times
 
     ask_times()  # load the model in the web workers
     idle = ask_times()
-    busy_job = upload(service, "busy.txt", big[1], **{"async": "true", "workspace": "busy"})[1]
-    with running_worker({**env, "EMBEDDING_THREADS": "1"}):
-        while service.call("GET", f"/jobs/{busy_job['jobId']}")[1]["status"] != "running":
-            time.sleep(0.2)
-        time.sleep(3)  # the model loaded, embedding under way
-        busy = ask_times()
-        state = service.call("GET", f"/jobs/{busy_job['jobId']}")[1]["status"]
-    service.call("DELETE", f"/documents/{busy_job['fileId']}")  # not for the next workers
     print(
-        f"\n/ask ({len(questions)} questions), idle: {percentiles(idle)}\n"
-        f"  while a worker (EMBEDDING_THREADS=1) ingests: {percentiles(busy)} "
-        f"(its job was {state} at the end)"
+        f"\n/ask ({len(idle)} questions; web servers at EMBEDDING_THREADS="
+        f"{options.web_threads or 'default'}), idle: {percentiles(idle)}"
     )
+    for nice in ("0", None):  # None: the default JOB_WORKER_NICE
+        busy_job = upload(service, "busy.txt", big[1], **{"async": "true", "workspace": "busy"})
+        worker_env = {**env, "EMBEDDING_THREADS": str(threads)}
+        if nice is not None:
+            worker_env["JOB_WORKER_NICE"] = nice
+        with running_worker(worker_env):
+            job_id = busy_job[1]["jobId"]
+            # Embedding under way: the model loaded and the first batches counted.
+            while service.call("GET", f"/jobs/{job_id}")[1]["progress"]["chunksDone"] < 64:
+                time.sleep(0.2)
+            before, started = service.call("GET", f"/jobs/{job_id}")[1], time.monotonic()
+            busy = ask_times()
+            after, seconds = service.call("GET", f"/jobs/{job_id}")[1], time.monotonic() - started
+        embedded = after["progress"]["chunksDone"] - before["progress"]["chunksDone"]
+        service.call("DELETE", f"/documents/{busy_job[1]['fileId']}")  # not for the next
+        print(
+            f"  while a worker ({threads} threads, JOB_WORKER_NICE={nice or 'default'}) "
+            f"ingests: {percentiles(busy)}; meanwhile it embedded about {embedded} chunks in "
+            f"{seconds:.1f} s (counted every 64; its job was {after['status']} at the end)"
+        )
 
     # -- one worker against two --------------------------------------------------------
     rates = []
