@@ -44,7 +44,9 @@ def env_bool(name: str, default: bool) -> bool:
     )
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     raw = env_str(name)
     if raw == "":
         value = default
@@ -55,6 +57,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
             raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} is too small: expected at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={value} is too large: expected at most {maximum}")
     return value
 
 

@@ -196,6 +196,10 @@ JOB_LEASE_SECONDS = env_float("JOB_LEASE_SECONDS", 60, minimum=2)
 # waiting JOB_RETRY_SECONDS, then twice as long each time, before it fails for good.
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5, minimum=1)
 JOB_RETRY_SECONDS = env_float("JOB_RETRY_SECONDS", 5, minimum=0)
+# A worker lowers its CPU priority by this much (nice(2)) when it starts: on a host it
+# shares with the web servers, the API's questions come first and the worker embeds on
+# the cores they leave (bench/bench_jobs.py measures /ask beside a worker). 0 keeps it.
+JOB_WORKER_NICE = env_int("JOB_WORKER_NICE", 10, minimum=0, maximum=19)
 # Where chunks and vectors live: json (VECTOR_JSON_PATH, one file per host) or pgvector
 # (the table `chunks` beside the registry, for any number of hosts).
 VECTOR_STORE = env_choice("VECTOR_STORE", "json", {"json", "pgvector"})

@@ -368,23 +368,27 @@ def stored_chunks(data_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
-def kept_upload(env: dict[str, str], job_id: str) -> int:
-    """How many bytes of a background job's upload its service's database still keeps, as
-    an operator sees them: `SELECT length(data) FROM ingest_jobs` on that database."""
-    key = uuid.UUID(job_id)
+def service_rows(env: dict[str, str], query: str, params: list[Any]) -> list[tuple]:
+    """The rows `query` (placeholders `%s`) finds in a child service's database, as an
+    operator querying it sees them: its SQLite file, or the test run's PostgreSQL."""
     url = env["DATABASE_URL"]
     if url.startswith("sqlite:///"):
         with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
-            query = "SELECT length(data) FROM ingest_jobs WHERE id = ?"
-            row = db.execute(query, (key.hex,)).fetchone()
-    else:
-        from django.db import connection
+            return db.execute(query.replace("%s", "?"), params).fetchall()
+    from django.db import connection
 
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT length(data) FROM ingest_jobs WHERE id = %s", [key])
-            row = cursor.fetchone()
-    assert row is not None, f"no job {job_id} in {url}"
-    return int(row[0])
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
+def kept_upload(env: dict[str, str], job_id: str) -> int:
+    """How many bytes of a background job's upload its service's database still keeps."""
+    key = uuid.UUID(job_id)
+    param = key.hex if env["DATABASE_URL"].startswith("sqlite") else key
+    rows = service_rows(env, "SELECT length(data) FROM ingest_jobs WHERE id = %s", [param])
+    assert rows, f"no job {job_id}"
+    return int(rows[0][0])
 
 
 def store_built_by(data_dir: Path) -> tuple[str, int] | None:

@@ -3,6 +3,7 @@ that runs it, the job's status and progress, and how it ends (issue 23)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from tests.helpers import (
     run_manage,
     running_server,
     running_worker,
+    service_rows,
     stored_chunks,
 )
 
@@ -213,6 +215,21 @@ class TestRun:
         assert service.call("GET", "/documents")[1]["total"] == 0
         assert stored_chunks(service.data_dir) == []
 
+    def test_a_worker_runs_below_the_api_s_cpu_priority(self, service):
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        for setting, lowered in ((None, 10), ("3", 3), ("0", 0)):
+            env = service.env if setting is None else {**service.env, "JOB_WORKER_NICE": setting}
+            with running_worker(env) as worker:
+                deadline = time.monotonic() + 30
+                seen = "SELECT 1 FROM ingest_workers WHERE pid = %s"
+                while not service_rows(service.env, seen, [worker.pid]):  # its first beat
+                    assert time.monotonic() < deadline and worker.poll() is None
+                    time.sleep(0.2)
+                # Its main thread and the supervisor's, started after it lowered itself.
+                threads = [int(t) for t in os.listdir(f"/proc/{worker.pid}/task")]
+                nice = {os.getpriority(os.PRIO_PROCESS, thread) for thread in threads}
+                assert len(threads) >= 2 and nice == {min(19, ours + lowered)}, (setting, nice)
+
     def test_an_async_url_is_fetched_now_and_indexed_by_the_job(self, service):
         status, _, error = service.request(
             "POST",
@@ -263,6 +280,7 @@ class TestFaults:
             )
             first.kill()  # SIGKILL: no chance to put the job back
             first.wait()
+        assert any("embedder ready" in line for line in log), log[-20:]  # before its job
         # Progress grew while it ran: the total known first, then counted up to it.
         running = [j["progress"] for j in seen if j["status"] == "running"]
         total = running[-1]["chunksTotal"]

@@ -94,3 +94,20 @@ def test_retry_leaves_jobs_that_did_not_fail(api, staff, data_dir: Path):
     )
     assert "only failed jobs can be retried" in response.content.decode()
     assert IngestJob.objects.get(pk=job["jobId"]).status == "queued"
+
+
+def test_jobs_run_in_either_registry_and_a_failed_one_leaves_nothing(api, registry_mode):
+    """During a rollback (USE_JSON_REGISTRY=true) the placeholder, the finished document
+    and a failed job's clean-up are the JSON registry's; the jobs stay in the database."""
+    job = queue(api, "tides.txt", b"Spring tides follow the new and the full moon.")
+    listed = api.get("/documents").json()["items"]
+    assert [(d["fileId"], d["indexed"]) for d in listed] == [(job["fileId"], False)]
+    assert run(job["jobId"]).status == "succeeded"
+    document = api.get(f"/documents/{job['fileId']}").json()
+    assert (document["indexed"], document["numChunks"]) == (True, 1)
+    answer = api.post("/ask", {"q": "When are spring tides?"}, content_type="application/json")
+    assert answer.json()["sources"][0]["fileId"] == job["fileId"]
+
+    bad = queue(api, "empty.txt", b"   ")
+    assert run(bad["jobId"]).status == "failed"
+    assert [d["fileId"] for d in api.get("/documents").json()["items"]] == [job["fileId"]]

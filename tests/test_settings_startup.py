@@ -32,6 +32,7 @@ class TestMalformedSetting:
             ("ANSWER_GENERATOR", "gpt", "ANSWER_GENERATOR='gpt' is not one of extractive"),
             ("PGVECTOR_EF_SEARCH", "2000", "PGVECTOR_EF_SEARCH=2000 is over 1000"),
             ("PGVECTOR_EF_SEARCH", "0", "PGVECTOR_EF_SEARCH=0 is too small"),
+            ("JOB_WORKER_NICE", "20", "JOB_WORKER_NICE=20 is too large: expected at most 19"),
             (
                 "INGEST_TRUSTED_NETWORKS",
                 "10.0.0.0/33",

@@ -40,8 +40,8 @@ MINILM = "all-MiniLM-L6-v2"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MINILM_DIM = 384
 BATCH = 32
-
-# (texts done, texts in all): how far a long embedding has got.
+# 13 word pieces: 20 of them are more than the model reads (256).
+WARM_UP_TEXT = "The quick brown fox jumps over the lazy dog by the river. "
 
 
 class Embedder(Protocol):
@@ -58,6 +58,10 @@ class Embedder(Protocol):
 
     def embed(self, texts: list[str], *, progress: Progress | None = None) -> np.ndarray:
         """float32 array of shape (len(texts), dim), rows L2-normalised (or all zero)."""
+        ...
+
+    def warm_up(self) -> None:
+        """Be ready for a first document at full speed (a worker starting)."""
         ...
 
 
@@ -93,6 +97,9 @@ class HashingEmbedder:
         np.divide(out, norms, out=out, where=norms > 0)
         report(progress, "embedding", len(texts), len(texts))
         return out
+
+    def warm_up(self) -> None:
+        """Nothing to load."""
 
 
 class SentenceTransformerEmbedder:
@@ -144,9 +151,11 @@ class SentenceTransformerEmbedder:
             report(progress, "embedding", min(start + BATCH, len(texts)), len(texts))
         return out
 
-    def load(self) -> None:
-        """Load the model now (a worker warming up) rather than on first use."""
-        self._load()
+    def warm_up(self) -> None:
+        """Load the model and embed two batches as long as chunks get, down to short
+        ones: a worker's first document of 1,000 chunks ran at 34 chunks/s after a
+        one-sentence warm-up, 39-41 (its encode's own rate) after this."""
+        self.embed([WARM_UP_TEXT * (20 - n // 4) for n in range(2 * BATCH)])
 
     def _load(self) -> Any:
         if self._loaded is None:
@@ -233,6 +242,9 @@ class GeminiEmbedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
+
+    def warm_up(self) -> None:
+        """Nothing to load: the model runs at Google."""
 
 
 def _check_digest(path: Path, expected: str) -> None:

@@ -3,9 +3,12 @@ what this service adds around it (ingest/jobs.py):
 
 - a supervisor thread that says every JOB_LEASE_SECONDS / 4 that the worker and its job
   in hand are alive, and takes back jobs whose workers went quiet;
+- the embedder is loaded and warmed before the first job is taken;
 - the database going away does not end it: it waits and carries on by itself;
 - SIGTERM (and Ctrl-C) lets the job in hand finish its batch and go back to the queue,
-  then the worker exits; a second signal ends it at once.
+  then the worker exits; a second signal ends it at once;
+- it runs at a lower CPU priority (JOB_WORKER_NICE), so the API's requests on the same
+  host come first.
 
 It replaces django_tasks_db's command of the same name (`ingest` comes first in
 INSTALLED_APPS), with the same options.
@@ -13,12 +16,15 @@ INSTALLED_APPS), with the same options.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import DatabaseError, close_old_connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
@@ -29,11 +35,27 @@ from ingest import jobs
 logger = logging.getLogger("ingest.jobs")
 
 
+def lower_priority(by: int) -> None:
+    """nice(2) for the whole process. Linux keeps a priority per thread, which new threads
+    (PyTorch's) inherit from their creator; those already running (numpy's OpenBLAS pool,
+    started at import) are lowered one by one."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        os.nice(by)
+        return
+    for task in tasks.iterdir():
+        thread = int(task.name)
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            current = os.getpriority(os.PRIO_PROCESS, thread)
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, current + by))
+
+
 class Worker(db_worker.Worker):
     def run(self) -> None:
         jobs.set_worker_id(self.worker_id)
         supervisor = jobs.Supervisor()
         supervisor.start()
+        jobs.warm_up()
         try:
             while True:
                 try:
@@ -80,6 +102,8 @@ class Command(db_worker.Command):
         **options: Any,
     ) -> None:
         self.configure_logging(verbosity)
+        if settings.JOB_WORKER_NICE:
+            lower_priority(settings.JOB_WORKER_NICE)
         queue_names = queue_name.split(",")
         excluded = exclude_queues.split(",") if exclude_queues else []
         if excluded and "*" not in queue_names:
