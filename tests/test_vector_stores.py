@@ -5,9 +5,11 @@ chunks in step, whichever way the row's write ends."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from ingest.search.embeddings import get_embedder
 from ingest.stores import get_vector_store
@@ -64,3 +66,57 @@ def test_removing_documents_takes_their_rows_and_chunks_and_skips_unknown_ids(ap
     assert removed.chunks == gone["chunks"]
     assert {chunk["file_id"] for chunk in stored_chunks(data_dir)} == {kept["fileId"]}
     assert set(get_backend().get_many([kept["fileId"], gone["fileId"]])) == {kept["fileId"]}
+
+
+def test_a_refused_write_never_undoes_a_write_that_came_between(api, data_dir: Path):
+    """Two writes of one document at once (a worker given up on, and the one that took
+    its job back): the first's row is refused after the second has written; the second's
+    chunks stay, with its row."""
+    document = ingest(api, "tides.txt", "Spring tides follow the new and the full moon.")
+    file_id = document["fileId"]
+    backend = get_backend()
+    second_done = threading.Event()
+    first_writing = threading.Event()
+    errors: list[BaseException] = []
+
+    def refused_after_the_second() -> tuple:
+        first_writing.set()
+        second_done.wait(timeout=2)  # the second writes now, or waits its turn
+        raise RuntimeError("this write was fenced off")
+
+    def first() -> None:
+        try:
+            get_vector_store().write_document(
+                chunks_for(file_id, ["Stale text of a worker given up on."]),
+                refused_after_the_second,
+            )
+        except RuntimeError:
+            pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def second() -> None:
+        first_writing.wait(timeout=10)
+        try:
+            record = dataclasses.replace(backend.get(file_id), num_chunks=2)
+            get_vector_store().write_document(
+                chunks_for(file_id, ["Neap tides fall between them.", "Tides turn."]),
+                lambda: (backend.upsert(record), True),
+            )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            second_done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    texts = [chunk["text"] for chunk in stored_chunks(data_dir) if chunk["file_id"] == file_id]
+    assert texts == ["Neap tides fall between them.", "Tides turn."]
+    assert backend.get(file_id).num_chunks == 2

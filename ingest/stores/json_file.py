@@ -22,6 +22,7 @@ error that says to run `import_legacy_vectors`, which reads it into this store.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
@@ -288,17 +289,24 @@ class JsonFileStore(VectorStore):
     ) -> tuple[DocumentRecord, bool]:
         """The chunks first, then the row. A file and a table cannot share a transaction,
         so the document's previous chunks (none for a new one) come back when the row
-        cannot be written, or is another upload's."""
-        previous = self.documents([chunks.file_id])
-        self.replace([chunks])
-        try:
-            stored, kept = write_row()
-        except BaseException:
-            self._put_back(chunks.file_id, previous)
-            raise
-        if not kept:
-            self._put_back(chunks.file_id, previous)
-        return stored, kept
+        cannot be written, or is another upload's. Writes of documents take turns on this
+        host's file, so a put-back never undoes another write that came between. (A
+        delete does not wait: at worst a put-back after it leaves chunks of no document,
+        never cited, which `check_registry --fix` removes.)"""
+        with self._unit_of_work():
+            previous = self.documents([chunks.file_id])
+            self.replace([chunks])
+            try:
+                stored, kept = write_row()
+            except BaseException:
+                self._put_back(chunks.file_id, previous)
+                raise
+            if not kept:
+                self._put_back(chunks.file_id, previous)
+            return stored, kept
+
+    def _unit_of_work(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.path.with_name(f"{self.path.name}.writes"))
 
     def _put_back(self, file_id: str, previous: list[StoredChunks]) -> None:
         if previous:
