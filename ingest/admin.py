@@ -27,6 +27,7 @@ from django.utils.text import smart_split, unescape_string_literal
 from common.pagination import EstimatedCountPaginator
 from ingest.models import IngestJob
 from registry.backends import get_backend
+from registry.exceptions import RegistryUnavailable
 from registry.models import Document
 from registry.records import RECORD_FIELDS
 
@@ -364,19 +365,29 @@ class IngestJobAdmin(admin.ModelAdmin):
     def progress(self, job: IngestJob) -> str:
         return f"{job.chunks_done} / {job.chunks_total}"
 
-    @admin.action(description="Retry the selected failed jobs")
+    @admin.action(description="Retry the selected failed jobs", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[IngestJob]) -> None:
-        from ingest.jobs import retry_job
+        from ingest.jobs import RetryRefused, retry_job
 
         failed = list(queryset.filter(status=IngestJob.Status.FAILED).exclude(data=b""))
+        queued = 0
         for job in failed:
-            retry_job(job)
+            try:
+                retry_job(job)
+            except (RetryRefused, RegistryUnavailable) as exc:
+                messages.error(request, f"{job.name} was not queued again: {exc}")
+            else:
+                queued += 1
         skipped = queryset.count() - len(failed)
-        messages.success(request, f"Queued {len(failed)} job(s) again.")
+        messages.success(request, f"Queued {queued} job(s) again.")
         if skipped:
             messages.warning(
                 request, f"{skipped} job(s) left alone: only failed jobs can be retried."
             )
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        """Retrying lists a document again: as adding one, outside a rollback."""
+        return get_backend().staff_may_write and request.user.has_perm("registry.add_document")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

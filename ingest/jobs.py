@@ -44,7 +44,7 @@ from django.utils import timezone
 from django_tasks import TaskContext, task
 
 from ingest.exceptions import ContentConflict, EmbedderUnavailable, IngestError, JobNotFound
-from ingest.models import IngestJob, JobWorker
+from ingest.models import DELETED, REPLACED, IngestJob, JobWorker
 from ingest.search.embeddings import get_embedder
 from ingest.services import Admitted, admit, cut, document_name
 from ingest.sources.extraction import MEDIA_TYPES, detect_kind
@@ -160,16 +160,20 @@ def _enqueue(
                     return Queued(pending, document, created=False)
             else:
                 document = previous
+                waiting = IngestJob.objects.filter(file_id=document.file_id).pending()
+                same = waiting.filter(sha256=admitted.sha256).first()
+                if same is not None:  # these bytes, for this id, already on their way
+                    return Queued(same, document, created=False)
                 # A newer upload for the same id wins over one still waiting.
-                IngestJob.objects.filter(file_id=document.file_id).pending().finish(
-                    Status.CANCELLED, detail="Replaced by a newer upload of this document"
-                )
+                IngestJob.objects.cancel_for([document.file_id], detail=REPLACED)
             job = IngestJob.objects.create(
                 file_id=document.file_id,
                 filename=filename,
                 name=placeholder.filename if previous is None else document.filename,
                 workspace=workspace,
-                replaces=previous is not None,
+                # Replacing a document that answers questions (not a placeholder): a
+                # failure leaves it as it was, rather than removing it.
+                replaces=previous is not None and not previous.awaiting_chunks,
                 source=source,
                 url=url,
                 content_type=content_type,
@@ -187,16 +191,22 @@ def _enqueue(
     return Queued(job, document, created=True)
 
 
+class RetryRefused(Exception):
+    """A failed job that cannot be queued again; the message says why."""
+
+
 def retry_job(job: IngestJob) -> IngestJob:
-    """Queue a failed job again from the start, with a new task (the admin's retry)."""
+    """Queue a failed job again from the start, with a new task (the admin's retry). Its
+    document is listed again (awaiting the job) if it went; RetryRefused if another
+    document of the workspace now holds these bytes."""
     backend = get_backend()
     with transaction.atomic():
         job = IngestJob.objects.select_for_update().get(pk=job.pk)
         if job.status != Status.FAILED or not job.data:
-            raise ValueError(f"job {job.job_id} is {job.status}, not failed with its upload")
-        if not job.replaces and not backend.get_many([job.file_id]):
+            raise RetryRefused(f"job {job.job_id} is {job.status}, not failed with its upload")
+        if not backend.get_many([job.file_id]):
             now = now_seconds()
-            backend.create(
+            document, made = backend.create(
                 DocumentRecord(
                     file_id=job.file_id,
                     filename=job.name,
@@ -209,6 +219,12 @@ def retry_job(job: IngestJob) -> IngestJob:
                     sha256=job.sha256,
                 )
             )
+            if not made:
+                raise RetryRefused(
+                    f"document {document.file_id!r} now holds these bytes in workspace "
+                    f"{job.workspace!r}"
+                )
+            job.replaces = False  # a document deleted since is listed anew
         job.status, job.attempts, job.chunks_done = Status.QUEUED, 0, 0
         job.error_status, job.error_detail, job.finished_at = None, "", None
         job.task_id = str(run_ingest_job.enqueue(job.job_id).id)
@@ -242,6 +258,8 @@ def run_job(job_id: str, *, task_id: str) -> None:
     try:
         _ingest(job, task_id)
     except JobStopped as exc:
+        if str(exc):  # still ours, but there is nothing to write to any more
+            _mine(job, task_id).finish(Status.CANCELLED, detail=str(exc))
         logger.info("job %s stopped: %s", job.job_id, exc or "cancelled or taken back")
     except Released:
         _requeue(job, task_id, delay=0, detail="", attempts=job.attempts - 1)
@@ -309,7 +327,7 @@ def _ingest(job: IngestJob, task_id: str) -> None:
                 raise JobStopped
             current = backend.get_many([job.file_id]).get(job.file_id)
             if current is None:
-                raise JobStopped("the document was deleted")
+                raise JobStopped(DELETED)
             record = DocumentRecord(
                 file_id=job.file_id,
                 filename=name,

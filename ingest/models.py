@@ -67,6 +67,10 @@ class ChunkStore(models.Model):
         return f"{self.embedder} ({self.dim} dimensions)"
 
 
+DELETED = "The document was deleted"
+REPLACED = "Replaced by a newer upload of this document"
+
+
 class IngestJobQuerySet(models.QuerySet["IngestJob"]):
     def pending(self) -> IngestJobQuerySet:
         return self.filter(status__in=IngestJob.PENDING)
@@ -84,10 +88,11 @@ class IngestJobQuerySet(models.QuerySet["IngestJob"]):
             fields["data"] = b""
         return self.update(**fields)
 
-    def cancel_for(self, file_ids: Collection[str]) -> int:
-        """Cancel the pending jobs of these documents (they are being deleted)."""
+    def cancel_for(self, file_ids: Collection[str], *, detail: str = DELETED) -> int:
+        """Cancel the pending jobs of these documents (deleted, or replaced by a newer
+        upload: `detail` says which)."""
         pending = self.filter(file_id__in=list(file_ids)).pending()
-        return pending.finish(IngestJob.Status.CANCELLED, detail="The document was deleted")
+        return pending.finish(IngestJob.Status.CANCELLED, detail=detail)
 
 
 class IngestJob(models.Model):

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 
 from ingest.answers.extractive import (
     NO_ANSWER,
@@ -32,7 +33,7 @@ from ingest.answers.extractive import (
 )
 from ingest.answers.generation import EMPTY_RESPONSE, Prompt, build_prompt, cited, get_generator
 from ingest.exceptions import ContentConflict, ContentTooLarge, EmptyDocument, GenerationFailed
-from ingest.models import IngestJob
+from ingest.models import REPLACED, IngestJob
 from ingest.search.embeddings import get_embedder
 from ingest.search.fusion import searchable
 from ingest.search.lexical import terms
@@ -169,16 +170,20 @@ async def document_ingest(
     file_id: str | None = None,
 ) -> Ingested:
     """Index a document, or return the one already holding the same bytes in this
-    workspace (`created` False).
+    workspace (`created` False; one still awaiting its background job is indexed now).
 
     With a `file_id` the client chose, that document is re-ingested: an existing one's
     chunks and row are replaced (its created_at kept), a new one is created under that
     id; the same content under another id in the workspace is ContentConflict.
     """
     admitted = await admit(data=data, workspace=workspace, file_id=file_id)
-    if admitted.same_content is not None:
-        return Ingested(admitted.same_content, created=False)
-    previous = admitted.previous
+    same = admitted.same_content
+    if same is not None and not same.awaiting_chunks:
+        return Ingested(same, created=False)
+    # A document still awaiting its background job: these bytes are indexed now, in its
+    # place (the job is cancelled when the row is written), as for one already there.
+    previous = admitted.previous or same
+    file_id = previous.file_id if previous else file_id
     prepared = await asyncio.to_thread(prepare, data, filename, content_type, charset)
     now = now_seconds()
     record = DocumentRecord(
@@ -200,7 +205,9 @@ async def document_ingest(
     def write_row() -> tuple[DocumentRecord, bool]:
         if previous is None:
             return backend.create(record)  # an identical upload may have won the race
-        return backend.upsert(record), True
+        with transaction.atomic():  # a job still pending for this id is older: it goes
+            IngestJob.objects.cancel_for([record.file_id], detail=REPLACED)
+            return backend.upsert(record), True
 
     store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
     stored, kept = await store.awrite_document(
@@ -245,8 +252,11 @@ async def document_ingest_url(
 def document_delete_many(*, file_ids: Collection[str]) -> Removed:
     """Delete the documents of these ids that exist, their registry rows and their
     chunks, cancelling their background jobs. Unknown ids are skipped."""
+    removed = get_vector_store().remove_documents(file_ids, get_backend().delete_many)
+    # After: a delete refused (503) cancels nothing. Should this fail, a job finds its
+    # document gone when it comes to write it, and is cancelled then.
     IngestJob.objects.cancel_for(file_ids)
-    return get_vector_store().remove_documents(file_ids, get_backend().delete_many)
+    return removed
 
 
 async def adocument_delete_many(*, file_ids: Collection[str]) -> Removed:

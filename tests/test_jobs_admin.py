@@ -1,17 +1,20 @@
 """Background jobs in the admin, and a job run in this process as a worker runs it: the
-jobs list and its status filter, a document's job on its page, retrying a failed job."""
+jobs list and its status filter, a document's job on its page, retrying a failed job;
+and what other uploads and deletes of the same document do to a job still pending."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from ingest.jobs import run_job
 from ingest.models import IngestJob
+from registry.backends import get_backend
 from registry.models import Document
+from tests.helpers import ask, stored_chunks, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +27,10 @@ def staff(client):
     return client
 
 
-def queue(api, name: str, data: bytes) -> dict:
-    response = api.post("/ingest/file", {"file": SimpleUploadedFile(name, data), "async": "true"})
+def queue(api, name: str, data: bytes, **fields: str) -> dict:
+    response = api.post(
+        "/ingest/file", {"file": SimpleUploadedFile(name, data), "async": "true", **fields}
+    )
     assert response.status_code == 202, response.json()
     return response.json()
 
@@ -111,3 +116,94 @@ def test_jobs_run_in_either_registry_and_a_failed_one_leaves_nothing(api, regist
     bad = queue(api, "empty.txt", b"   ")
     assert run(bad["jobId"]).status == "failed"
     assert [d["fileId"] for d in api.get("/documents").json()["items"]] == [job["fileId"]]
+
+
+TIDES = b"Spring tides follow the new and the full moon."
+
+
+def chunks_of(data_dir: Path, file_id: str) -> list[str]:
+    return [c["text"] for c in stored_chunks(data_dir) if c["file_id"] == file_id]
+
+
+class TestBesideAPendingJob:
+    """Other requests about a document whose job has not run yet."""
+
+    def test_a_synchronous_upload_of_the_same_bytes_indexes_them_now(self, api, data_dir):
+        job = queue(api, "tides.txt", TIDES)
+        response = upload(api, "tides.txt", TIDES)
+        assert response.status_code == 200, response.json()
+        document = response.json()
+        assert (document["fileId"], document["created"]) == (job["fileId"], False)
+        assert (document["indexed"], document["numChunks"]) == (True, 1)
+        assert api.get(f"/jobs/{job['jobId']}").json()["status"] == "cancelled"
+        assert run(job["jobId"]).status == "cancelled"  # its worker does nothing
+        assert chunks_of(data_dir, job["fileId"]) == [TIDES.decode()]
+
+    def test_a_synchronous_re_ingest_of_its_id_wins_over_it(self, api, data_dir):
+        job = queue(api, "notes.txt", TIDES, fileId="notes")
+        response = upload(api, "notes.txt", "Neap tides fall between them.", file_id="notes")
+        assert response.status_code == 200, response.json()
+        assert response.json()["numChunks"] == 1
+        assert run(job["jobId"]).status == "cancelled"
+        assert chunks_of(data_dir, "notes") == ["Neap tides fall between them."]
+        assert ask(api, "When do neap tides fall?")["sources"][0]["fileId"] == "notes"
+
+    def test_the_same_bytes_under_the_same_id_get_the_same_job(self, api, data_dir):
+        first = queue(api, "notes.txt", TIDES, fileId="notes")
+        again = queue(api, "notes.txt", TIDES, fileId="notes")
+        assert again["jobId"] == first["jobId"]
+        assert api.get("/jobs").json()["total"] == 1
+
+    def test_a_newer_upload_for_its_id_that_fails_leaves_no_document(self, api, data_dir):
+        first = queue(api, "notes.txt", TIDES, fileId="notes")
+        second = queue(api, "notes.txt", b"   ", fileId="notes")
+        assert api.get(f"/jobs/{first['jobId']}").json()["status"] == "cancelled"
+        assert run(second["jobId"]).status == "failed"
+        assert api.get("/documents/notes").status_code == 404  # it never had chunks
+        assert chunks_of(data_dir, "notes") == []
+
+    def test_a_failed_re_ingest_leaves_the_document_it_would_replace(self, api, data_dir):
+        document = upload(api, "notes.txt", TIDES, file_id="notes").json()
+        job = queue(api, "notes.txt", b"   ", fileId="notes")
+        assert run(job["jobId"]).status == "failed"
+        kept = api.get("/documents/notes").json()
+        assert (kept["indexed"], kept["sha256"]) == (True, document["sha256"])
+        assert chunks_of(data_dir, "notes") == [TIDES.decode()]
+
+    def test_a_job_whose_document_went_is_cancelled_and_writes_nothing(self, api, data_dir):
+        job = queue(api, "tides.txt", TIDES)
+        get_backend().delete_many([job["fileId"]])  # the row alone, behind the service
+        done = run(job["jobId"])
+        assert (done.status, done.error_detail) == ("cancelled", "The document was deleted")
+        assert chunks_of(data_dir, job["fileId"]) == []
+
+
+def test_retry_is_refused_when_another_document_now_holds_the_bytes(
+    api, staff, data_dir, settings, tmp_path
+):
+    job = queue(api, "tides.txt", TIDES)
+    settings.EMBEDDER = "sentence-transformers"  # a model that cannot be loaded
+    settings.EMBEDDING_MODEL = str(tmp_path / "no-such-model")
+    settings.JOB_MAX_ATTEMPTS = 1
+    failed = run(job["jobId"])
+    assert (failed.status, failed.error_status) == ("failed", 503)
+    settings.EMBEDDER = "hashing-v1"
+    other = upload(api, "copy.txt", TIDES).json()  # the same bytes, indexed meanwhile
+    response = staff.post(
+        JOBS, {"action": "retry", "_selected_action": [str(failed.pk)]}, follow=True
+    )
+    page = response.content.decode()
+    assert f"document &#x27;{other['fileId']}&#x27; now holds these bytes" in page
+    assert "Queued 0 job(s) again." in page
+    assert IngestJob.objects.get(pk=failed.pk).status == "failed"
+
+
+def test_retry_needs_the_permission_to_add_documents(api, client, data_dir):
+    failed = run(queue(api, "empty.txt", b"   ")["jobId"])
+    viewer = User.objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_ingestjob"))
+    client.force_login(viewer)
+    page = client.get(JOBS).content.decode()
+    assert "Retry the selected failed jobs" not in page
+    client.post(JOBS, {"action": "retry", "_selected_action": [str(failed.pk)]})
+    assert IngestJob.objects.get(pk=failed.pk).status == "failed"
