@@ -196,6 +196,9 @@ JOB_LEASE_SECONDS = env_float("JOB_LEASE_SECONDS", 60, minimum=2)
 # waiting JOB_RETRY_SECONDS, then twice as long each time, before it fails for good.
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5, minimum=1)
 JOB_RETRY_SECONDS = env_float("JOB_RETRY_SECONDS", 5, minimum=0)
+# Jobs that ended this long ago are removed by the workers (a failed one's upload, kept
+# for a retry until then, with it), and django-tasks' records of their tasks.
+JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 14, minimum=1)
 # A worker lowers its CPU priority by this much (nice(2)) when it starts: on a host it
 # shares with the web servers, the API's questions come first and the worker embeds on
 # the cores they leave (bench/bench_jobs.py measures /ask beside a worker). 0 keeps it.

@@ -40,6 +40,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 from django.db.models import Count, Min, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from django_tasks import TaskContext, task
 
@@ -285,11 +286,19 @@ def _claim(job_id: str, task_id: str) -> IngestJob | None:
         job = IngestJob.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.task_id != task_id or job.status not in IngestJob.PENDING:
             return None
-        now = timezone.now()
         job.status, job.attempts = Status.RUNNING, job.attempts + 1
-        job.started_at, job.heartbeat_at, job.worker_id = job.started_at or now, now, worker_id()
-        job.chunks_done = 0
-        job.save()
+        job.started_at = job.started_at or timezone.now()
+        job.heartbeat_at, job.worker_id, job.chunks_done = Now(), worker_id(), 0
+        job.save(
+            update_fields=[
+                "status",
+                "attempts",
+                "started_at",
+                "heartbeat_at",
+                "worker_id",
+                "chunks_done",
+            ]
+        )
     return job
 
 
@@ -313,7 +322,7 @@ def _ingest(job: IngestJob, task_id: str) -> None:
             raise Released
         if done - counted < EMBED_BATCH and done < total:
             return
-        if not _mine(job, task_id).update(chunks_done=done, heartbeat_at=timezone.now()):
+        if not _mine(job, task_id).update(chunks_done=done, heartbeat_at=Now()):
             raise JobStopped
         counted = done
 
@@ -426,59 +435,143 @@ def set_worker_id(value: str) -> None:
 
 
 def heartbeat_interval() -> float:
-    return float(settings.JOB_LEASE_SECONDS) / 4
+    """Four times a lease, and at least every 15 s: /health counts workers heard of in
+    the last minute."""
+    return min(float(settings.JOB_LEASE_SECONDS) / 4, 15.0)
+
+
+# Heartbeats are written and read with the database's clock (Now()), so hosts whose
+# clocks disagree never take each other's live jobs.
+def _lease_cutoff() -> Any:
+    return Now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
 
 
 def beat() -> int:
     """One round of a worker's supervision: it is alive, and so is its job in hand; jobs
     whose workers went quiet are taken back. Returns how many were."""
-    now = timezone.now()
     JobWorker.objects.update_or_create(
         worker_id=worker_id(),
-        defaults={"seen_at": now, "host": socket.gethostname(), "pid": os.getpid()},
+        defaults={"seen_at": Now(), "host": socket.gethostname(), "pid": os.getpid()},
     )
     in_hand = _in_hand
     if in_hand is not None:
         IngestJob.objects.filter(
             pk=in_hand.job_id, task_id=in_hand.task_id, status=Status.RUNNING
-        ).update(heartbeat_at=now)
-    return recover_stale_jobs()
+        ).update(heartbeat_at=Now())
+    return recover_stale_jobs() + recover_orphaned_jobs()
 
 
 def recover_stale_jobs() -> int:
     """Queue again (under a new task) every running job not heard of for
     JOB_LEASE_SECONDS; one that has used all its attempts fails instead."""
-    from django_tasks import TaskResultStatus
-    from django_tasks_db.models import DBTaskResult
-
-    cutoff = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
     exhausted: list[tuple[IngestJob, str]] = []
     taken = 0
     with transaction.atomic():
         stale = (
             IngestJob.objects.select_for_update(skip_locked=True)
             .defer("data")
-            .filter(status=Status.RUNNING, heartbeat_at__lt=cutoff)
+            .filter(status=Status.RUNNING, heartbeat_at__lt=_lease_cutoff())
         )
         for job in stale:
-            DBTaskResult.objects.filter(id=job.task_id, status=TaskResultStatus.RUNNING).update(
-                status=TaskResultStatus.FAILED,
-                finished_at=timezone.now(),
-                exception_class_path="ingest.jobs.WorkerLost",
-                traceback="the worker running it stopped answering",
-            )
+            _give_up_task(job.task_id, "the worker running it stopped answering")
             if job.attempts >= settings.JOB_MAX_ATTEMPTS:
                 exhausted.append((job, job.task_id))
                 continue
-            job.status = Status.QUEUED
-            job.error_detail = f"Its worker ({job.worker_id}) stopped answering; taken back"
-            job.task_id = str(run_ingest_job.enqueue(job.job_id).id)
-            job.save(update_fields=["status", "error_detail", "task_id"])
+            _take_back(job, f"Its worker ({job.worker_id}) stopped answering; taken back")
             logger.warning("job %s taken back from %s", job.job_id, job.worker_id)
             taken += 1
     for job, task_id in exhausted:
         _fail(job, task_id, 503, f"Its worker stopped answering {job.attempts} times")
     return taken
+
+
+ORPHANS_CHECKED = 100  # queued jobs looked at per beat, oldest first
+
+
+def recover_orphaned_jobs() -> int:
+    """Queue again the queued jobs whose task no worker will run: one taken by a worker
+    that died (or lost the database) before the job was marked running, a lease ago or
+    more. The oldest ORPHANS_CHECKED queued jobs are looked at each time."""
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    taken = 0
+    with transaction.atomic():
+        queued = list(
+            IngestJob.objects.select_for_update(skip_locked=True)
+            .defer("data")
+            .filter(status=Status.QUEUED, created_at__lt=timezone.now() - _lease())
+            .order_by("created_at")[:ORPHANS_CHECKED]
+        )
+        if not queued:
+            return 0
+        tasks = {
+            str(task_id): status
+            for task_id, status in DBTaskResult.objects.filter(
+                id__in=[uuid.UUID(job.task_id) for job in queued if job.task_id]
+            )
+            .exclude(status=TaskResultStatus.RUNNING, started_at__gte=_lease_cutoff())
+            .values_list("id", "status")
+        }
+        for job in queued:
+            status = tasks.get(job.task_id)
+            if status == TaskResultStatus.READY:
+                continue  # waiting its turn
+            if status is None and DBTaskResult.objects.filter(id=job.task_id).exists():
+                continue  # its task was taken less than a lease ago
+            _give_up_task(job.task_id, "the worker that took it stopped before running it")
+            _take_back(job, "Its worker stopped before running it; queued again")
+            logger.warning("job %s queued again: its task was not run", job.job_id)
+            taken += 1
+    return taken
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.JOB_LEASE_SECONDS)
+
+
+def _give_up_task(task_id: str, why: str) -> None:
+    """django-tasks' record of a task a worker took and never finished: failed."""
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.filter(id=task_id, status=TaskResultStatus.RUNNING).update(
+        status=TaskResultStatus.FAILED,
+        finished_at=timezone.now(),
+        exception_class_path="ingest.jobs.WorkerLost",
+        traceback=why,
+    )
+
+
+def _take_back(job: IngestJob, detail: str) -> None:
+    """The job queued again under a new task: the old one can never write it."""
+    job.status, job.error_detail = Status.QUEUED, detail
+    job.task_id = str(run_ingest_job.enqueue(job.job_id).id)
+    job.save(update_fields=["status", "error_detail", "task_id"])
+
+
+def prune() -> tuple[int, int]:
+    """Forget what ended JOB_RETENTION_DAYS ago: finished jobs (a failed one's upload
+    with it), django-tasks' records of finished tasks, and workers not heard of since.
+    Returns the jobs and task records removed."""
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    cutoff = Now() - timedelta(days=settings.JOB_RETENTION_DAYS)
+    jobs, _ = (
+        IngestJob.objects.exclude(status__in=IngestJob.PENDING)
+        .filter(finished_at__lt=cutoff)
+        .delete()
+    )
+    tasks, _ = DBTaskResult.objects.filter(
+        status__in=[TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED],
+        finished_at__lt=cutoff,
+    ).delete()
+    JobWorker.objects.filter(seen_at__lt=cutoff).delete()
+    return jobs, tasks
+
+
+PRUNE_EVERY = 3600.0  # seconds, per worker
 
 
 class Supervisor(threading.Thread):
@@ -489,9 +582,15 @@ class Supervisor(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        pruned_at = -PRUNE_EVERY
         while True:
             try:
                 beat()
+                if time.monotonic() - pruned_at >= PRUNE_EVERY:
+                    jobs, tasks = prune()
+                    pruned_at = time.monotonic()
+                    if jobs or tasks:
+                        logger.info("pruned %s finished job(s), %s task record(s)", jobs, tasks)
             except DatabaseError as exc:
                 logger.warning("worker %s: the database is unavailable: %s", worker_id(), exc)
             finally:
@@ -568,7 +667,8 @@ async def queue_state() -> QueueState:
         running=Count("pk", filter=Q(status=Status.RUNNING)),
         oldest=Min("created_at", filter=Q(status=Status.QUEUED)),
     )
-    workers = await JobWorker.objects.filter(seen_at__gte=now - timedelta(minutes=1)).acount()
+    seen = Now() - timedelta(minutes=1)  # heartbeats carry the database's clock
+    workers = await JobWorker.objects.filter(seen_at__gte=seen).acount()
     oldest = counts["oldest"]
     state = QueueState(
         queued=counts["queued"],
