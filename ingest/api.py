@@ -68,6 +68,26 @@ jobs_router = Router(tags=["jobs"], auth=api_key_auth, by_alias=True)
 FileIdPath = Path(..., alias="fileId", max_length=FILE_ID_MAX, pattern=NO_NUL)
 JobIdPath = Path(..., alias="jobId", max_length=64, pattern=NO_NUL)
 TRUE = {"1", "true", "yes", "on"}
+# The other two ways to ask for a background ingest, beside the body's `async`.
+IN_BACKGROUND = {
+    "parameters": [
+        {
+            "in": "query",
+            "name": "async",
+            "required": False,
+            "schema": {"type": "boolean", "default": False},
+            "description": "true: index in the background (202 and a job), as the body's async",
+        },
+        {
+            "in": "header",
+            "name": "Prefer",
+            "required": False,
+            "schema": {"type": "string"},
+            "example": "respond-async",
+            "description": "respond-async (RFC 7240): index in the background, as async",
+        },
+    ]
+}
 
 
 def _ingested(result: Ingested) -> dict[str, Any]:
@@ -130,7 +150,11 @@ def _deleted(file_id: str, result: Removed) -> dict[str, Any]:
     }
 
 
-@router.post("/ingest/file", response=responses(IngestOut, 400, 409, 413, 415, accepted=JobOut))
+@router.post(
+    "/ingest/file",
+    response=responses(IngestOut, 400, 409, 413, 415, accepted=JobOut),
+    openapi_extra=IN_BACKGROUND,
+)
 async def ingest_file(
     request: HttpRequest,
     response: HttpResponse,
@@ -159,7 +183,11 @@ async def ingest_file(
     return _ingested(await document_ingest(**upload))
 
 
-@router.post("/ingest/url", response=responses(IngestOut, 400, 409, 413, 415, accepted=JobOut))
+@router.post(
+    "/ingest/url",
+    response=responses(IngestOut, 400, 409, 413, 415, accepted=JobOut),
+    openapi_extra=IN_BACKGROUND,
+)
 async def ingest_url(request: HttpRequest, response: HttpResponse, payload: UrlIn) -> Any:
     """Fetch a public http(s) URL and index it, like an upload. With `async`, the page is
     fetched now (its address and its answer are checked at once) and indexed by a job."""

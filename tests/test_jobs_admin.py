@@ -207,3 +207,16 @@ def test_retry_needs_the_permission_to_add_documents(api, client, data_dir):
     assert "Retry the selected failed jobs" not in page
     client.post(JOBS, {"action": "retry", "_selected_action": [str(failed.pk)]})
     assert IngestJob.objects.get(pk=failed.pk).status == "failed"
+
+
+def test_the_openapi_schema_documents_background_ingests(client):
+    schema = client.get("/openapi.json").json()
+    for path in ("/ingest/file", "/ingest/url"):
+        operation = schema["paths"][path]["post"]
+        asked = {(p["in"], p["name"]) for p in operation["parameters"]}
+        assert {("query", "async"), ("header", "Prefer")} <= asked, path
+        assert "202" in operation["responses"], path
+    for path in ("/jobs", "/jobs/{jobId}"):
+        assert "200" in schema["paths"][path]["get"]["responses"], path
+    job = schema["components"]["schemas"]["JobOut"]["properties"]
+    assert {"jobId", "status", "progress", "error", "document", "attempts"} <= set(job)
