@@ -305,6 +305,24 @@ class TestFaults:
         written_once(slow_service, job["fileId"], done["document"]["numChunks"])
         assert kept_upload(slow_service.env, job["jobId"]) == 0
 
+    def test_deleting_a_document_while_its_job_runs_stops_it(self, slow_service):
+        job = post_async(slow_service, "manifest.txt", long_text(150))[2]
+        log: list[str] = []
+        with running_worker(slow_service.env, log=log) as worker:
+            wait_for(slow_service, job["jobId"], lambda j: j["progress"]["chunksDone"] >= 64)
+            status, deleted = slow_service.call("DELETE", f"/documents/{job['fileId']}")
+            assert (status, deleted["deleted"]) == (200, True)
+            assert job_of(slow_service, job["jobId"])["status"] == "cancelled"
+            # The worker drops it at its next batch and takes the next job.
+            after = post_async(slow_service, "parking.txt", PARKING.encode())[2]
+            assert wait_for(slow_service, after["jobId"], ended)["status"] == "succeeded"
+            assert worker.poll() is None
+        assert job_of(slow_service, job["jobId"])["status"] == "cancelled", log[-20:]
+        assert slow_service.call("GET", f"/documents/{job['fileId']}")[0] == 404
+        stored = {chunk["file_id"] for chunk in stored_chunks(slow_service.data_dir)}
+        assert stored == {after["fileId"]}
+        assert kept_upload(slow_service.env, job["jobId"]) == 0
+
     def test_two_workers_never_run_the_same_job(self, service):
         queued = [
             post_async(service, f"note-{n}.txt", f"Note {n}: the tide at pier {n}.".encode())[2]

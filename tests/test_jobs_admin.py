@@ -209,6 +209,16 @@ def test_retry_needs_the_permission_to_add_documents(api, client, data_dir):
     assert IngestJob.objects.get(pk=failed.pk).status == "failed"
 
 
+def test_an_unreadable_pdf_fails_as_the_synchronous_upload_does(api, data_dir: Path):
+    broken = b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R >> endobj\ntrailer <<>>\n"
+    refused = upload(api, "broken.pdf", broken)
+    assert refused.status_code == 422, refused.json()
+    failed = run(queue(api, "broken.pdf", broken)["jobId"])
+    assert (failed.status, failed.attempts) == ("failed", 1)
+    assert (failed.error_status, failed.error_detail) == (422, refused.json()["detail"])
+    assert api.get("/documents").json()["total"] == 0
+
+
 def test_the_openapi_schema_documents_background_ingests(client):
     schema = client.get("/openapi.json").json()
     for path in ("/ingest/file", "/ingest/url"):
