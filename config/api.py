@@ -21,7 +21,12 @@ from ingest.exceptions import (
     IngestError,
 )
 from registry.auth import ApiKeyRevoked
-from registry.exceptions import DocumentNotFound, RegistryError, RegistryUnavailable
+from registry.exceptions import (
+    DATABASE_UNAVAILABLE,
+    DocumentNotFound,
+    RegistryError,
+    RegistryUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +72,6 @@ def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
 @api.exception_handler(DocumentNotFound)
 def document_not_found(request: HttpRequest, exc: DocumentNotFound) -> HttpResponse:
     return _error(request, 404, str(exc))
-
-
-DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly"
 
 
 @api.exception_handler(RegistryUnavailable)

@@ -52,7 +52,7 @@ from ingest.sources.extraction import MEDIA_TYPES, detect_kind
 from ingest.stores import get_vector_store
 from ingest.stores.base import StoredChunks
 from registry.backends import get_backend
-from registry.exceptions import RegistryUnavailable
+from registry.exceptions import DATABASE_UNAVAILABLE, RegistryUnavailable
 from registry.models import new_file_id
 from registry.records import DocumentRecord, SourceKind, now_seconds
 
@@ -60,7 +60,6 @@ logger = logging.getLogger(__name__)
 
 Status = IngestJob.Status
 EMBED_BATCH = 64  # chunks embedded between two progress counts
-DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly"
 
 # Set by the worker on SIGTERM: the job in hand goes back to the queue at its next batch.
 release_requested = threading.Event()
@@ -101,10 +100,14 @@ async def ingest_in_background(
     with the synchronous path's errors: workspace, id, size, type, a conflicting id."""
     admitted = await admit(data=data, workspace=workspace, file_id=file_id)
     kind = detect_kind(data, filename=filename, content_type=content_type)
-    if admitted.same_content is not None:
-        same = admitted.same_content.file_id
-        pending = await IngestJob.objects.filter(file_id=same).pending().afirst()
-        return Queued(pending, admitted.same_content, created=False)
+    same = admitted.same_content
+    if same is not None:
+        pending = await IngestJob.objects.filter(file_id=same.file_id).pending().afirst()
+        if pending is not None or not same.awaiting_chunks:
+            return Queued(pending, same, created=False)
+        # Listed, but its job ended without it (failed, and its row could not be
+        # removed then): a new job fills it.
+        admitted, file_id = Admitted(admitted.sha256, None, same), same.file_id
     return await sync_to_async(_enqueue, thread_sensitive=True)(
         data=data,
         filename=filename,
@@ -266,8 +269,8 @@ def run_job(job_id: str, *, task_id: str) -> None:
         _requeue(job, task_id, delay=0, detail="", attempts=job.attempts - 1)
         logger.info("job %s went back to the queue: its worker is stopping", job.job_id)
     except (RegistryUnavailable, DatabaseError) as exc:
-        logger.warning("job %s: the database is unavailable: %s", job.job_id, exc)
-        _retry_or_fail(job, task_id, DATABASE_UNAVAILABLE)
+        logger.warning("job %s: the registry is unavailable: %s", job.job_id, exc)
+        _retry_or_fail(job, task_id, _unavailable(exc))
     except IngestError as exc:
         if exc.transient:
             logger.warning("job %s: %s", job.job_id, exc)
@@ -368,6 +371,14 @@ def _ingest(job: IngestJob, task_id: str) -> None:
     get_vector_store().write_document(chunks, write_row)
 
 
+def _unavailable(exc: Exception) -> str:
+    """What the API would answer (config/api.py): the database's details stay in the log,
+    a JSON registry's file and reason are said."""
+    if isinstance(exc, DatabaseError) or isinstance(exc.__cause__, DatabaseError):
+        return DATABASE_UNAVAILABLE
+    return f"Registry unavailable: {exc}"
+
+
 def _fail(job: IngestJob, task_id: str, status: int, detail: str) -> None:
     """The job failed for good; a placeholder it was to fill goes (nothing is stored)."""
     if not _mine(job, task_id).finish(Status.FAILED, error_status=status, detail=detail):
@@ -376,11 +387,16 @@ def _fail(job: IngestJob, task_id: str, status: int, detail: str) -> None:
     if job.replaces:
         return
     backend = get_backend()
-    current = backend.get_many([job.file_id]).get(job.file_id)
-    if current is not None and current.awaiting_chunks:
-        # A placeholder has no chunks (a store's write puts back what it wrote when the
-        # row fails): only its row goes, without asking a store that may be what failed.
-        backend.delete_many([job.file_id])
+    try:
+        current = backend.get_many([job.file_id]).get(job.file_id)
+        if current is not None and current.awaiting_chunks:
+            # A placeholder has no chunks (a store's write puts back what it wrote when
+            # the row fails): only its row goes, without asking a store that may be what
+            # failed.
+            backend.delete_many([job.file_id])
+    except (RegistryUnavailable, DatabaseError) as exc:
+        # It stays listed, unindexed: the same bytes sent again make a new job for it.
+        logger.warning("job %s: its placeholder could not be removed: %s", job.job_id, exc)
 
 
 def _retry_or_fail(job: IngestJob, task_id: str, detail: str, *, status: int = 503) -> None:

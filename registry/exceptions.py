@@ -33,6 +33,10 @@ class RegistryUnavailable(RegistryError):
     """The live registry cannot be read or written (corrupt file, database down)."""
 
 
+# What clients are told while the database is away (its host and error stay in the log).
+DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly"
+
+
 class InvalidRecord(RegistryError):
     """A legacy registry record that cannot be understood."""
 

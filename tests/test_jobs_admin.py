@@ -230,3 +230,25 @@ def test_the_openapi_schema_documents_background_ingests(client):
         assert "200" in schema["paths"][path]["get"]["responses"], path
     job = schema["components"]["schemas"]["JobOut"]["properties"]
     assert {"jobId", "status", "progress", "error", "document", "attempts"} <= set(job)
+
+
+def test_a_damaged_json_registry_fails_the_job_saying_so_and_a_resend_recovers(
+    api, settings, data_dir: Path
+):
+    if settings.VECTOR_STORE == "pgvector":
+        pytest.skip("VECTOR_STORE=pgvector refuses the JSON registry (settings stop start-up)")
+    settings.USE_JSON_REGISTRY = True
+    settings.JOB_MAX_ATTEMPTS = 1
+    job = queue(api, "tides.txt", TIDES)
+    registry = data_dir / "registry.json"
+    intact = registry.read_bytes()
+    registry.write_bytes(b"[{")  # truncated by a full disk, say
+    failed = run(job["jobId"])
+    assert (failed.status, failed.error_status) == ("failed", 503)
+    assert failed.error_detail.startswith(f"Registry unavailable: registry file {registry}")
+    registry.write_bytes(intact)  # restored: the document is listed, without a job
+    again = queue(api, "tides.txt", TIDES)
+    assert (again["fileId"], again["status"]) == (job["fileId"], "queued")
+    assert again["jobId"] != job["jobId"]
+    assert run(again["jobId"]).status == "succeeded"
+    assert api.get(f"/documents/{job['fileId']}").json()["indexed"] is True
