@@ -18,8 +18,9 @@ the local PostgreSQL), dropped after, with its own data directory. Workers are r
   rounds alternate the two, and their medians are compared.
 - /ask p50/p99 of the 56 questions of bench/data, three times each, over a 1,000-chunk
   document, while one worker ingests, against the same questions on an idle service:
-  the web servers at their default EMBEDDING_THREADS (or --web-threads), the worker at
-  full threads, first at JOB_WORKER_NICE=0, then at its default.
+  the web servers at their default EMBEDDING_THREADS (or --web-threads); the worker on
+  one thread at JOB_WORKER_NICE=0 (a core left by threads), then on all at 0, then on
+  all at its default priority.
 - Jobs/s of --jobs documents of 200 chunks with one worker, then two (one thread each).
 """
 
@@ -296,9 +297,10 @@ def run_all(
         f"\n/ask ({len(idle)} questions; web servers at EMBEDDING_THREADS="
         f"{options.web_threads or 'default'}), idle: {percentiles(idle)}"
     )
-    for nice in ("0", None):  # None: the default JOB_WORKER_NICE
+    # A core left to the API by threads alone (1), then by priority (None: the default).
+    for worker_threads, nice in ((1, "0"), (threads, "0"), (threads, None)):
         busy_job = upload(service, "busy.txt", big[1], **{"async": "true", "workspace": "busy"})
-        worker_env = {**env, "EMBEDDING_THREADS": str(threads)}
+        worker_env = {**env, "EMBEDDING_THREADS": str(worker_threads)}
         if nice is not None:
             worker_env["JOB_WORKER_NICE"] = nice
         with running_worker(worker_env):
@@ -312,7 +314,7 @@ def run_all(
         embedded = after["progress"]["chunksDone"] - before["progress"]["chunksDone"]
         service.call("DELETE", f"/documents/{busy_job[1]['fileId']}")  # not for the next
         print(
-            f"  while a worker ({threads} threads, JOB_WORKER_NICE={nice or 'default'}) "
+            f"  while a worker ({worker_threads} thread(s), JOB_WORKER_NICE={nice or 'default'}) "
             f"ingests: {percentiles(busy)}; meanwhile it embedded about {embedded} chunks in "
             f"{seconds:.1f} s (counted every 64; its job was {after['status']} at the end)"
         )

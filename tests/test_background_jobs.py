@@ -278,25 +278,27 @@ class TestFaults:
                 lambda j: j["progress"]["chunksDone"] >= 64,
                 seen=seen,
             )
-            first.kill()  # SIGKILL: no chance to put the job back
-            first.wait()
+            # A second worker beside it, idle: the job is the first's while it lives.
+            with running_worker(slow_service.env, log=log) as second:
+                first.kill()  # SIGKILL: no chance to put the job back
+                first.wait()
+                assert job_of(slow_service, job["jobId"])["status"] == "running"
+                # The second takes it back once its lease (4 s) has run out, and runs it
+                # from the start.
+                wait_for(
+                    slow_service,
+                    job["jobId"],
+                    lambda j: j["attempts"] == 2 and j["progress"]["chunksDone"] >= 64,
+                )
+                second.terminate()  # SIGTERM: it ends its batch, puts the job back, leaves
+                assert second.wait(timeout=60) == 0, log[-20:]
         assert any("embedder ready" in line for line in log), log[-20:]  # before its job
-        # Progress grew while it ran: the total known first, then counted up to it.
+        # Progress grew while the first ran: the total known first, then counted up.
         running = [j["progress"] for j in seen if j["status"] == "running"]
         total = running[-1]["chunksTotal"]
         assert total > 128 and all(p["chunksTotal"] in (0, total) for p in running), running
         done_counts = [p["chunksDone"] for p in running]
         assert done_counts == sorted(done_counts) and 0 < done_counts[-1] < total, done_counts
-        assert job_of(slow_service, job["jobId"])["status"] == "running"
-        # Another worker takes it back once its lease (4 s) has run out, from the start.
-        with running_worker(slow_service.env, log=log) as second:
-            wait_for(
-                slow_service,
-                job["jobId"],
-                lambda j: j["attempts"] == 2 and j["progress"]["chunksDone"] >= 64,
-            )
-            second.terminate()  # SIGTERM: it finishes its batch, puts the job back, leaves
-            assert second.wait(timeout=60) == 0, log[-20:]
         back = job_of(slow_service, job["jobId"])
         assert (back["status"], back["attempts"]) == ("queued", 1), back
         with running_worker(slow_service.env, log=log):
