@@ -54,7 +54,7 @@ from ingest.stores.base import StoredChunks
 from registry.backends import get_backend
 from registry.exceptions import DATABASE_UNAVAILABLE, RegistryUnavailable
 from registry.models import new_file_id
-from registry.records import DocumentRecord, SourceKind, now_seconds
+from registry.records import DocumentRecord, SourceKind, now_seconds, workspace_filter
 
 logger = logging.getLogger(__name__)
 
@@ -638,12 +638,14 @@ async def job_get(job_id: str) -> IngestJob:
 async def job_page(
     *, status: str | None, workspace: str | None, limit: int, offset: int
 ) -> tuple[list[IngestJob], int]:
-    """A page of jobs, newest first, and how many match."""
+    """A page of jobs, newest first, and how many match; every workspace's for None or
+    `*`, else InvalidWorkspace for a name no workspace can have."""
     jobs = _jobs()
     if status is not None:
         jobs = jobs.filter(status=status)
-    if workspace is not None:
-        jobs = jobs.filter(workspace=workspace)
+    scope = workspace_filter(workspace) if workspace is not None else None
+    if scope is not None:
+        jobs = jobs.filter(workspace=scope)
     page = [job async for job in jobs.order_by("-created_at", "-id")[offset : offset + limit]]
     return page, await jobs.acount()
 

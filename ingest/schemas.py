@@ -224,7 +224,9 @@ class JobOut(CamelOut):
 class JobFilters(Schema):
     status: JobStatus | None = None
     workspace: str | None = Field(
-        None, max_length=WORKSPACE_MAX, description="Only this workspace's jobs; all by default."
+        None,
+        max_length=WORKSPACE_MAX,
+        description="Only this workspace's jobs; all by default, or with `*`.",
     )
     limit: int = Field(50, ge=1, le=LIST_LIMIT_MAX)
     offset: int = Field(0, ge=0, le=OFFSET_MAX)

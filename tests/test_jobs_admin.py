@@ -252,3 +252,14 @@ def test_a_damaged_json_registry_fails_the_job_saying_so_and_a_resend_recovers(
     assert again["jobId"] != job["jobId"]
     assert run(again["jobId"]).status == "succeeded"
     assert api.get(f"/documents/{job['fileId']}").json()["indexed"] is True
+
+
+def test_jobs_are_listed_by_workspace_and_a_bad_name_is_400(api, data_dir: Path):
+    queue(api, "tides.txt", TIDES)
+    queue(api, "eng.txt", b"Engineering notes on the harbour crane.", workspace="eng")
+    for workspace, total in (("eng", 1), ("default", 1), ("*", 2), ("none-here", 0)):
+        assert api.get("/jobs", {"workspace": workspace}).json()["total"] == total, workspace
+    for bad in ("a b", "\x00eng", "x" * 65):
+        response = api.get("/jobs", {"workspace": bad})
+        assert response.status_code in (400, 422), (bad, response.json())
+        assert "workspace" in response.json()["detail"].lower(), response.json()
