@@ -87,6 +87,63 @@ def run_manage(*args: str, env: dict[str, str], timeout: float = 60) -> subproce
     )
 
 
+def service_of_its_own(database_url: str, data: Path, **settings: str) -> tuple[dict, str]:
+    """The settings of a child service on a database of the test's own (migrated now) and
+    `data` as its data directory, and an API key it accepts."""
+    data.mkdir(exist_ok=True)
+    env = child_env(DATABASE_URL=database_url, DATA_DIR=str(data), **settings)
+    migrated = run_manage("migrate", "--noinput", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    key = run_manage("create_api_key", "tests", env=env).stdout.strip().splitlines()[-1]
+    return env, key
+
+
+@dataclass
+class Child:
+    """A child process of the tests, and the lines it has written to stderr so far."""
+
+    process: subprocess.Popen
+    lines: list[str]
+    reader: threading.Thread
+
+    def output(self) -> str:
+        """Everything it wrote, once it has exited."""
+        self.reader.join(timeout=5)
+        return "".join(self.lines)
+
+
+@contextlib.contextmanager
+def child_process(args: list[str], env: dict[str, str], log: list[str] | None) -> Iterator[Child]:
+    """`python ARGS` from the project's directory. Its stderr is read as it comes: the
+    service logs a line per request, and a full pipe would block it (a fuzzing run
+    stopped answering after a few hundred). Stopped with SIGTERM, then killed if it
+    lingers; `log` receives its lines once it has stopped."""
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    try:
+        yield Child(process, lines, reader)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        reader.join(timeout=10)
+        if log is not None:
+            log.extend(line.rstrip("\n") for line in lines)
+
+
 @contextlib.contextmanager
 def running_server(
     env: dict[str, str], *, workers: int = 0, log: list[str] | None = None
@@ -103,26 +160,12 @@ def running_server(
         command = ["-m", "gunicorn", "config.asgi:application", "-c", "gunicorn.conf.py"]
     else:
         command = ["-m", "uvicorn", "config.asgi:application", "--port", str(port)]
-    process = subprocess.Popen(
-        [sys.executable, *command],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # Read stderr as it comes: the service logs a line per request, and a full pipe
-    # would block its workers (a fuzzing run stopped answering after a few hundred).
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-    reader.start()
     base_url = f"http://127.0.0.1:{port}"
-    try:
+    with child_process(command, env, log) as server:
         deadline = time.monotonic() + 60
         while True:
-            if process.poll() is not None:
-                reader.join(timeout=5)
-                raise AssertionError(f"the server exited: {''.join(lines)[-3000:]}")
+            if server.process.poll() is not None:
+                raise AssertionError(f"the server exited: {server.output()[-3000:]}")
             try:
                 # /health answers over plain HTTP in production too (no redirect), with
                 # 200 or, the database down, 503: any answer means the server is up.
@@ -135,54 +178,15 @@ def running_server(
                     raise AssertionError("the server did not answer within 60 s") from None
                 time.sleep(0.2)
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(timeout=10)
-        if log is not None:
-            log.extend(line.rstrip("\n") for line in lines)
 
 
 @contextlib.contextmanager
 def running_worker(env: dict[str, str], *, log: list[str] | None = None) -> Iterator[Any]:
     """A background worker (`manage.py db_worker`) in a child process, polling often;
     yields the process. Stopped with SIGTERM, then killed if it lingers."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "db_worker",
-            "--interval",
-            "0.2",
-            "--no-startup-delay",
-            "--no-reload",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-    reader.start()
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        reader.join(timeout=10)
-        if log is not None:
-            log.extend(line.rstrip("\n") for line in lines)
+    args = ["manage.py", "db_worker", "--interval", "0.2", "--no-startup-delay", "--no-reload"]
+    with child_process(args, env, log) as worker:
+        yield worker.process
 
 
 class Postgres:

@@ -16,12 +16,11 @@ from django.db import connection
 from tests.documents import HANDBOOK_PDF_PAGES, make_pdf
 from tests.helpers import (
     LiveService,
-    child_env,
     kept_upload,
     multipart,
-    run_manage,
     running_server,
     running_worker,
+    service_of_its_own,
     service_rows,
     stored_chunks,
 )
@@ -346,18 +345,15 @@ def test_a_worker_carries_on_by_itself_when_the_database_comes_back(postgres, tm
     """PostgreSQL stops for a few seconds under a worker with a job in hand: the worker
     is not restarted, and the job is retried or taken back, not lost."""
     data = tmp_path / "own"
-    data.mkdir()
-    env = child_env(
-        DATABASE_URL=postgres.url,
-        DATA_DIR=str(data),
+    env, key = service_of_its_own(
+        postgres.url,
+        data,
         VECTOR_STORE="json",
         EMBEDDER="minilm",
         EMBEDDING_THREADS="1",
         JOB_LEASE_SECONDS="4",
         JOB_RETRY_SECONDS="1",
     )
-    assert run_manage("migrate", "--noinput", env=env).returncode == 0
-    key = run_manage("create_api_key", "jobs", env=env).stdout.strip().splitlines()[-1]
     log: list[str] = []
     with running_server(env, workers=1) as base, running_worker(env, log=log) as worker:
         service = LiveService(base, key, data, env)

@@ -21,6 +21,7 @@ from tests.helpers import (
     child_env,
     run_manage,
     running_server,
+    service_of_its_own,
     without_queue,
 )
 
@@ -35,16 +36,9 @@ def test_postgres_stopping_gives_prompt_503s_and_the_service_recovers_by_itself(
     postgres: Postgres, tmp_path: Path
 ):
     data = tmp_path / "data"
-    data.mkdir()
-    env = child_env(
-        DATABASE_URL=postgres.url,
-        DATA_DIR=str(data),
-        HEALTH_TIMEOUT="2",
-        DB_POOL_SIZE="2",
-        DB_POOL_TIMEOUT="30",
+    env, key = service_of_its_own(
+        postgres.url, data, HEALTH_TIMEOUT="2", DB_POOL_SIZE="2", DB_POOL_TIMEOUT="30"
     )
-    assert run_manage("migrate", "--noinput", env=env).returncode == 0
-    key = run_manage("create_api_key", "faults", env=env).stdout.strip().splitlines()[-1]
     log: list[str] = []
     with running_server(env, workers=2, log=log) as base:
         service = LiveService(base, key, data)
