@@ -31,7 +31,6 @@ import contextlib
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 import orjson  # noqa: E402
 from bench_import import scratch_database  # noqa: E402
 
-from tests.helpers import LiveService, multipart, running_server, running_worker  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    LiveService,
+    multipart,
+    run_manage,
+    running_server,
+    running_worker,
+)
 
 MANUAL = Path("/usr/share/doc/postgresql-doc-15/html")
 QUESTIONS = ROOT / "bench" / "data" / "pg15_questions.json"
@@ -124,14 +129,9 @@ def wait_all(
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_manage(*args, env=env)
+    if done.returncode:
+        sys.exit(f"manage.py {' '.join(args)} failed: {done.stderr[-2000:]}")
     return done.stdout
 
 
