@@ -19,9 +19,16 @@ PYTEST := ENV_FILE= $(BIN)/python -m pytest $(PYTEST_FLAGS)
 # (tests/test_admin_browser.py); installed once, as root or through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
+
+# What the service needs (make run), then what testing it needs besides (make test).
+$(BIN)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PIP) -r requirements.txt
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.runtime requirements-dev.txt
+	$(PIP) -r requirements-dev.txt
 	touch $@
 
 setup: $(BIN)/.installed
@@ -32,7 +39,7 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
 
 # The web server and one background worker (ingest/jobs.py), stopped together.
-run: setup
+run: $(BIN)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py db_worker --no-reload & worker=$$!; \

@@ -453,9 +453,11 @@ def table_rows() -> dict[str, tuple]:
     return {row[0]: row for row in Document.objects.values_list(*RECORD_FIELDS)}
 
 
-def run_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[str, str]:
-    """Run manage.py with stderr on a pseudo-terminal; return stdout and what the
-    terminal showed."""
+def run_on_a_terminal(
+    args: list[str], env: dict[str, str], *, stdout_too: bool = False
+) -> tuple[str, str]:
+    """Run manage.py with stderr (and stdout, `stdout_too`: as someone at a terminal runs
+    it) on a pseudo-terminal; return stdout if it was not, and what the terminal showed."""
     leader, follower = pty.openpty()
     shown: list[bytes] = []
 
@@ -476,7 +478,7 @@ def run_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[str, str]:
             [sys.executable, str(ROOT / "manage.py"), *args],
             env=env,
             cwd=ROOT,
-            stdout=subprocess.PIPE,
+            stdout=follower if stdout_too else subprocess.PIPE,
             stderr=follower,
             text=True,
             timeout=60,
@@ -486,4 +488,4 @@ def run_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[str, str]:
     reader.join(timeout=10)
     os.close(leader)
     assert result.returncode == 0
-    return result.stdout, b"".join(shown).decode()
+    return result.stdout or "", b"".join(shown).decode()

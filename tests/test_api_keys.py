@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 
 import pytest
@@ -12,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from registry.models import ApiKey
-from tests.helpers import child_env, run_manage
+from tests.helpers import child_env, run_manage, run_on_a_terminal
 
 PROTECTED = [
     ("get", "/documents"),
@@ -159,6 +160,16 @@ class TestCreateApiKeyCommand:
             env=env,
         )
         assert check.stdout.strip().splitlines()[-1] == "200"
+
+    def test_on_a_terminal_the_success_line_does_not_read_as_an_error(self, tmp_path):
+        env = child_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", DATA_DIR=str(tmp_path))
+        assert run_manage("migrate", "-v0", env=env).returncode == 0
+        _, shown = run_on_a_terminal(["create_api_key", "frontend"], env, stdout_too=True)
+        assert "Created API key 'frontend'" in shown
+        assert "\x1b[31" not in shown  # Django's ERROR style: bold red
+        assert "\x1b[32" in shown  # its SUCCESS style: green
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # the text a person reads
+        assert plain.strip().splitlines()[-1].startswith("dsk_")
 
     def test_an_empty_name_is_refused(self, tmp_path):
         env = child_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")

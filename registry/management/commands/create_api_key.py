@@ -18,8 +18,11 @@ class Command(BaseCommand):
         api_key = ApiKey(name=name)
         raw_key = api_key.set_new_key()
         api_key.save()
+        # On stderr, so that KEY=$(manage.py create_api_key NAME) captures the key alone;
+        # styled as the success it is (Django colours stderr as an error otherwise).
         self.stderr.write(
             f"Created API key {name!r} ({api_key.prefix}…). Send it as the X-API-Key header. "
-            "It is shown once, below: store it now."
+            "It is shown once, below: store it now.",
+            style_func=self.style.SUCCESS,
         )
         return raw_key
