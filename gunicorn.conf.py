@@ -11,8 +11,9 @@ import os
 import sys
 import tempfile
 
-from config.env import env_int, env_str
+from config.env import env_int, env_str, read_env_file
 
+read_env_file()  # as Django's settings do, before the settings below are read from it
 bind = env_str("BIND", "127.0.0.1:8000")
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
 worker_class = "config.worker.ServiceWorker"

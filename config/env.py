@@ -27,6 +27,23 @@ POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql"}
 SQLITE_SCHEMES = {"sqlite"}
 
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def read_env_file() -> str:
+    """Load `.env` (or the file ENV_FILE names; ENV_FILE="" for none) into the
+    environment, where values already set win; returns the file read, or "". The one
+    reader of it, for Django's settings and for gunicorn's (BIND, WEB_CONCURRENCY, …),
+    which are read before Django starts."""
+    path = os.environ.get("ENV_FILE", str(PROJECT_DIR / ".env"))
+    if not path or not Path(path).is_file():
+        return ""
+    import environ
+
+    environ.Env.read_env(path)
+    return path
+
+
 def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from common.postgresql import POSTGRESQL
@@ -24,14 +23,13 @@ from config.env import (
     env_networks,
     env_path,
     env_str,
+    read_env_file,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Values already in the environment win over `.env`; ENV_FILE="" skips the file (tests).
-ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
-if ENV_FILE and Path(ENV_FILE).is_file():
-    environ.Env.read_env(ENV_FILE)
+ENV_FILE = read_env_file()
 
 DEBUG = env_bool("DEBUG", True)
 

@@ -4,9 +4,13 @@ model."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
+import time
+import urllib.request
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, child_env, child_process, free_port, run_manage
 
 
 def planned(target: str) -> str:
@@ -28,3 +32,63 @@ def test_make_run_installs_what_the_service_needs_and_not_the_test_tools():
 def test_make_test_installs_the_test_tools_too():
     plan = planned("test-sqlite")
     assert "-r requirements.txt" in plan and "-r requirements-dev.txt" in plan
+
+
+def gunicorn_settings(env: dict[str, str]) -> dict[str, object]:
+    """What gunicorn.conf.py sets under `env`, read as gunicorn reads it."""
+    script = (
+        "import json, runpy; g = runpy.run_path('gunicorn.conf.py'); "
+        "print(json.dumps({k: g[k] for k in ('bind', 'workers', 'timeout', "
+        "'forwarded_allow_ips')}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+GUNICORN_SETTINGS = ("BIND", "WEB_CONCURRENCY", "GUNICORN_TIMEOUT", "TRUSTED_PROXIES")
+
+
+def test_gunicorn_reads_its_settings_from_dot_env_and_the_environment_wins(tmp_path):
+    dot_env = tmp_path / ".env"
+    dot_env.write_text(
+        "BIND=127.0.0.1:8123\nWEB_CONCURRENCY=3\nGUNICORN_TIMEOUT=45\nTRUSTED_PROXIES=10.0.0.5\n"
+    )
+    env = {k: v for k, v in child_env(ENV_FILE=str(dot_env)).items() if k not in GUNICORN_SETTINGS}
+    assert gunicorn_settings(env) == {
+        "bind": "127.0.0.1:8123",
+        "workers": 3,
+        "timeout": 45,
+        "forwarded_allow_ips": "10.0.0.5",
+    }
+    assert gunicorn_settings({**env, "BIND": "127.0.0.1:8124"})["bind"] == "127.0.0.1:8124"
+    assert gunicorn_settings({**env, "ENV_FILE": ""})["bind"] == "127.0.0.1:8000"
+
+
+def test_a_server_started_with_only_a_dot_env_serves_where_it_says(tmp_path):
+    port = free_port()
+    dot_env = tmp_path / ".env"
+    dot_env.write_text(
+        f"BIND=127.0.0.1:{port}\nWEB_CONCURRENCY=1\n"
+        f"DATABASE_URL=sqlite:///{tmp_path / 'db.sqlite3'}\nDATA_DIR={tmp_path}\n"
+    )
+    env = {
+        k: v
+        for k, v in child_env(ENV_FILE=str(dot_env)).items()
+        if k not in (*GUNICORN_SETTINGS, "DATABASE_URL", "DATA_DIR")
+    }
+    assert run_manage("migrate", "-v0", env=env).returncode == 0
+    gunicorn = ["-m", "gunicorn", "config.asgi:application", "-c", "gunicorn.conf.py"]
+    with child_process(gunicorn, env, None) as server:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.process.poll() is None, server.output()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "nothing answered on the .env's BIND"
+                time.sleep(0.2)
