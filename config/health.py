@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from ninja.responses import Status
 
+from ingest import warmup
 from ingest.jobs import queue_state
 from registry.backends import get_backend
 
@@ -37,16 +38,22 @@ class QueueOut(Schema):
 class HealthOut(Schema):
     ok: bool
     db: bool
+    # "starting" while this process warms up (ingest/warmup.py): 503, send it nothing yet.
+    status: str | None = None
     registry: str | None = None  # named when it is not the database's: a rollback
     queue: QueueOut | None = None  # while the database answers
 
 
 @router.get("/health", response={200: HealthOut, 503: HealthOut}, exclude_none=True)
 async def health(request: HttpRequest) -> Status[HealthOut]:
-    """Liveness and readiness: 200 when the registry and the database answer, else 503."""
+    """Liveness and readiness: 200 when the registry and the database answer and this
+    process is warmed up, else 503."""
     found = await get_backend().aprobe(settings.HEALTH_TIMEOUT)
-    ok = found.database and found.registry
-    body = HealthOut(ok=ok, db=found.database, registry=found.named)
+    starting = not warmup.ready()
+    ok = found.database and found.registry and not starting
+    body = HealthOut(
+        ok=ok, db=found.database, registry=found.named, status="starting" if starting else None
+    )
     if found.database:
         body.queue = await _queue(settings.HEALTH_TIMEOUT)
     return Status(200 if ok else 503, body)

@@ -180,6 +180,10 @@ if EMBEDDER == "gemini" and not env_str("GOOGLE_API_KEY"):
     raise ImproperlyConfigured("EMBEDDER=gemini needs GOOGLE_API_KEY (a Gemini API key)")
 # hashing-v1 only: a model's dimension is the model's own.
 EMBEDDING_DIM = env_int("EMBEDDING_DIM", 384, minimum=16)
+# Web processes load and run their embedder, and read the vector store, when they start,
+# and /health answers 503 "starting" until then (ingest/warmup.py); the tests' child
+# processes skip it.
+WARM_UP = env_bool("WARM_UP", True)
 # Threads PyTorch uses per process for embedding (gunicorn runs one process per worker).
 EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", min(os.cpu_count() or 1, 4), minimum=1)
 # --- Background ingestion (ingest/jobs.py) -------------------------------------------

@@ -44,7 +44,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_tasks import TaskContext, task
 
-from ingest.exceptions import ContentConflict, EmbedderUnavailable, IngestError, JobNotFound
+from ingest.exceptions import ContentConflict, IngestError, JobNotFound
 from ingest.models import DELETED, REPLACED, IngestJob, JobWorker
 from ingest.search.embeddings import get_embedder
 from ingest.services import Admitted, admit, cut, document_name
@@ -426,18 +426,6 @@ def _requeue(
 
 
 # -- the workers' supervision ------------------------------------------------------------
-def warm_up() -> None:
-    """A worker starting: its embedder loaded and run, so its first job runs at full
-    speed. One that cannot be loaded is left to the jobs, which retry and say why."""
-    started = time.monotonic()
-    try:
-        get_embedder().warm_up()
-    except EmbedderUnavailable as exc:
-        logger.warning("worker %s: the embedder is unavailable: %s", worker_id(), exc)
-        return
-    logger.info("worker %s: embedder ready in %.1f s", worker_id(), time.monotonic() - started)
-
-
 _worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
 

@@ -54,7 +54,8 @@ def postgres_url(*, user: str | None = None, name: str | None = None, query: str
 
 
 def child_env(**overrides: str) -> dict[str, str]:
-    """The environment for a child process of the service: no .env, explicit settings.
+    """The environment for a child process of the service: no .env, no warm-up, explicit
+    settings.
 
     The vector store goes with the database: a child on the test run's PostgreSQL gets
     this run's VECTOR_STORE, a child on any other database the default (json) unless
@@ -67,7 +68,8 @@ def child_env(**overrides: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith("DJANGO_") and key != "VECTOR_STORE"
     }
-    env.update({"ENV_FILE": "", "PYTHONPATH": str(ROOT)})
+    # No warm-up (tests/test_start_up.py has its own): /health answers 200 at once.
+    env.update({"ENV_FILE": "", "PYTHONPATH": str(ROOT), "WARM_UP": "false"})
     if settings.VECTOR_STORE != "json" and overrides.get("DATABASE_URL", "").startswith(
         postgres_url()
     ):

@@ -291,7 +291,7 @@ class TestFaults:
                 )
                 second.terminate()  # SIGTERM: it ends its batch, puts the job back, leaves
                 assert second.wait(timeout=60) == 0, log[-20:]
-        assert any("embedder ready" in line for line in log), log[-20:]  # before its job
+        assert any("ingest.warmup" in line and "ready in" in line for line in log), log[-20:]
         # Progress grew while the first ran: the total known first, then counted up.
         running = [j["progress"] for j in seen if j["status"] == "running"]
         total = running[-1]["chunksTotal"]

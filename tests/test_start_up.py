@@ -10,7 +10,15 @@ import sys
 import time
 import urllib.request
 
-from tests.helpers import ROOT, child_env, child_process, free_port, run_manage
+from tests.helpers import (
+    ROOT,
+    LiveService,
+    child_env,
+    child_process,
+    free_port,
+    run_manage,
+    running_server,
+)
 
 
 def planned(target: str) -> str:
@@ -92,3 +100,34 @@ def test_a_server_started_with_only_a_dot_env_serves_where_it_says(tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, "nothing answered on the .env's BIND"
                 time.sleep(0.2)
+
+
+def test_a_web_worker_loads_its_model_before_it_says_it_is_ready(tmp_path):
+    env = child_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        DATA_DIR=str(tmp_path),
+        EMBEDDER="minilm",
+        API_KEYS_REQUIRED="false",
+        WARM_UP="true",
+    )
+    assert run_manage("migrate", "-v0", env=env).returncode == 0
+    log: list[str] = []
+    with running_server(env, workers=1, log=log) as base:
+        service = LiveService(base, "", tmp_path, env)
+        answers = []
+        deadline = time.monotonic() + 120
+        while not answers or answers[-1][0] != 200:
+            assert time.monotonic() < deadline, answers[-3:]
+            answers.append(service.call("GET", "/health", with_key=False))
+            time.sleep(0.1)
+        # A load balancer probing it meanwhile was told to wait.
+        status, body = answers[0]
+        assert (status, body["ok"], body["db"], body["status"]) == (503, False, True, "starting")
+        assert answers[-1][1]["ok"] is True and "status" not in answers[-1][1]
+        status, answer = service.post_json("/ask", {"q": "Where do the tides come from?"})
+        assert status == 200, answer
+    loads = [n for n, line in enumerate(log) if "Loading SentenceTransformer model" in line]
+    ready = [n for n, line in enumerate(log) if "ingest.warmup" in line and "ready in" in line]
+    asked = [n for n, line in enumerate(log) if "POST /ask 200" in line]
+    assert len(loads) == 1 and len(ready) == 1 and len(asked) == 1, log[-20:]
+    assert loads[0] < ready[0] < asked[0]  # the question found the model loaded

@@ -30,7 +30,7 @@ from django.db import DatabaseError, close_old_connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 
-from ingest import jobs
+from ingest import jobs, warmup
 
 logger = logging.getLogger("ingest.jobs")
 
@@ -55,7 +55,7 @@ class Worker(db_worker.Worker):
         jobs.set_worker_id(self.worker_id)
         supervisor = jobs.Supervisor()
         supervisor.start()
-        jobs.warm_up()
+        warmup.warm_up(store=False)
         try:
             while True:
                 try:
