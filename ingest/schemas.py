@@ -38,7 +38,27 @@ def _epoch(value: object) -> object:
 
 
 def _default_when_empty(value: object) -> object:
+    """The old service's reading: surrounding spaces dropped, nothing the default."""
+    if isinstance(value, str):
+        value = value.strip()
     return DEFAULT_WORKSPACE if value is None or value == "" else value
+
+
+def _id_as_text(value: object) -> object:
+    """An id sent as a number is its decimal string, as the old service read it."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _top_k(value: object) -> object:
+    """The old service's `int(k or 15)`: a missing, null, empty or zero k is the default,
+    and a fractional one is cut to a whole number."""
+    if value is None or value in ("", "0", 0):
+        return TOP_K_DEFAULT
+    if isinstance(value, float) and not isinstance(value, bool):
+        return int(value)
+    return value
 
 
 # Timestamps as the old service and registry.json write them: epoch seconds.
@@ -52,6 +72,7 @@ Workspace = Annotated[
 # A client-chosen id to ingest into.
 ReingestId = Annotated[
     str | None,
+    BeforeValidator(_id_as_text),
     Field(
         max_length=FILE_ID_MAX,
         description="Re-ingest into this id: an existing document's chunks and row are "
@@ -122,12 +143,12 @@ class AskIn(CamelSchema):
     workspace: Workspace = Field(
         DEFAULT_WORKSPACE, description="The workspace to search; `*` searches all of them."
     )
-    k: int = Field(
+    k: Annotated[int, BeforeValidator(_top_k)] = Field(
         TOP_K_DEFAULT,
         ge=1,
         le=TOP_K_MAX,
         validation_alias=AliasChoices("k", "topK", "top_k"),
-        description="How many of the best chunks the answer may draw on.",
+        description="How many of the best chunks the answer may draw on (null or 0: 15).",
     )
     stream: bool = Field(
         False,
@@ -255,7 +276,9 @@ class DocumentListOut(CamelOut):
 
 
 class DeleteIn(CamelSchema):
-    file_id: str = Field(min_length=1, max_length=FILE_ID_MAX, pattern=NO_NUL)
+    file_id: Annotated[str, BeforeValidator(_id_as_text)] = Field(
+        min_length=1, max_length=FILE_ID_MAX, pattern=NO_NUL
+    )
 
 
 class DeletedOut(CamelOut):

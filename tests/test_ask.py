@@ -116,7 +116,7 @@ class TestBadQuestions:
             {},
             {"q": ""},
             {"q": "x" * 2001},
-            {"q": "ok", "k": 0},
+            {"q": "ok", "k": -1},  # (0 and null are the default, as the old service read them)
             {"q": "ok", "k": 51},
             {"q": ["a list"]},
             {"question": "", "top_k": 5},

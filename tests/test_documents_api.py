@@ -131,7 +131,9 @@ class TestDelete:
         assert response.json()["deleted"] is True
 
     @pytest.mark.parametrize(
-        "body", [{}, {"fileId": ""}, {"fileId": "x" * 65}, {"fileId": 5}, {"fileId": "a\x00b"}]
+        # (a number is its decimal string, as the old service read it)
+        "body",
+        [{}, {"fileId": ""}, {"fileId": "x" * 65}, {"fileId": [5]}, {"fileId": "a\x00b"}],
     )
     def test_a_malformed_delete_gets_422(self, api, body):
         response = api.post("/delete", body, content_type="application/json")

@@ -138,6 +138,40 @@ def test_every_old_request_gets_at_least_the_old_answer(service, site: CannedSer
     assert policy["fileId"] not in {source["fileId"] for source in answer["sources"]}
 
 
+def test_what_the_old_service_read_leniently_is_read_so_here(service, site: CannedServer):
+    """Its clients' requests that the old service accepted as it read them: spaces around
+    a workspace, a null or zero k, ids sent as numbers."""
+    live, with_key = service
+    post_json = lambda *a, **k: live.post_json(*a, with_key=with_key, **k)  # noqa: E731
+    post_file = lambda *a, **k: live.post_file(*a, with_key=with_key, **k)  # noqa: E731
+
+    status, cranes = post_file(
+        "cranes.txt", b"Harbour cranes lift containers.", {"workspace": "  oldws  "}
+    )
+    assert (status, cranes["workspace"]) == (200, "oldws"), cranes
+    for k in (None, 0):
+        status, answer = post_json(
+            "/ask", {"q": "What do harbour cranes lift?", "workspace": " oldws ", "k": k}
+        )
+        assert status == 200, answer
+        assert answer["sources"][0]["fileId"] == cranes["fileId"], k
+
+    status, numbered = post_json(
+        "/ingest/url",
+        {
+            "fileUrl": site.url("/release.html"),
+            "filename": "r.html",
+            "fileId": 777,
+            "workspace": " numbers",
+        },
+    )
+    assert (status, numbered["fileId"], numbered["workspace"]) == (200, "777", "numbers")
+    status, deleted = post_json("/delete", {"fileId": 777})
+    assert (status, deleted["fileId"], deleted["deleted"]) == (200, "777", True)
+    status, unknown = post_json("/delete", {"fileId": 12345})
+    assert (status, unknown["removed"], unknown["fileId"]) == (200, 0, "12345")
+
+
 def detail(response: tuple[int, dict]) -> tuple[int, str]:
     status, body = response
     assert isinstance(body.get("detail"), str), body
