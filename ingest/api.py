@@ -96,6 +96,7 @@ def _ingested(result: Ingested) -> dict[str, Any]:
         **dataclasses.asdict(document),
         "chunks": document.num_chunks,
         "created": result.created,
+        "copy_of": result.copy_of,
     }
 
 

@@ -38,13 +38,13 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import Count, Min, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 from django_tasks import TaskContext, task
 
-from ingest.exceptions import ContentConflict, IngestError, JobNotFound
+from ingest.exceptions import IngestError, JobNotFound
 from ingest.models import DELETED, REPLACED, IngestJob, JobWorker
 from ingest.search.embeddings import get_embedder
 from ingest.services import Admitted, admit, cut, document_name
@@ -158,7 +158,9 @@ def _enqueue(
     try:
         with transaction.atomic():
             if previous is None:
-                document, made_placeholder = backend.create(placeholder)
+                document, made_placeholder = backend.create(
+                    placeholder, copy=admitted.copy_of is not None
+                )
                 if not made_placeholder:  # an identical upload a moment ago
                     pending = IngestJob.objects.filter(file_id=document.file_id).pending().first()
                     return Queued(pending, document, created=False)
@@ -354,13 +356,7 @@ def _ingest(job: IngestJob, task_id: str) -> None:
                 content_type=pieces.extracted.content_type,
                 sha256=job.sha256,
             )
-            try:
-                with transaction.atomic():
-                    stored = backend.upsert(record)
-            except IntegrityError:
-                raise ContentConflict(
-                    f"Another document of workspace {job.workspace!r} now holds this content"
-                ) from None
+            stored = backend.upsert(record)
             IngestJob.objects.filter(pk=job.pk).finish(Status.SUCCEEDED)
             IngestJob.objects.filter(pk=job.pk).update(chunks_done=len(texts))
         return stored, True

@@ -213,6 +213,11 @@ class IngestOut(DocumentOut):
         description="False when the same content was already in the workspace (that "
         "document is returned) or an existing fileId was re-ingested."
     )
+    copy_of: str | None = Field(
+        None,
+        description="A new fileId was asked for content another document of the workspace "
+        "holds: this is that document's id, and the new one is a copy of it.",
+    )
 
 
 class JobProgressOut(CamelOut):

@@ -63,6 +63,7 @@ _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
 class Ingested:
     document: DocumentRecord
     created: bool
+    copy_of: str | None = None  # the document that held these bytes when a new id was asked
 
 
 def clean_filename(name: str, *, fallback: str = "document") -> str:
@@ -125,12 +126,14 @@ class Admitted:
     sha256: str
     same_content: DocumentRecord | None  # holds these bytes in the workspace (no id given)
     previous: DocumentRecord | None  # the document a client-chosen id re-ingests
+    copy_of: str | None = None  # a new id asked for bytes this document holds
 
 
 async def admit(*, data: bytes, workspace: str, file_id: str | None) -> Admitted:
     """The checks an upload passes before it is read: the workspace, the id, the size,
     and that no other document of the workspace holds the content a client-chosen id
-    would take (ContentConflict)."""
+    would re-ingest (ContentConflict). A new id asked for content the workspace holds is
+    a copy, made as asked (the old service's behaviour)."""
     check_workspace(workspace)
     if file_id is not None:
         check_file_id(file_id)
@@ -141,13 +144,15 @@ async def admit(*, data: bytes, workspace: str, file_id: str | None) -> Admitted
     same_content = await backend.afind_by_sha256(workspace=workspace, sha256=sha256)
     if file_id is None:
         return Admitted(sha256, same_content, None)
-    if same_content is not None and same_content.file_id != file_id:
-        raise ContentConflict(
-            f"Document {same_content.file_id!r} already holds this content in workspace "
-            f"{workspace!r}; re-ingest that id or delete it first"
-        )
     previous = (await backend.aget_many([file_id])).get(file_id)
-    return Admitted(sha256, None, previous)
+    if same_content is None or same_content.file_id == file_id:
+        return Admitted(sha256, None, previous)
+    if previous is None:
+        return Admitted(sha256, None, None, copy_of=same_content.file_id)
+    raise ContentConflict(
+        f"Document {same_content.file_id!r} already holds this content in workspace "
+        f"{workspace!r}; re-ingest that id or delete it first"
+    )
 
 
 def document_name(filename: str, *, source: str, url: str, title: str = "") -> str:
@@ -174,7 +179,7 @@ async def document_ingest(
 
     With a `file_id` the client chose, that document is re-ingested: an existing one's
     chunks and row are replaced (its created_at kept), a new one is created under that
-    id; the same content under another id in the workspace is ContentConflict.
+    id (`copy_of` names the document already holding the same bytes, if one does).
     """
     admitted = await admit(data=data, workspace=workspace, file_id=file_id)
     same = admitted.same_content
@@ -203,8 +208,8 @@ async def document_ingest(
     backend = get_backend()
 
     def write_row() -> tuple[DocumentRecord, bool]:
-        if previous is None:
-            return backend.create(record)  # an identical upload may have won the race
+        if previous is None:  # an identical upload may have won the race, unless a copy
+            return backend.create(record, copy=admitted.copy_of is not None)
         with transaction.atomic():  # a job still pending for this id is older: it goes
             IngestJob.objects.cancel_for([record.file_id], detail=REPLACED)
             return backend.upsert(record), True
@@ -213,7 +218,7 @@ async def document_ingest(
     stored, kept = await store.awrite_document(
         chunks_of(record, prepared.texts, prepared.contexts, prepared.vectors), write_row
     )
-    return Ingested(stored, created=kept and previous is None)
+    return Ingested(stored, created=kept and previous is None, copy_of=admitted.copy_of)
 
 
 def chunks_of(

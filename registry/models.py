@@ -51,15 +51,9 @@ class Document(models.Model):
     class Meta:
         db_table = "documents"
         ordering = ["-created_at", "-file_id"]
-        constraints = [
-            # The same content is stored once per workspace; imported legacy rows carry
-            # no checksum and are exempt.
-            models.UniqueConstraint(
-                fields=["workspace", "sha256"],
-                condition=~models.Q(sha256=""),
-                name="documents_unique_content_per_workspace",
-            ),
-        ]
+        # The same content is stored once per workspace unless a client names a new id for
+        # it (a copy): registry/backends/db.py `create` checks under a lock, not a
+        # constraint, which a copy could not pass.
         indexes = [
             models.Index(fields=["workspace", "sha256"], name="documents_ws_sha256_idx"),
             models.Index(fields=["workspace", "-created_at"], name="documents_ws_created_idx"),

@@ -116,7 +116,9 @@ class TestReingestByFileId:
         assert second["updatedAt"] > first["updatedAt"]
         assert (second["filename"], second["contentType"]) == ("guide.pdf", "application/pdf")
         assert api.get("/documents/doc-1").json() == {
-            key: value for key, value in second.items() if key not in ("ok", "chunks", "created")
+            key: value
+            for key, value in second.items()
+            if key not in ("ok", "chunks", "created", "copyOf")
         }
         assert vector_file_ids(data_dir) == ["doc-1"] * second["numChunks"]
         # The old page's chunks are gone: only the PDF answers.
@@ -133,15 +135,37 @@ class TestReingestByFileId:
         legal = ask(api, "What does the new exporter write?", workspace="legal")
         assert legal["sources"][0]["fileId"] == "doc-1"
 
-    def test_content_another_document_holds_is_a_409(self, api, site, trusted_loopback):
+    def test_a_new_id_for_content_another_document_holds_is_a_copy(
+        self, api, site, trusted_loopback
+    ):
         original = ingest_url(api, site.url("/")).json()
         response = ingest_url(api, site.url("/"), fileId="copy")
+        assert response.status_code == 200, response.json()
+        copy = response.json()
+        assert (copy["fileId"], copy["created"], copy["copyOf"]) == (
+            "copy",
+            True,
+            original["fileId"],
+        )
+        assert copy["sha256"] == original["sha256"]
+        # The same bytes without an id find a document holding them (the oldest).
+        again = ingest_url(api, site.url("/")).json()
+        assert again["fileId"] in (original["fileId"], "copy")
+        assert (again["created"], again["copyOf"]) == (False, None)
+        assert api.get("/documents").json()["total"] == 2
+
+    def test_re_ingesting_an_id_with_content_another_document_holds_is_a_409(
+        self, api, site, trusted_loopback
+    ):
+        original = ingest_url(api, site.url("/")).json()
+        ingest_url(api, site.url("/docs/guide.pdf"), fileId="other")
+        response = ingest_url(api, site.url("/"), fileId="other")
         assert response.status_code == 409
         assert response.json() == {
             "detail": f"Document {original['fileId']!r} already holds this content in "
             "workspace 'default'; re-ingest that id or delete it first"
         }
-        assert api.get("/documents/copy").status_code == 404
+        assert api.get("/documents/other").json()["sha256"] != original["sha256"]
 
     @pytest.mark.parametrize("file_id", ["has space", "../up", "x/y", "-lead", "é"])
     def test_an_unusable_file_id_gets_400_before_anything_is_fetched(

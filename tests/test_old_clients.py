@@ -171,6 +171,15 @@ def test_what_the_old_service_read_leniently_is_read_so_here(service, site: Cann
     status, unknown = post_json("/delete", {"fileId": 12345})
     assert (status, unknown["removed"], unknown["fileId"]) == (200, 0, "12345")
 
+    # A new id chosen for content the workspace holds: made as asked, and said so.
+    status, copy = post_file(
+        "cranes-copy.txt",
+        b"Harbour cranes lift containers.",
+        {"workspace": "oldws", "fileId": "cranes-2"},
+    )
+    assert status == 200, copy
+    assert (copy["fileId"], copy["created"], copy["copyOf"]) == ("cranes-2", True, cranes["fileId"])
+
 
 def detail(response: tuple[int, dict]) -> tuple[int, str]:
     status, body = response
@@ -208,6 +217,7 @@ def test_each_documented_error_is_a_detail_with_a_precise_status(service, site: 
     status, message = detail(post_json("/ask", {"q": "x", "workspace": "no spaces"}))
     assert status == 400 and message.startswith("Invalid workspace 'no spaces'")
     status, first = post_file("same.txt", b"The same words twice.")
+    post_file("other.txt", b"Other words.", {"fileId": "other"})
     status, message = detail(post_file("same.txt", b"The same words twice.", {"fileId": "other"}))
     assert (status, message) == (
         409,

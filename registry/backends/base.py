@@ -67,10 +67,11 @@ class RegistryBackend(abc.ABC):
         """Create the document, or replace every field of the one with its file_id."""
 
     @abc.abstractmethod
-    def create(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
+    def create(self, record: DocumentRecord, *, copy: bool = False) -> tuple[DocumentRecord, bool]:
         """Add a new document unless one with the same content (workspace and sha256)
         exists: returns (the stored document, whether it was created). Atomic, so two
-        identical uploads at once store one document."""
+        identical uploads at once store one document. A `copy` (a new id a client chose
+        for content the workspace holds) is added all the same."""
 
     @abc.abstractmethod
     def get_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:

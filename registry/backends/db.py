@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Collection, Iterator
 from typing import Any
 
 from django.db import (
     DatabaseError,
-    IntegrityError,
     InterfaceError,
     OperationalError,
     ProgrammingError,
+    connection,
     transaction,
 )
 from django.db.models import QuerySet
@@ -24,6 +25,20 @@ from registry.models import Document
 from registry.records import RECORD_FIELDS, DocumentRecord
 
 logger = logging.getLogger(__name__)
+
+
+def _lock_content(workspace: str, sha256: str) -> None:
+    """Until the transaction ends, hold the lock of this content in this workspace, so
+    that of two identical uploads at once one creates and the other finds it. SQLite's
+    transactions are IMMEDIATE (config/env.py): one writer at a time already."""
+    if connection.vendor != "postgresql":
+        return
+    # A stable signed 64-bit key (Python's hash() is salted per process).
+    digest = hashlib.blake2b(f"{workspace}\0{sha256}".encode(), digest_size=8).digest()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)]
+        )
 
 
 @contextlib.contextmanager
@@ -69,20 +84,16 @@ class DatabaseRegistry(RegistryBackend):
             )
         return document.to_record()
 
-    def create(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
-        with _database_errors():
-            try:
-                with transaction.atomic():
-                    document = Document.from_record(record)
-                    document.save(force_insert=True)
-                return document.to_record(), True
-            except IntegrityError:
-                existing = record.sha256 and self.find_by_sha256(
-                    workspace=record.workspace, sha256=record.sha256
-                )
+    def create(self, record: DocumentRecord, *, copy: bool = False) -> tuple[DocumentRecord, bool]:
+        with _database_errors(), transaction.atomic():
+            if record.sha256 and not copy:
+                _lock_content(record.workspace, record.sha256)
+                existing = self.find_by_sha256(workspace=record.workspace, sha256=record.sha256)
                 if existing:
                     return existing, False
-                raise
+            document = Document.from_record(record)
+            document.save(force_insert=True)
+            return document.to_record(), True
 
     def get_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
         if not file_ids:

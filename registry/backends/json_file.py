@@ -93,10 +93,12 @@ class JsonFileRegistry(RegistryBackend):
 
         return self._change(put)
 
-    def create(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
+    def create(self, record: DocumentRecord, *, copy: bool = False) -> tuple[DocumentRecord, bool]:
         def add(records: ById) -> tuple[tuple[DocumentRecord, bool], bool]:
-            existing = record.sha256 and _oldest_with_content(
-                records, workspace=record.workspace, sha256=record.sha256
+            existing = (
+                record.sha256
+                and not copy
+                and _oldest_with_content(records, workspace=record.workspace, sha256=record.sha256)
             )
             if existing:
                 return (existing, False), False

@@ -6,34 +6,55 @@ import registry.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Document',
+            name="Document",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file_id', models.CharField(default=registry.models.new_file_id, max_length=64, unique=True)),
-                ('filename', models.CharField(max_length=512)),
-                ('size_bytes', models.BigIntegerField(default=0)),
-                ('workspace', models.CharField(db_index=True, default='default', max_length=64)),
-                ('num_chunks', models.PositiveIntegerField(default=0)),
-                ('indexed', models.BooleanField(default=False)),
-                ('source', models.CharField(choices=[('file', 'File upload'), ('url', 'URL')], default='file', max_length=8)),
-                ('url', models.TextField(blank=True, default='')),
-                ('content_type', models.CharField(blank=True, default='', max_length=100)),
-                ('sha256', models.CharField(blank=True, default='', max_length=64)),
-                ('created_at', models.DateTimeField()),
-                ('updated_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "file_id",
+                    models.CharField(
+                        default=registry.models.new_file_id, max_length=64, unique=True
+                    ),
+                ),
+                ("filename", models.CharField(max_length=512)),
+                ("size_bytes", models.BigIntegerField(default=0)),
+                ("workspace", models.CharField(db_index=True, default="default", max_length=64)),
+                ("num_chunks", models.PositiveIntegerField(default=0)),
+                ("indexed", models.BooleanField(default=False)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("file", "File upload"), ("url", "URL")],
+                        default="file",
+                        max_length=8,
+                    ),
+                ),
+                ("url", models.TextField(blank=True, default="")),
+                ("content_type", models.CharField(blank=True, default="", max_length=100)),
+                ("sha256", models.CharField(blank=True, default="", max_length=64)),
+                ("created_at", models.DateTimeField()),
+                ("updated_at", models.DateTimeField()),
             ],
             options={
-                'db_table': 'documents',
-                'ordering': ['-created_at', '-file_id'],
-                'indexes': [models.Index(fields=['workspace', 'sha256'], name='documents_ws_sha256_idx'), models.Index(fields=['workspace', '-created_at'], name='documents_ws_created_idx'), models.Index(fields=['-created_at', '-file_id'], name='documents_created_idx')],
+                "db_table": "documents",
+                "ordering": ["-created_at", "-file_id"],
+                "indexes": [
+                    models.Index(fields=["workspace", "sha256"], name="documents_ws_sha256_idx"),
+                    models.Index(
+                        fields=["workspace", "-created_at"], name="documents_ws_created_idx"
+                    ),
+                    models.Index(fields=["-created_at", "-file_id"], name="documents_created_idx"),
+                ],
             },
         ),
     ]
