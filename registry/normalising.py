@@ -73,18 +73,19 @@ def normalise_records(
     Of several records with one file_id the most recently updated wins; on a tie, the
     later one in the file, as the legacy service would have kept it.
 
-    With `early`, each valid record whose fileId and content no earlier valid record has
-    goes to `early.write()` as soon as it is read, and is listed in `taken` instead of
-    `records`. If a later record turns out to share its fileId or its content, it goes
-    back (`early.unwrite()`) and both follow the rules, as if it had never been taken:
-    the records that stay taken are the ones the rules would have kept unchanged.
+    With `early`, each valid record whose fileId no earlier valid record has goes to
+    `early.write()` as soon as it is read, and is listed in `taken` instead of
+    `records`. If a later record turns out to share its fileId, it goes back
+    (`early.unwrite()`) and both follow the rules, as if it had never been taken: the
+    records that stay taken are the ones the rules would have kept unchanged.
+
+    Records may share their content (a copy made under a fileId a client chose): each
+    is imported.
     """
     winners: dict[str, tuple[int, DocumentRecord]] = {}
     repeated: dict[str, list[int]] = {}
     rejected: list[Rejection] = []
     taken: dict[str, tuple[int, DocumentRecord]] = {}
-    taken_content: dict[tuple[str, str], str] = {}
-    contents: set[tuple[str, str] | None] = set()
     total = len(items)
     for position, item in enumerate(items):
         if position % EVERY == 0:
@@ -95,22 +96,14 @@ def normalise_records(
             rejected.append(Rejection(position, raw_file_id(item), str(exc)))
             continue
         if early is not None:
-            content = _content(record)
             first = record.file_id not in winners and record.file_id not in taken
-            first = first and content not in contents
-            if content is not None:
-                contents.add(content)
             if first and early.write(record):
                 taken[record.file_id] = (position, record)
-                if content is not None:
-                    taken_content[content] = record.file_id
                 continue
-            for file_id in (record.file_id, content and taken_content.get(content)):
-                if file_id and file_id in taken:
-                    back = taken.pop(file_id)
-                    taken_content.pop(_content(back[1]), None)  # type: ignore[arg-type]
-                    early.unwrite(back[1])
-                    winners[file_id] = back
+            if record.file_id in taken:
+                back = taken.pop(record.file_id)
+                early.unwrite(back[1])
+                winners[record.file_id] = back
         previous = winners.setdefault(record.file_id, (position, record))
         if previous[1] is record:
             continue
@@ -122,50 +115,14 @@ def normalise_records(
     for file_id, positions in repeated.items():
         positions.sort()
         duplicates.append(Duplicate(file_id, tuple(positions), winners[file_id][0]))
-    same_content = _same_content(winners)
-    rejected.extend(same_content)
     rejected.sort(key=lambda rejection: rejection.position)
-    refused = {rejection.file_id for rejection in same_content}
     return NormalisedRegistry(
-        records=[record for _, record in winners.values() if record.file_id not in refused],
+        records=[record for _, record in winners.values()],
         rejected=rejected,
         duplicates=duplicates,
         total=total,
         taken=[record for _, record in taken.values()],
     )
-
-
-def _content(record: DocumentRecord) -> tuple[str, str] | None:
-    return (record.workspace, record.sha256) if record.sha256 else None
-
-
-def _same_content(winners: dict[str, tuple[int, DocumentRecord]]) -> list[Rejection]:
-    """Documents whose content another one in their workspace already holds.
-
-    The table stores each content (sha256) once per workspace. The oldest document keeps
-    it, the one the service's own duplicate check would have answered with.
-    """
-    by_content: dict[tuple[str, str], list[tuple[int, DocumentRecord]]] = {}
-    for position, record in winners.values():
-        if record.sha256:
-            by_content.setdefault((record.workspace, record.sha256), []).append((position, record))
-    rejected = []
-    for holders in by_content.values():
-        if len(holders) == 1:
-            continue
-        holders.sort(key=lambda held: (held[1].created_at, held[1].file_id))
-        first_position, first = holders[0]
-        rejected += [
-            Rejection(
-                position,
-                record.file_id,
-                f"same content (sha256 {record.sha256[:12]}…) as record {first_position} "
-                f"(fileId {first.file_id!r}) in workspace {record.workspace!r}; "
-                "a workspace holds each content once",
-            )
-            for position, record in holders[1:]
-        ]
-    return rejected
 
 
 def raw_file_id(item: Any) -> str | None:

@@ -30,7 +30,7 @@ def import_with_copy(
     The server's share of a COPY into `documents` (seven indexes) takes about as long
     as normalising the file in Python; one after the other, an import of 100,000
     records took about twice a bare COPY. Here a record new to the table whose fileId
-    and content no earlier record has goes into the COPY as soon as it is valid, so the
+    no earlier record has goes into the COPY as soon as it is valid, so the
     two overlap; one a later record collides with is deleted again after the COPY, and
     the rest follow `upsert_with_copy` (see normalise_records' `early`). With --strict
     and a rejection, everything rolls back to a savepoint and the import reports what

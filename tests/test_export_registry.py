@@ -140,11 +140,11 @@ class TestExportRegistry:
         Document.objects.all().delete()
         out, error = run_import(str(first))
         assert error is None
-        assert "11 created, 0 updated, 0 unchanged, 0 rejected" in out
+        assert "12 created, 0 updated, 0 unchanged, 0 rejected" in out
         assert table_rows() == imported  # fractional and ISO timestamps included
 
         out, error = run_import(str(first))
-        assert "0 created, 0 updated, 11 unchanged, 0 rejected" in out
+        assert "0 created, 0 updated, 12 unchanged, 0 rejected" in out
         second = tmp_path / "second.json"
         export(str(second))
         assert second.read_bytes() == first.read_bytes()

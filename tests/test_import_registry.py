@@ -201,18 +201,16 @@ class TestImportRegistry:
             "rejected record 19 (fileId 'half-chunk'): numChunks must be a whole number >= 0, "
             "got 1.5",
             "rejected record 20: expected an object, got NoneType",
-            "rejected record 22 (fileId '99999999-0000-4000-8000-000000000009'): same content "
-            "(sha256 abababababab…) as record 17 (fileId '88888888-0000-4000-8000-000000000008') "
-            "in workspace 'eng'; a workspace holds each content once",
         ]
         assert out.splitlines()[-1] == (
-            f"Imported {MESSY}: 11 created, 0 updated, 0 unchanged, 10 rejected "
+            f"Imported {MESSY}: 12 created, 0 updated, 0 unchanged, 9 rejected "
             "(1 duplicated fileId, older copies skipped)."
         )
-        assert error == "10 records were rejected (listed above); the rest imported"
-        assert Document.objects.count() == 11
+        assert error == "9 records were rejected (listed above); the rest imported"
+        assert Document.objects.count() == 12
         assert not Document.objects.filter(file_id__in=["bad-size", "too-big"]).exists()
-        assert not Document.objects.filter(filename="page-copy.html").exists()
+        # A copy of another record's content (a fileId a client chose for it) is kept.
+        assert Document.objects.filter(filename="page-copy.html").exists()
 
     def test_second_run_changes_nothing_and_says_so(self):
         run_import(str(MESSY))
@@ -220,7 +218,7 @@ class TestImportRegistry:
         writes = WriteLog()
         out, _ = run_import(str(MESSY))
         assert out.splitlines()[-1] == (
-            f"Imported {MESSY}: 0 created, 0 updated, 11 unchanged, 10 rejected "
+            f"Imported {MESSY}: 0 created, 0 updated, 12 unchanged, 9 rejected "
             "(1 duplicated fileId, older copies skipped). Nothing changed."
         )
         assert writes.entries() == []
@@ -283,16 +281,16 @@ class TestImportRegistry:
     def test_dry_run_still_reports_rejections_and_fails(self):
         out, error = run_import(str(MESSY), "--dry-run")
         assert "rejected record 9: fileId is missing" in out
-        assert error == "10 records were rejected (listed above); nothing was written"
+        assert error == "9 records were rejected (listed above); nothing was written"
         assert Document.objects.count() == 0
 
     def test_strict_imports_nothing_when_any_record_is_invalid(self):
         out, error = run_import(str(MESSY), "--strict")
         assert out.splitlines()[-1] == (
-            f"Nothing imported from {MESSY} (--strict); it would give: 11 created, 0 updated, "
-            "0 unchanged, 10 rejected (1 duplicated fileId, older copies skipped)."
+            f"Nothing imported from {MESSY} (--strict); it would give: 12 created, 0 updated, "
+            "0 unchanged, 9 rejected (1 duplicated fileId, older copies skipped)."
         )
-        assert error == "10 records were rejected (listed above); nothing was written"
+        assert error == "9 records were rejected (listed above); nothing was written"
         assert Document.objects.count() == 0
 
     def test_strict_imports_a_file_without_invalid_records(self):
@@ -362,22 +360,20 @@ class TestImportRegistry:
         assert "fileId '12.5' appears 2 times (records 0, 2): kept record 2" in out
         assert "2 created, 0 updated, 0 unchanged, 0 rejected" in out
 
-    def test_a_record_copied_early_gives_way_to_a_later_older_one_with_its_content(
-        self, tmp_path: Path
-    ):
+    def test_records_sharing_their_content_are_each_imported(self, tmp_path: Path):
         items = [
             legacy(1, sha256="c" * 64, createdAt=1_700_000_500),
             legacy(2),
-            legacy(3, sha256="C" * 64, createdAt=1_600_000_000),  # the same content, older
+            legacy(3, sha256="C" * 64, createdAt=1_600_000_000),  # the same content: a copy
         ]
         out, error = run_import(str(write_registry(tmp_path / "registry.json", items)))
-        assert error is not None  # a rejection
+        assert error is None
         assert sorted(Document.objects.values_list("file_id", flat=True)) == [
+            "doc-00001",
             "doc-00002",
             "doc-00003",
         ]
-        assert "rejected record 0 (fileId 'doc-00001'): same content" in out
-        assert "2 created, 0 updated, 0 unchanged, 1 rejected" in out
+        assert "3 created, 0 updated, 0 unchanged, 0 rejected" in out
 
     def test_records_new_and_existing_in_one_file_are_counted_apart(self, tmp_path: Path):
         path = tmp_path / "registry.json"
@@ -534,9 +530,9 @@ class TestImportRegistryFromTheShell:
         env = child_env(DATABASE_URL=child_database_url, DATA_DIR=str(tmp_path))
         result = run_manage("import_registry", str(MESSY), env=env)
         assert result.returncode == 1
-        assert result.stdout.splitlines()[-1].startswith(f"Imported {MESSY}: 11 created")
+        assert result.stdout.splitlines()[-1].startswith(f"Imported {MESSY}: 12 created")
         assert result.stderr.strip() == (
-            "CommandError: 10 records were rejected (listed above); the rest imported"
+            "CommandError: 9 records were rejected (listed above); the rest imported"
         )
         assert "\r" not in result.stdout + result.stderr  # no terminal, no progress bar
 
