@@ -71,10 +71,9 @@ Workspace = Annotated[
 
 # A client-chosen id to ingest into.
 ReingestId = Annotated[
-    str | None,
+    Annotated[str, StringConstraints(max_length=FILE_ID_MAX)] | None,
     BeforeValidator(_id_as_text),
     Field(
-        max_length=FILE_ID_MAX,
         description="Re-ingest into this id: an existing document's chunks and row are "
         "replaced (createdAt kept, updatedAt now); a new id is created as given.",
     ),

@@ -235,3 +235,15 @@ class TestRefusals:
     def test_a_url_without_a_scheme_gets_400(self, api):
         response = ingest_url(api, "example.org/page")
         assert response.status_code == 400
+
+
+def test_null_ids_and_names_are_left_out_and_a_numeric_id_is_read_as_text(
+    api, site, trusted_loopback
+):
+    response = ingest_url(api, site.url("/"), filename=None, fileId=None, workspace=None)
+    assert response.status_code == 200, response.json()
+    assert response.json()["workspace"] == "default"
+    response = ingest_url(api, site.url("/docs/guide.pdf"), fileId=12345)
+    assert (response.status_code, response.json()["fileId"]) == (200, "12345")
+    response = ingest_url(api, site.url("/docs/guide.pdf"), fileId=10**70)  # 71 digits
+    assert response.status_code == 422, response.json()
