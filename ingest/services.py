@@ -43,6 +43,7 @@ from ingest.sources.fetching import fetch_url
 from ingest.stores import get_vector_store
 from ingest.stores.base import ChunkHit, Removed, StoredChunks
 from registry.backends import get_backend
+from registry.backends.base import RegistryBackend
 from registry.models import new_file_id
 from registry.records import (
     FILENAME_MAX,
@@ -254,10 +255,14 @@ async def document_ingest_url(
     )
 
 
-def document_delete_many(*, file_ids: Collection[str]) -> Removed:
+def document_delete_many(
+    *, file_ids: Collection[str], registry: RegistryBackend | None = None
+) -> Removed:
     """Delete the documents of these ids that exist, their registry rows and their
-    chunks, cancelling their background jobs. Unknown ids are skipped."""
-    removed = get_vector_store().remove_documents(file_ids, get_backend().delete_many)
+    chunks, cancelling their background jobs. Unknown ids are skipped. `registry`: the
+    one to delete from, if not the live one (import_registry --sync: the database)."""
+    rows = (registry or get_backend()).delete_many
+    removed = get_vector_store().remove_documents(file_ids, rows)
     # After: a delete refused (503) cancels nothing. Should this fail, a job finds its
     # document gone when it comes to write it, and is cancelled then.
     IngestJob.objects.cancel_for(file_ids)

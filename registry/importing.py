@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from common.progress import Progress, report
 from registry.legacy import read_registry_file
 from registry.models import Document
-from registry.normalising import Duplicate, Rejection, normalise_records
+from registry.normalising import Duplicate, Rejection, normalise_records, raw_file_id
 from registry.pg_copy import import_with_copy, upsert_with_copy
 from registry.records import RECORD_FIELDS, UPDATABLE_FIELDS, DocumentRecord
 
@@ -108,3 +108,12 @@ def upsert_with_orm(
             )
         report(progress, "writing", len(to_write), len(to_write))
     return created, len(to_write) - created
+
+
+def documents_not_in(path: Path) -> list[DocumentRecord]:
+    """The table's documents whose fileId the legacy file at `path` does not name (an
+    invalid record of it still names its id), by fileId: what `import_registry --sync`
+    deletes. Raises InvalidRegistryFile as import_registry does."""
+    named = {file_id for item in read_registry_file(path) if (file_id := raw_file_id(item))}
+    documents = Document.objects.order_by("file_id").iterator(chunk_size=2000)
+    return [document.to_record() for document in documents if document.file_id not in named]

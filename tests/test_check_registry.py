@@ -339,3 +339,20 @@ def test_a_vector_file_shared_with_another_database_keeps_that_database_s_vector
 def test_other_databases_goes_with_fix(data_dir: Path):
     _, summary = check("--other-databases")
     assert summary == "error: --other-databases goes with --fix"
+
+
+@pytest.mark.django_db
+def test_a_document_both_registries_hold_without_vectors_is_counted_once(settings, data_dir: Path):
+    """A carried-over document the old vec.json had no chunks for, checked before a
+    rollback: one finding, naming both registries."""
+    database = DatabaseRegistry()
+    json_registry = JsonFileRegistry(settings.REGISTRY_JSON_PATH)
+    for registry in (database, json_registry):
+        registry.upsert(document(1, chunks=3))
+    out, summary = check("--both")
+    assert out.splitlines() == [
+        "database and json: document 'doc-1' (doc-1.txt) has no vectors; the registry says "
+        "3 chunks: /ask cannot find it until its file is ingested again with this fileId, "
+        "or it is deleted"
+    ]
+    assert summary.endswith("disagree: 1 document without vectors")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from common.text import plural
 from ingest.stores import get_vector_store
@@ -108,6 +109,10 @@ class Comparison:
         return ", ".join(parts)
 
 
+def sorted_by_id(findings: dict[tuple[str, int], Any]) -> list[Any]:
+    return [findings[key] for key in sorted(findings)]
+
+
 def compare(
     documents: dict[str, dict[str, DocumentRecord]],
     counts: dict[str, int],
@@ -117,13 +122,24 @@ def compare(
     `elsewhere` (file_id → database) names documents a service on another database wrote
     into the store: unknown here, they are that database's rather than orphans."""
     result = Comparison(chunks=sum(counts.values()))
+    # A document both registries hold, with the same finding in each, is one finding
+    # (named by both): the vectors are one store's.
+    missing: dict[tuple[str, int], tuple[list[str], DocumentRecord]] = {}
+    wrong: dict[tuple[str, int], tuple[list[str], DocumentRecord, int]] = {}
     for name, records in documents.items():
-        for record in sorted(records.values(), key=lambda r: r.file_id):
+        for record in records.values():
             stored = counts.get(record.file_id, 0)
+            key = (record.file_id, record.num_chunks)
             if stored == 0 and record.num_chunks > 0:
-                result.without_vectors.append((name, record))
+                missing.setdefault(key, ([], record))[0].append(name)
             elif stored != record.num_chunks:
-                result.miscounted.append((name, record, stored))
+                wrong.setdefault(key, ([], record, stored))[0].append(name)
+    result.without_vectors = [
+        (" and ".join(names), record) for names, record in sorted_by_id(missing)
+    ]
+    result.miscounted = [
+        (" and ".join(names), record, stored) for names, record, stored in sorted_by_id(wrong)
+    ]
     known: set[str] = set().union(*documents.values())
     elsewhere = elsewhere or {}
     for file_id, n in counts.items():
