@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.defaultfilters import filesizeformat
+from django.template.defaultfilters import filesizeformat, truncatechars
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -29,9 +29,10 @@ from ingest.models import IngestJob
 from registry.backends import get_backend
 from registry.exceptions import RegistryUnavailable
 from registry.models import Document
-from registry.records import RECORD_FIELDS
 
 CHUNKS_PER_PAGE = 20
+NAME_SHOWN = 60  # characters of a name or a URL the list shows
+URL_SHOWN = 50
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -42,7 +43,7 @@ class DocumentAdmin(admin.ModelAdmin):
     not the registry: every page says so, and adding and deleting are refused."""
 
     list_display = (
-        "filename",
+        "name",
         "workspace",
         "num_chunks",
         "size",
@@ -50,6 +51,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "origin",
         "created_at",
     )
+    list_display_links = ("name",)
     list_filter = ("workspace", "source", "indexed")
     # Names and URLs by any part; ids and checksums whole (get_search_results): a
     # substring match on them read all 100,000 rows' ids for nothing (bench/bench_admin.py).
@@ -61,18 +63,49 @@ class DocumentAdmin(admin.ModelAdmin):
     # paginator estimates an unfiltered count on PostgreSQL (common/pagination.py).
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-    fields = RECORD_FIELDS
-    readonly_fields = RECORD_FIELDS
+    # The document page: every field, read-only, with a label and a value people read.
+    fields = (
+        "filename",
+        "file_id",
+        "workspace",
+        "size_described",
+        "num_chunks",
+        "indexed",
+        "content_type",
+        "origin",
+        "sha256",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="name", ordering="filename")
+    def name(self, obj: Document) -> str:
+        """The list's name column: a long name is cut, whole in its tooltip, so the list
+        fits a laptop's screen (1,400 px) without scrolling sideways."""
+        return format_html(
+            '<span title="{}">{}</span>', obj.filename, truncatechars(obj.filename, NAME_SHOWN)
+        )
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj: Document) -> str:
         return filesizeformat(obj.size_bytes)
 
+    @admin.display(description="size")
+    def size_described(self, obj: Document) -> str:
+        return f"{filesizeformat(obj.size_bytes)} ({obj.size_bytes:,} bytes)"
+
     @admin.display(description="source", ordering="source")
     def origin(self, obj: Document) -> str:
-        """An upload says so; a URL document links to its source (http(s) only)."""
+        """An upload says so; a URL document links to its source (http(s) only), its
+        address cut to fit the list, whole in the link and its tooltip."""
         if obj.url and obj.url.lower().startswith(("http://", "https://")):
-            return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', obj.url, obj.url)
+            return format_html(
+                '<a href="{}" title="{}" rel="noopener noreferrer">{}</a>',
+                obj.url,
+                obj.url,
+                truncatechars(obj.url, URL_SHOWN),
+            )
         return obj.get_source_display()
 
     def get_search_results(
@@ -309,7 +342,8 @@ def _answer(form: Any) -> dict[str, Any] | None:
         if pk is not None:
             change = reverse("admin:registry_document_change", args=[pk])
             link = f"{change}?chunk={source.chunk_index}#chunk-{source.chunk_index}"
-        sources.append({"source": source, "link": link})
+        cited = f"[{source.number}]" in answer.answer
+        sources.append({"source": source, "link": link, "cited": cited})
     found = bool(answer.sources) or answer.answer != NO_ANSWER
     return {"text": answer.answer, "sources": sources, "found": found}
 

@@ -32,21 +32,23 @@ class Document(models.Model):
 
     # The public id. A string, not a UUID column: legacy ids are UUID-shaped strings
     # and nothing guarantees every registry kept to that shape.
-    file_id = models.CharField(max_length=FILE_ID_MAX, unique=True, default=new_file_id)
-    filename = models.CharField(max_length=FILENAME_MAX)
-    size_bytes = models.BigIntegerField(default=0)
+    file_id = models.CharField(
+        "document id", max_length=FILE_ID_MAX, unique=True, default=new_file_id
+    )
+    filename = models.CharField("name", max_length=FILENAME_MAX)
+    size_bytes = models.BigIntegerField("size in bytes", default=0)
     workspace = models.CharField(max_length=WORKSPACE_MAX, default=DEFAULT_WORKSPACE, db_index=True)
-    num_chunks = models.PositiveIntegerField(default=0)
+    num_chunks = models.PositiveIntegerField("chunks", default=0)
     indexed = models.BooleanField(default=False)
     source = models.CharField(
         max_length=SOURCE_MAX, choices=SourceKind.choices, default=SourceKind.FILE
     )
-    url = models.TextField(blank=True, default="")
+    url = models.TextField("URL", blank=True, default="")
     content_type = models.CharField(max_length=CONTENT_TYPE_MAX, blank=True, default="")
-    sha256 = models.CharField(max_length=SHA256_LENGTH, blank=True, default="")
+    sha256 = models.CharField("SHA-256", max_length=SHA256_LENGTH, blank=True, default="")
     # Not auto_now/auto_now_add: imports must keep the legacy timestamps exactly.
-    created_at = models.DateTimeField()
-    updated_at = models.DateTimeField()
+    created_at = models.DateTimeField("created")
+    updated_at = models.DateTimeField("updated")
 
     class Meta:
         db_table = "documents"

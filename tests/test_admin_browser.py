@@ -153,6 +153,19 @@ def test_staff_add_find_read_ask_and_delete_a_document_in_a_browser(
         message = page.find_element(By.CSS_SELECTOR, ".messagelist .success").text
         assert message.startswith("Added studio-handbook.md:")
 
+    with browser.step("the list fits a laptop's window") as page:
+        long_name = "Glaze recipes for stoneware fired at cone six, with notes " * 3 + ".txt"
+        status, _ = live_service.post_file(long_name, b"Glazes for stoneware at cone six.")
+        assert status == 200
+        page.set_window_size(1400, 900)
+        browser.open("/admin/registry/document/")
+        sideways = page.execute_script(
+            "const e = document.documentElement; return e.scrollWidth - e.clientWidth;"
+        )
+        created = page.find_element(By.CSS_SELECTOR, "#result_list th.column-created_at")
+        assert sideways <= 0 and created.location["x"] + created.size["width"] <= 1400
+        page.set_window_size(1280, 1600)
+
     with browser.step("find by search") as page:
         browser.open("/admin/registry/document/")
         search = page.find_element(By.ID, "searchbar")
@@ -192,7 +205,7 @@ def test_staff_add_find_read_ask_and_delete_a_document_in_a_browser(
         browser.follow(page.find_element(By.NAME, "index"))  # "Go"
         browser.follow(page.find_element(By.CSS_SELECTOR, "input[type=submit]"))  # "Yes, I'm sure"
         assert (
-            "Successfully deleted 1 document"
+            "Successfully deleted 2 documents"
             in page.find_element(By.CSS_SELECTOR, ".messagelist .success").text
         )
         page.implicitly_wait(0)  # (an empty lookup would wait the whole implicit wait)

@@ -53,6 +53,17 @@ def test_the_list_shows_sizes_for_people_types_and_source_links(staff, documents
     assert 'href="https://example.org/apples?x=1&amp;y=&lt;2&gt;"' in listing  # escaped
 
 
+def test_long_names_and_addresses_are_cut_in_the_list_and_whole_in_their_tooltips(staff, documents):
+    name = "Quarterly report of the harbour authority on dredging, " * 4 + "final.pdf"
+    url = "https://example.org/" + "reports/" * 20 + "dredging.pdf"
+    Document.objects.filter(file_id=documents[0]["fileId"]).update(
+        filename=name, source=Document.SourceKind.URL, url=url
+    )
+    listing = staff.get("/admin/registry/document/").content.decode()
+    assert f'<span title="{name}">{name[:59]}…</span>' in listing
+    assert f'<a href="{url}" title="{url}" rel="noopener noreferrer">{url[:49]}…</a>' in listing
+
+
 def test_delete_removes_vectors_even_for_bulk_admin_delete(staff, documents, data_dir: Path):
     doomed = [d for d in documents if d["filename"] != "fruit-0.txt"]
     pks = Document.objects.filter(file_id__in=[d["fileId"] for d in doomed]).values_list(
@@ -110,6 +121,14 @@ class TestDocumentPage:
         assert documents[0]["fileId"] in page and "fruit-0.txt" in page
         assert 'name="filename"' not in page and 'name="workspace"' not in page
         assert "sha256" in page and documents[0]["sha256"] in page
+
+    def test_fields_have_names_and_values_people_read(self, staff, documents):
+        page = page_of(staff, documents[2]["fileId"])  # the 5,400-byte cherries
+        for label in ("Name", "Document id", "Size", "Chunks", "SHA-256", "Created", "Updated"):
+            assert f"<label>{label}:</label>" in page, label
+        for raw in ("Size bytes", "Num chunks", "Sha256", "File id", "Created at"):
+            assert raw not in page, raw
+        assert "5.3\xa0KB (5,400 bytes)" in page
 
     def test_it_shows_the_chunks_a_page_at_a_time(self, api, staff):
         # 3,000 words in 120-word chunks overlapping by 20: 30 chunks, 20 to a page.
@@ -307,6 +326,9 @@ class TestAskPage:
         assert f'<li value="1" class="source">\n      <a href="{link}">fruit-1.txt</a>' in html
         target = staff.get(link.split("#")[0]).content.decode()
         assert 'id="chunk-0"' in target and "Bananas are yellow." in target
+        # What a source's place means, in words; not a fused rank score nobody can read.
+        assert "best match first" in html and "score 0." not in html
+        assert "quoted in the answer" in html.split('<li value="2"')[0]
 
     def test_an_empty_question_is_a_form_error(self, staff, documents):
         for question in ("", "   "):
