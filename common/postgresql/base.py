@@ -2,11 +2,19 @@
 (common/outage.py). Its pool is a WatchedPool, which refuses the requests waiting for a
 connection when an attempt to connect fails; while the database is known down, a request
 that needs a connection is refused at once instead of waiting DB_POOL_TIMEOUT, and once
-a second one of them tries a connection of its own, the first that succeeds ending the
-refusals."""
+the first request after it is back is served (common/outage.py).
+
+And a connection held across requests, outside a transaction, is replaced when the
+server has hung up on it. Django checks its connection at the start and the end of a
+request (close_old_connections), but a process without requests (a management command's
+loop, Django's test client, which turns that check off) keeps its connection: after
+PostgreSQL restarted, every query of such a process failed, for good. A server that
+ends a connection (a restart, Neon suspending a compute) says so on its socket, so a
+poll of the socket (no round trip) before each use tells whether a real check is due."""
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 import psycopg
@@ -51,3 +59,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
         outage.succeeded()
         return connection
+
+    def ensure_connection(self) -> None:
+        if self.connection is not None and not self.in_atomic_block and self._hung_up():
+            self.close()  # a pooled one goes back to its pool, which drops it
+        super().ensure_connection()
+
+    def _hung_up(self) -> bool:
+        """Whether the server has ended this idle connection: psycopg knows it broken,
+        or the socket has something to read (a connection between queries is sent
+        nothing but a notice or the server's goodbye) and a query fails."""
+        connection = self.connection
+        if connection.closed or connection.broken:
+            return True
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+        return bool(readable) and not self.is_usable()
