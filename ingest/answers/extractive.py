@@ -13,8 +13,11 @@ rules keep it on the question:
 - **Sentences about the question.** A sentence is scored by the share of the question's
   weight (BM25's IDF of each question term) that it contains; only sentences within
   half of the best score are taken, so a common word alone never pads an answer.
-- **Plain text.** Markdown and markup left in stored chunks (headings, emphasis, links,
-  table pipes) are stripped from the sentences shown.
+- **Quoted exactly.** Every sentence shown is a span of the chunk it cites, its white
+  space folded at most: an answer that misquotes an identifier is wrong however well it
+  ranks. Markup is removed when a document is read (ingest/sources/extraction.py), so a
+  chunk is the text a reader sees; here a sentence may only lose the list, quote, table
+  or heading marks at its ends (a legacy chunk's raw Markdown), never a character inside.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import numpy as np
 
 from ingest.search.lexical import terms, words
 from ingest.sources.chunking import chunk_sentences
-from ingest.sources.extraction import markdown_inline
 from ingest.stores.base import ChunkHit
 from registry.records import DocumentRecord
 
@@ -37,9 +39,10 @@ EVIDENCE_CHUNKS = 3  # sentences come from this many of the best chunks
 SENTENCE_SHARE = 0.5  # of the best sentence's score
 MIN_SENTENCE_WORDS = 4
 
-_HEADING_MARKS = re.compile(r"(^|\s)#{1,6}(?=\s)")
-_LIST_MARK = re.compile(r"^([>*+-]|\d{1,3}[.)])\s+")
-_TABLE_PIPE = re.compile(r"(^|\s)\|(?=\s|$)")
+# Marks a sentence of raw Markdown may start or end with: headings, quotes, list items,
+# table pipes.
+_LEADING_MARKS = re.compile(r"^(?:(?:#{1,6}|[>*+|-]|\d{1,3}[.)])\s+)+")
+_TRAILING_MARKS = re.compile(r"(?:\s+(?:\||#{1,6}))+$")
 _SPACE = re.compile(r"\s+")
 
 
@@ -128,10 +131,11 @@ def _sentences(
     candidates: list[tuple[float, int, int, str]] = []  # score, source, position, text
     seen: set[str] = set()
     for source in sources:
+        text = folded(source.text)
         for position, raw in enumerate(chunk_sentences(source.text)):
             sentence = clean_sentence(raw)
             key = sentence.casefold()
-            if len(words(sentence)) < 2 or key in seen:
+            if len(words(sentence)) < 2 or key in seen or sentence not in text:
                 continue
             seen.add(key)
             found = set(terms(sentence))
@@ -158,8 +162,25 @@ def _sentences(
 
 
 def clean_sentence(sentence: str) -> str:
-    """A sentence as a reader should see it: no Markdown, no list or table marks."""
-    sentence = markdown_inline(sentence)
-    sentence = _HEADING_MARKS.sub(" ", sentence)
-    sentence = _TABLE_PIPE.sub(" ", sentence)
-    return _LIST_MARK.sub("", _SPACE.sub(" ", sentence).strip())
+    """A sentence as a reader should see it: its white space folded and the marks at its
+    ends gone; what remains is a span of the sentence, character for character."""
+    sentence = _SPACE.sub(" ", sentence).strip()
+    return _TRAILING_MARKS.sub("", _LEADING_MARKS.sub("", sentence))
+
+
+def folded(text: str) -> str:
+    """Text with its white space folded, as answers quote it."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def quotes_exactly(answer: str, sources: list[Source]) -> bool:
+    """Whether each sentence of an extractive answer is found, word for word, in the
+    chunk its [n] cites (white space folded)."""
+    texts = {source.number: folded(source.text) for source in sources}
+    for sentence, number in _CITED.findall(answer):
+        if folded(sentence) not in texts.get(int(number), ""):
+            return False
+    return True
+
+
+_CITED = re.compile(r"\s*(.+?) \[(\d+)\](?=\s|$)")

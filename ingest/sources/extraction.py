@@ -19,6 +19,8 @@ from pathlib import PurePosixPath
 from bs4 import BeautifulSoup
 from charset_normalizer import from_bytes
 from django.conf import settings
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from ingest.exceptions import EmptyDocument, UnsupportedFileType
 from ingest.sources.pdf_text import PdfRefused, read_pdf
@@ -283,70 +285,80 @@ def _dedupe(headings: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(kept)
 
 
-_MD_FENCE = re.compile(r"^\s*(```|~~~)")
-_MD_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
-_MD_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_MD_RULE = re.compile(r"^ {0,3}([-*_])([ \t]*\1){2,}[ \t]*$")
-_MD_TABLE_RULE = re.compile(r"^[\s|:-]+$")
-_MD_LINE_START = re.compile(r"^ {0,3}(>[ \t]?)*([-*+][ \t]+|\d{1,9}[.)][ \t]+)?(\[[ xX]\][ \t]+)?")
-_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]")
-_MD_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s+\S+")
-_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|~~)(?=\S)(.+?)(?<=\S)\1")
-_MD_CODE = re.compile(r"`+([^`]*)`+")
-_MD_TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->")
+# CommonMark with GitHub's tables and strikethrough, raw HTML recognised as such.
+_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(---|\.\.\.)[ \t]*(\n|\Z)", re.S)
+# A MyST role before its code span ({ref}`pip freeze`): the role's name is markup.
+_MYST_ROLE = re.compile(r"\{[A-Za-z][\w:+.-]*\}$")
+_MYST_OPTION = re.compile(r"^:[\w-]+:")
+# The inline HTML elements a Markdown writer uses for presentation; anything else that
+# looks like a tag (a <Buffer> or <name> placeholder) is text and stays.
+_HTML_INLINE = re.compile(
+    r"^(<!--.*-->|</?(a|abbr|b|bdi|bdo|big|br|cite|code|del|dfn|em|font|i|img|ins|kbd|"
+    r"mark|q|s|samp|small|span|strike|strong|sub|sup|time|tt|u|var|wbr)(\s[^>]*)?/?>)$",
+    re.I | re.S,
+)
 
 
 def markdown_sections(text: str) -> list[Section]:
-    """Markdown as sections of plain text: headings become the sections' context, and
-    emphasis, links, code marks, list and quote markers, tables' rules and HTML tags go."""
-    marked: list[str] = []
-    fenced = False
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    for number, line in enumerate(lines):
-        if _MD_FENCE.match(line):
-            fenced = not fenced
-            marked.append("")
-            continue
-        if fenced:
-            marked.append(line)
-            continue
-        heading = _MD_ATX.match(line)
-        following = lines[number + 1] if number + 1 < len(lines) else ""
-        if heading:
-            marked.append(
-                f"{_HEADING_MARK}{len(heading.group(1))} {markdown_inline(heading.group(2))}"
-            )
-        elif line.strip() and _MD_SETEXT.match(following) and not _MD_RULE.match(line):
-            level = 1 if following.strip().startswith("=") else 2
-            marked.append(f"{_HEADING_MARK}{level} {markdown_inline(line.strip())}")
-        elif _MD_SETEXT.match(line) and marked and marked[-1].startswith(_HEADING_MARK):
-            continue  # the underline of the heading just marked
-        elif _MD_RULE.match(line) or _MD_LINK_DEFINITION.match(line):
-            marked.append("")
-        elif "|" in line and _MD_TABLE_RULE.match(line):
-            continue
-        else:
-            start = _MD_LINE_START.match(line)
-            if start and start.group(2):
-                marked.append("")  # a list item is a sentence of its own
-            line = line[start.end() if start else 0 :]
-            if line.count("|") >= 2:
-                marked.append("")
-                line = " ".join(cell.strip() for cell in line.strip().strip("|").split("|")) + "."
-            marked.append(markdown_inline(line))
-    return _split_marked("\n".join(marked))
+    """Markdown as sections of plain text, parsed as CommonMark (markdown-it-py): headings
+    become the sections' context, and the markup goes while the text stays as written:
+    an identifier's underscores are not emphasis, a <Type> placeholder is not a tag, a
+    link is its text. Each paragraph, list item and table row is a block of its own, and
+    each line of code a line of its own; MyST roles and directives' options go too."""
+    text = _FRONT_MATTER.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    blocks: list[str] = []
+    _markdown_blocks(_MARKDOWN.parse(text), blocks)
+    return _split_marked("\n".join(blocks))
 
 
-def markdown_inline(text: str) -> str:
-    """Inline Markdown as the text a reader sees."""
-    text = _MD_TAG.sub("", text)
-    text = _MD_IMAGE.sub(r"\1", text)
-    text = _MD_LINK.sub(lambda match: match.group(1) or match.group(2), text)
-    text = _MD_CODE.sub(r"\1", text)
-    for _ in range(2):  # nested emphasis: ***both***
-        text = _MD_EMPHASIS.sub(r"\2", text)
-    return text
+def _markdown_blocks(tokens: list[Token], blocks: list[str]) -> None:
+    heading = 0
+    row: list[str] | None = None
+    for token in tokens:
+        kind = token.type
+        if kind == "heading_open":
+            heading = int(token.tag[1])
+        elif kind == "heading_close":
+            heading = 0
+        elif kind == "tr_open":
+            row = []
+        elif kind == "tr_close" and row is not None:
+            blocks.extend(["", "; ".join(cell for cell in row if cell), ""])
+            row = None
+        elif kind == "inline":
+            inline = markdown_inline_text(token.children or [])
+            if heading:
+                blocks.append(f"{_HEADING_MARK}{heading} {' '.join(inline.split())}")
+            elif row is not None:
+                row.append(inline.strip())
+            else:
+                blocks.extend(["", inline, ""])
+        elif kind == "fence" and token.info.strip().startswith("{"):  # a MyST directive
+            body = [line for line in token.content.split("\n") if not _MYST_OPTION.match(line)]
+            _markdown_blocks(_MARKDOWN.parse("\n".join(body)), blocks)
+        elif kind in ("fence", "code_block"):
+            for line in token.content.split("\n"):  # a command or a line of code each
+                blocks.extend(["", line])
+            blocks.append("")
+        elif kind == "html_block":
+            blocks.extend(["", BeautifulSoup(token.content, "html.parser").get_text(" "), ""])
+
+
+def markdown_inline_text(children: list[Token]) -> str:
+    """An inline run of Markdown as the text a reader sees."""
+    parts: list[str] = []
+    for number, child in enumerate(children):
+        kind, content = child.type, child.content
+        following = children[number + 1].type if number + 1 < len(children) else ""
+        if kind == "text" and following == "code_inline":
+            content = _MYST_ROLE.sub("", content)
+        if kind in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif not (kind == "html_inline" and _HTML_INLINE.match(content)):
+            # text, code, an image's alt text, a <placeholder>; *_open/close have none
+            parts.append(content)
+    return "".join(parts)
 
 
 def _pdf_text(data: bytes) -> str:

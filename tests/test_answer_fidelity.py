@@ -1,0 +1,145 @@
+"""An extractive answer quotes its sources exactly (issue 25): each sentence it shows is
+found word for word in the chunk it cites, and what a document says survives its markup:
+identifiers keep their underscores, a <Type> placeholder stays, a URL stays whole, a
+command stays a line, a table row keeps its cells.
+
+Each kind of markup is ingested through POST /ingest/file and asked about through
+POST /ask, as a client would.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ingest.answers.extractive import Source, quotes_exactly
+from tests.helpers import ask, ingest
+
+pytestmark = pytest.mark.usefixtures("registry_mode")
+
+
+def answered(api, question: str) -> tuple[str, list[str]]:
+    """The answer's sentences (without their [n]), having checked that each is quoted
+    exactly from the chunk it cites."""
+    body = ask(api, question)
+    sources = [
+        Source(s["number"], s["fileId"], s["filename"], s["chunkId"], s["context"], 0, s["text"])
+        for s in body["sources"]
+    ]
+    assert body["sources"], body
+    assert quotes_exactly(body["answer"], sources), body
+    return body["answer"], re.findall(r"\s*(.+?) \[\d+\](?=\s|$)", body["answer"])
+
+
+def test_underscores_inside_identifiers_are_not_emphasis(api):
+    ingest(
+        api,
+        "libtasn1.md",
+        "# Decoding\n\nThe function `asn1_der_decoding_element` decodes one element of a DER "
+        "encoding. Call asn1_der_decoding_startEnd first to find the element's bounds, "
+        "and *then* decode it.\n",
+    )
+    answer, _ = answered(api, "Which function decodes one element of a DER encoding?")
+    assert "The function asn1_der_decoding_element decodes one element" in answer
+    answer, _ = answered(api, "What does asn1_der_decoding_startEnd find?")
+    assert "Call asn1_der_decoding_startEnd first to find the element's bounds" in answer
+    assert "*" not in answer and "`" not in answer
+
+
+def test_a_type_placeholder_is_text_not_a_tag(api):
+    ingest(
+        api,
+        "fs.html",
+        "<html><body><h2>fs.watch(filename, listener)</h2><p>The listener receives the "
+        "changed file name; it will be provided as a &lt;Buffer&gt; if fs.watch() is "
+        "called with its encoding option set to 'buffer'.</p></body></html>",
+    )
+    ingest(
+        api,
+        "streams.md",
+        "# Streams\n\nEach chunk read from the pipe arrives as a <Uint8Array> unless an "
+        "encoding was <b>set</b> on the stream.\n",
+    )
+    answer, _ = answered(api, "How is the changed file name given to the fs.watch listener?")
+    assert "it will be provided as a <Buffer> if fs.watch() is called" in answer
+    answer, _ = answered(api, "How does each chunk read from the pipe arrive?")
+    assert "arrives as a <Uint8Array> unless an encoding was set on the stream." in answer
+
+
+def test_urls_stay_whole(api):
+    ingest(
+        api,
+        "mirrors.md",
+        "# Mirrors\n\nThe package index mirror lives at <https://mirror.example.org/simple_index/> "
+        "and its status page at [the status page](https://status.example.org).\n",
+    )
+    ingest(
+        api,
+        "uploads.txt",
+        "Upload the release notes to https://files.example.org/release_notes_v2/ before "
+        "tagging the release.",
+    )
+    answer, _ = answered(api, "Where does the package index mirror live?")
+    assert "mirror lives at https://mirror.example.org/simple_index/ and its status" in answer
+    answer, _ = answered(api, "Where do the release notes get uploaded?")
+    assert "https://files.example.org/release_notes_v2/" in answer
+
+
+def test_each_command_of_a_code_block_stays_a_line(api):
+    ingest(
+        api,
+        "keyring.md",
+        "# Keyring support\n\nInstall keyring from PyPI, then check it:\n\n"
+        "```console\n$ pip install keyring\n$ keyring --list-backends\n```\n",
+    )
+    _, sentences = answered(api, "pip install keyring")
+    assert "$ pip install keyring" in sentences, sentences
+    assert not any("install keyring $" in sentence for sentence in sentences), sentences
+
+
+def test_a_table_row_keeps_its_cells_and_loses_its_pipes(api):
+    ingest(
+        api,
+        "settings.md",
+        "# Timeouts\n\n| Setting | Default | Effect |\n|---|---|---|\n"
+        "| statement_timeout | 0 | Aborts any statement that takes longer than this |\n"
+        "| lock_timeout | 0 | Aborts a statement waiting longer than this for a lock |\n",
+    )
+    answer, _ = answered(api, "Which setting aborts long statements?")
+    assert "statement_timeout; 0; Aborts any statement that takes longer than this" in answer
+    assert "|" not in answer
+
+
+def test_plain_text_is_quoted_as_written(api):
+    ingest(
+        api,
+        "tuning.txt",
+        "Set log_min_duration_statement to 250 so that slow queries are logged. A value "
+        "of -1 turns the *statement* log off; __init__ files are never read.",
+    )
+    answer, _ = answered(api, "How are slow queries logged?")
+    assert "Set log_min_duration_statement to 250 so that slow queries are logged." in answer
+
+
+def test_myst_roles_leave_their_text_only(api):
+    ingest(
+        api,
+        "freeze.md",
+        "# Freezing\n\nRun {ref}`pip freeze` to list what is installed; {pypi}`certifi` "
+        "supplies the certificates.\n\n```{note}\n:class: tip\nFreezing records exact "
+        "versions of every installed package.\n```\n",
+    )
+    answer, _ = answered(api, "What does pip freeze list?")
+    assert "Run pip freeze to list what is installed; certifi supplies" in answer
+    assert "{" not in answer
+    answer, _ = answered(api, "What does freezing record?")
+    assert "Freezing records exact versions of every installed package." in answer
+    assert ":class:" not in answer
+
+
+def test_an_answer_that_changes_a_character_is_caught():
+    source = Source(1, "f", "f.md", 0, "", 0, "Call asn1_der_decoding_element\n  first.")
+    assert quotes_exactly("Call asn1_der_decoding_element first. [1]", [source])
+    assert not quotes_exactly("Call asn1derdecoding_element first. [1]", [source])
+    assert not quotes_exactly("Call asn1_der_decoding_element first. [2]", [source])
