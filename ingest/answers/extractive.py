@@ -6,10 +6,15 @@ rules keep it on the question:
 
 - **Evidence first.** A chunk is evidence when it is close to the question in meaning
   (cosine similarity at least the embedder's `relevance_floor`) and shares a word with
-  it, or is very close in meaning alone (`alone_floor`). With no evidence in the ranking
-  the answer is that nothing was found, whatever the fused ranking put first. The floors
-  come from bench/eval_retrieval.py: the lowest similarity of a right answer to its
-  question against the highest of the questions the documents cannot answer.
+  it, or is very close in meaning alone (`alone_floor`), or, for a short query (a few
+  words typed into a search box, which a sentence model places poorly), when it holds
+  every word of the query (`SHORT_COVER` of their IDF weight; a word no chunk has
+  weighs as much as the rarest that one has, so it is never covered). With no evidence
+  in the ranking the answer is that nothing was found, whatever the fused ranking put
+  first. The floors come from bench/eval_retrieval.py: the lowest similarity of a right
+  answer to its question against the highest of the questions the documents cannot
+  answer; SHORT_COVER from its short queries (index terms of a manual, and terms of
+  another manual's index that appear nowhere in the first).
 - **Sentences about the question.** A sentence is scored by the share of the question's
   weight (BM25's IDF of each question term) that it contains; only sentences within
   half of the best score are taken, so a common word alone never pads an answer.
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ingest.search.lexical import terms, words
+from ingest.search.lexical import terms, word_terms, words
 from ingest.sources.chunking import chunk_sentences
 from ingest.stores.base import ChunkHit
 from registry.records import DocumentRecord
@@ -38,6 +43,8 @@ MAX_SENTENCES = 3
 EVIDENCE_CHUNKS = 3  # sentences come from this many of the best chunks
 SENTENCE_SHARE = 0.5  # of the best sentence's score
 MIN_SENTENCE_WORDS = 4
+SHORT_WORDS = 4  # a query of at most this many words (stopwords aside) is short
+SHORT_COVER = 1.0  # the share of a short query's word weight a chunk must hold
 
 # Marks a sentence of raw Markdown may start or end with: headings, quotes, list items,
 # table pipes.
@@ -46,16 +53,42 @@ _TRAILING_MARKS = re.compile(r"(?:\s+(?:\||#{1,6}))+$")
 _SPACE = re.compile(r"\s+")
 
 
+class Query:
+    """What a question asks for, word by word: each word's stem and its weight (its IDF
+    among the chunks; a word no chunk has weighs as much as the rarest one)."""
+
+    def __init__(self, question: str, weights: Mapping[str, float]) -> None:
+        stems = set(word_terms(question))
+        rarest = max(weights.values(), default=1.0) or 1.0
+        self.words = {stem: weights.get(stem) or rarest for stem in stems}
+        self.short = 0 < len(self.words) <= SHORT_WORDS
+        self._covered: dict[str, float] = {}
+
+    def coverage(self, hit: ChunkHit) -> float:
+        """The share of the query's word weight found in the chunk."""
+        covered = self._covered.get(hit.chunk_id)
+        if covered is None:
+            present = set(terms(hit.text))
+            found = sum(weight for stem, weight in self.words.items() if stem in present)
+            covered = self._covered[hit.chunk_id] = found / (sum(self.words.values()) or 1.0)
+        return covered
+
+
 @dataclass(frozen=True)
 class Relevance:
     """When a chunk counts as evidence for a question (see the module's docstring)."""
 
     floor: float  # cosine similarity, with a shared word
     alone: float  # cosine similarity, with no shared word
+    cover: float = SHORT_COVER  # of a short query's word weight, whatever the similarity
 
-    def admits(self, hit: ChunkHit) -> bool:
+    def admits(self, hit: ChunkHit, query: Query | None = None) -> bool:
         """Evidence: enough to answer from."""
-        return (hit.lexical > 0 and hit.dense >= self.floor) or hit.dense >= self.alone
+        return (
+            (hit.lexical > 0 and hit.dense >= self.floor)
+            or hit.dense >= self.alone
+            or (query is not None and query.short and query.coverage(hit) >= self.cover)
+        )
 
     def relates(self, hit: ChunkHit) -> bool:
         """Worth listing among the sources once there is evidence: a shared word, or as
@@ -97,7 +130,8 @@ def extractive_answer(
     sentences about the question from the best evidence, marked [n] with the number of
     their source. The sources are the ranked chunks that relate to the question, in rank
     order (a right chunk that falls short of evidence still keeps its place)."""
-    if not any(relevance.admits(hit) for hit, _ in ranked):
+    query = Query(question, weights)
+    if not any(relevance.admits(hit, query) for hit, _ in ranked):
         return Answer(NO_ANSWER, [])
     related = [(hit, document) for hit, document in ranked if relevance.relates(hit)]
     sources = [
@@ -112,7 +146,9 @@ def extractive_answer(
         )
         for number, (hit, document) in enumerate(related, start=1)
     ]
-    evidence = [s for s, (hit, _) in zip(sources, related, strict=True) if relevance.admits(hit)]
+    evidence = [
+        s for s, (hit, _) in zip(sources, related, strict=True) if relevance.admits(hit, query)
+    ]
     chosen = _sentences(question, evidence[:EVIDENCE_CHUNKS], weights, embed)
     if not chosen:
         return Answer(NO_ANSWER, [])

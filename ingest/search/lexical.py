@@ -61,6 +61,11 @@ def terms(text: str) -> list[str]:
     return _stemmer().stemWords(found)
 
 
+def word_terms(text: str) -> list[str]:
+    """The stems of the words alone, identifiers whole: what a query asks for."""
+    return _stemmer().stemWords(words(text))
+
+
 def _stemmer() -> Stemmer.Stemmer:
     stemmer = getattr(_stemmers, "english", None)
     if stemmer is None:
