@@ -14,7 +14,7 @@ import re
 import pytest
 
 from ingest.answers.extractive import Source, quotes_exactly
-from tests.helpers import ask, ingest
+from tests.helpers import ask, ingest, upload
 
 pytestmark = pytest.mark.usefixtures("registry_mode")
 
@@ -143,3 +143,13 @@ def test_an_answer_that_changes_a_character_is_caught():
     assert quotes_exactly("Call asn1_der_decoding_element first. [1]", [source])
     assert not quotes_exactly("Call asn1derdecoding_element first. [1]", [source])
     assert not quotes_exactly("Call asn1_der_decoding_element first. [2]", [source])
+
+
+def test_the_same_text_under_two_ids_is_cited_once(api):
+    text = "# Tides\n\nSpring tides follow the new and the full moon.\n"
+    first = ingest(api, "tides.md", text)
+    copy = upload(api, "tides-copy.md", text, file_id="tides-copy")
+    assert copy.status_code == 200 and copy.json()["copyOf"] == first["fileId"], copy.json()
+    body = ask(api, "When do spring tides come?")
+    cited = [source["text"] for source in body["sources"]]
+    assert len(cited) == len(set(cited)) == 1, body["sources"]

@@ -133,7 +133,7 @@ def extractive_answer(
     query = Query(question, weights)
     if not any(relevance.admits(hit, query) for hit, _ in ranked):
         return Answer(NO_ANSWER, [])
-    related = [(hit, document) for hit, document in ranked if relevance.relates(hit)]
+    related = [(hit, document) for hit, document in _distinct(ranked) if relevance.relates(hit)]
     sources = [
         Source(
             number=number,
@@ -153,6 +153,21 @@ def extractive_answer(
     if not chosen:
         return Answer(NO_ANSWER, [])
     return Answer(" ".join(f"{sentence} [{number}]" for number, sentence in chosen), sources)
+
+
+def _distinct(
+    ranked: list[tuple[ChunkHit, DocumentRecord]],
+) -> list[tuple[ChunkHit, DocumentRecord]]:
+    """The ranking without a chunk whose text an earlier one has (the same file under two
+    ids, as the old service's data holds): a source is never cited twice."""
+    seen: set[str] = set()
+    kept = []
+    for hit, document in ranked:
+        text = folded(hit.text).casefold()
+        if text not in seen:
+            seen.add(text)
+            kept.append((hit, document))
+    return kept
 
 
 def _sentences(
