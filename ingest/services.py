@@ -37,7 +37,7 @@ from ingest.models import REPLACED, IngestJob
 from ingest.search.embeddings import get_embedder
 from ingest.search.fusion import searchable
 from ingest.search.lexical import terms
-from ingest.sources.chunking import chunk_text
+from ingest.sources.chunking import chunk_sections
 from ingest.sources.extraction import Extracted, extract
 from ingest.sources.fetching import fetch_url
 from ingest.stores import get_vector_store
@@ -100,14 +100,9 @@ class Prepared:
 def cut(data: bytes, filename: str, content_type: str, charset: str | None) -> Cut:
     """Extract the text and cut each section into chunks; EmptyDocument if none."""
     extracted = extract(data, filename=filename, content_type=content_type, charset=charset)
-    texts: list[str] = []
-    contexts: list[str] = []
-    for section in extracted.sections:
-        chunks = chunk_text(
-            section.text, size=settings.CHUNK_SIZE_WORDS, overlap=settings.CHUNK_OVERLAP_WORDS
-        )
-        texts.extend(chunks)
-        contexts.extend([section.context] * len(chunks))
+    texts, contexts = chunk_sections(
+        extracted.sections, size=settings.CHUNK_SIZE_WORDS, overlap=settings.CHUNK_OVERLAP_WORDS
+    )
     if not texts:
         raise EmptyDocument("No text to index: the document is empty")
     return Cut(extracted, texts, contexts)

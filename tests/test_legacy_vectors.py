@@ -70,8 +70,9 @@ class TestImport:
         out, error = import_vectors()
         assert error is None, out
         assert out.strip() == (
-            f"Imported {cut_over} into {store_label(data_dir)}: 3 documents (19 chunks) "
-            "embedded with hashing-v1, 0 unchanged, 0 documents not in the registry, "
+            f"Imported {cut_over} into {store_label(data_dir)}: 3 documents (15 chunks) "
+            "cut again and embedded with hashing-v1, 0 unchanged, 0 documents not in the "
+            "registry, "
             f"0 chunks rejected. {cut_over} is unchanged."
         )
         assert cut_over.read_bytes() == before
@@ -87,25 +88,33 @@ class TestImport:
         statistics = ask(api, "How is the median of the data calculated?", workspace="science")
         assert {source["fileId"] for source in statistics["sources"]} == {STATISTICS}
 
-    def test_every_chunk_keeps_its_text_number_and_workspace(self, api, cut_over, data_dir):
+    def test_each_document_is_cut_again_from_its_old_text_in_its_workspace(
+        self, api, cut_over, data_dir
+    ):
         import_vectors()
-        old = {item["id"]: item for item in orjson.loads(LEGACY_VEC.read_bytes())}
-        new = {chunk["chunk_id"]: chunk for chunk in stored_chunks(data_dir)}
+        old: dict[str, list[dict]] = {}
+        for item in orjson.loads(LEGACY_VEC.read_bytes()):
+            old.setdefault(item["fileId"], []).append(item)
+        new: dict[str, list[dict]] = {}
+        for chunk in stored_chunks(data_dir):
+            new.setdefault(chunk["file_id"], []).append(chunk)
         assert new.keys() == old.keys()
-        for chunk_id, chunk in new.items():
-            assert (chunk["file_id"], chunk["chunk_index"], chunk["workspace"], chunk["text"]) == (
-                old[chunk_id]["fileId"],
-                old[chunk_id]["chunkId"],
-                old[chunk_id]["workspace"],
-                old[chunk_id]["text"],
-            )
+        for file_id, chunks in new.items():
+            assert sorted(c["chunk_index"] for c in chunks) == list(range(len(chunks)))
+            assert {c["workspace"] for c in chunks} == {old[file_id][0]["workspace"]}
+            words = " ".join(" ".join(item["text"] for item in old[file_id]).split())
+            for chunk in chunks:  # every sentence of a new chunk is the old text's
+                for line in chunk["text"].split("\n"):
+                    assert " ".join(line.split()) in words, line
+            response = api.get(f"/documents/{file_id}")
+            assert response.json()["numChunks"] == len(chunks)
 
     def test_a_second_run_embeds_and_writes_nothing(self, api, cut_over, data_dir):
         import_vectors()
         written = store_version(data_dir)
         out, error = import_vectors()
         assert error is None
-        assert "0 documents (0 chunks) embedded with hashing-v1, 3 unchanged" in out
+        assert "0 documents (0 chunks) cut again and embedded with hashing-v1, 3 unchanged" in out
         assert store_version(data_dir) == written
 
     def test_a_dry_run_writes_nothing(self, api, cut_over, data_dir):
@@ -127,7 +136,7 @@ class TestImport:
             f"not in the registry: document {STATISTICS!r} (statistics.txt), 7 chunks: not "
             "imported",
         ]
-        assert "1 document (2 chunks) embedded" in out
+        assert "1 document (2 chunks) cut again and embedded" in out
         assert error == f"17 chunks of {old_files} were not imported (listed above)"
         assert set(vector_file_ids(data_dir)) == {ZEN}
 
@@ -148,7 +157,7 @@ class TestImport:
         assert "(1 repeated chunk: the later copy kept)" in out
         assert error == f"2 chunks of {cut_over} were not imported (listed above)"
         texts = {chunk["chunk_id"]: chunk["text"] for chunk in stored_chunks(data_dir)}
-        assert texts[f"{HEAPQ}:0"] == 'A text that quotes "embedding": [1, 2] itself.'
+        assert texts[f"{HEAPQ}:0"].startswith('A text that quotes "embedding": [1, 2] itself.')
 
     @pytest.mark.parametrize(
         ("content", "message"),
@@ -253,3 +262,124 @@ class TestKeepVectors:
         assert request.headers["x-goog-api-key"] == "test-key"
         sent = request.get_json()["requests"][0]
         assert sent["content"]["parts"][0]["text"] == "Should errors pass silently?"
+
+
+# The old service's own cut (yashkadam007/rag-fastapi, app/lib/chunker.py): windows of
+# 3,500 characters of the raw text, each starting 600 before the previous one ended.
+def old_chunks(text: str, size: int = 3500, overlap: int = 600) -> list[str]:
+    text, chunks, start = text.strip(), [], 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        chunks.append(text[start:end])
+        if end >= len(text):
+            break
+        start = end - overlap
+    return chunks
+
+
+def hard_wrapped(paragraph: str, width: int = 72) -> str:
+    lines, line = [], ""
+    for word in paragraph.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join([*lines, line])
+
+
+AUTH_GUIDE = "\n\n".join(
+    [
+        "# Authentication",
+        hard_wrapped(
+            "pip supports basic HTTP-based authentication credentials. This is done by "
+            "providing the username (and optionally password) in the URL: "
+            "https://username:password@pypi.company.com/simple. For indexes that only "
+            "require single-part authentication tokens, provide the token as the "
+            "username and do not provide a password."
+        ),
+        "## Percent-encoding special characters",
+        hard_wrapped(
+            "Certain special characters are not valid in the credential part of a URL. "
+            "If the user or password part of your login credentials contain any of these "
+            "special characters, then they must be percent-encoded. For example, for a "
+            "user with username **user** and password **he//o** accessing a repository "
+            "at pypi.company.com/simple, the URL with credentials would look like: "
+            "https://user:he%2F%2Fo@pypi.company.com/simple."
+        ),
+        "## netrc support",
+        *[
+            hard_wrapped(
+                f"Paragraph {n} of the netrc section: pip supports loading credentials from "
+                "a user's .netrc file, which stores a machine's login and password so that "
+                "a repository asking for credentials gets them without a prompt; the file "
+                "must be readable by its owner only, or pip ignores it with a warning."
+            )
+            for n in range(1, 25)
+        ],
+    ]
+)
+AUTH = "a11a0000000000000000000000000001"
+AUTH_COPY = "a11a0000000000000000000000000002"
+
+
+@pytest.fixture
+def markdown_legacy(api, data_dir: Path) -> Path:
+    """An old vec.json holding a hard-wrapped Markdown guide cut the old way, twice: under
+    its id and under a second one, as the old data holds copies."""
+    chunks = old_chunks(AUTH_GUIDE)
+    assert len(chunks) >= 2 and len(chunks[0]) == 3500
+    records, items = [], []
+    for file_id in (AUTH, AUTH_COPY):
+        records.append(
+            {
+                "fileId": file_id,
+                "filename": "authentication.md",
+                "sizeBytes": len(AUTH_GUIDE),
+                "workspace": "default",
+                "numChunks": len(chunks),
+                "indexed": True,
+                "createdAt": 1700000000,
+                "updatedAt": 1700000000,
+            }
+        )
+        items.extend(
+            {"id": f"{file_id}:{n}", "fileId": file_id, "filename": "authentication.md",
+             "chunkId": n, "workspace": "default", "text": text, "embedding": [0.0] * 768,
+             "createdAt": 1700000000}
+            for n, text in enumerate(chunks)
+        )  # fmt: skip
+    registry = data_dir / "old-registry.json"
+    registry.write_bytes(orjson.dumps(records))
+    _, error = run_import(str(registry))
+    assert error is None
+    path = data_dir / "vec.json"
+    path.write_bytes(orjson.dumps(items))
+    return path
+
+
+def test_a_hard_wrapped_markdown_document_is_cut_again_into_sections(
+    api, markdown_legacy: Path, data_dir: Path
+):
+    out, error = import_vectors()
+    assert error is None, out
+    assert (
+        f"the same text under different fileIds (/ask cites it once; delete the copies you "
+        f"do not want): {AUTH!r} (authentication.md), {AUTH_COPY!r} (authentication.md)"
+    ) in out
+    chunks = [c for c in stored_chunks(data_dir) if c["file_id"] == AUTH]
+    assert {c["context"] for c in chunks} >= {
+        "Authentication",
+        "Authentication > Percent-encoding special characters",
+        "Authentication > netrc support",
+    }
+    assert not any("#" in c["text"] or "**" in c["text"] for c in chunks)
+
+    body = ask(api, "How are special characters in credentials encoded?")
+    assert body["sources"][0]["context"] == "Authentication > Percent-encoding special characters"
+    assert (
+        "If the user or password part of your login credentials contain any of these special "
+        "characters, then they must be percent-encoded. [1]"
+    ) in body["answer"]
+    assert len({source["text"] for source in body["sources"]}) == len(body["sources"])
+    assert run_command("check_registry")[1] is None

@@ -1,12 +1,19 @@
 """Read the old service's data/vec.json into this service's vector store.
 
 The old file is a JSON array of chunks: `{"id": "<fileId>:<n>", "fileId", "filename",
-"chunkId", "workspace", "text", "embedding": [768 floats], "createdAt"}`. Its Gemini
-vectors cannot be compared with this service's, so every chunk's text is embedded again
-with the configured embedder; the chunk's document, number (chunkId) and workspace are
-kept. With EMBEDDER=gemini (text-embedding-004, the model that made them) the old vectors
-are comparable, and `keep_vectors` stores them as they are instead. The old file is only
-ever read.
+"chunkId", "workspace", "text", "embedding": [768 floats], "createdAt"}`. The old service
+cut a document's raw text (Markdown marks, hard-wrapped lines and all) into windows of
+3,500 characters overlapping by 600 (its app/lib/chunker.py), so its chunks answer in
+fragments and carry no headings. Each document is therefore put back together from its
+chunks (the overlaps taken out) and read and cut as an upload of it would be: Markdown
+parsed (a name ending .md), sections with their headings, chunks of whole sentences; its
+new chunks are embedded with the configured embedder and the registry's chunk count
+follows. Documents whose texts are identical under different fileIds are reported (the
+old data holds the same file under two ids; /ask cites such a text once).
+
+With EMBEDDER=gemini (text-embedding-004, the model that made them) the old vectors are
+comparable, and `keep_vectors` stores the old chunks and vectors as they are instead. The
+old file is only ever read.
 
 Chunks of documents the live registry does not hold are reported and left out, never
 imported silently. A second run with nothing changed embeds and writes nothing.
@@ -14,6 +21,8 @@ imported silently. A second run with nothing changed embeds and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,13 +31,17 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
+from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
 from common.fileio import read_bytes
 from common.progress import EVERY, Progress, report
-from ingest.exceptions import IngestError
+from ingest.exceptions import EmptyDocument, IngestError
 from ingest.search.embeddings import get_embedder
+from ingest.search.fusion import searchable
+from ingest.sources.chunking import chunk_sections
+from ingest.sources.extraction import extract
 from ingest.stores import get_vector_store
 from ingest.stores.base import StoredChunks
 from registry.backends import get_backend
@@ -36,6 +49,8 @@ from registry.normalising import Rejection, raw_file_id
 from registry.records import DEFAULT_WORKSPACE, FILE_ID_MAX, WORKSPACE_MAX, DocumentRecord
 
 EMBED_BATCH = 64
+OLD_OVERLAP = 600  # characters two consecutive old chunks share (the old CHUNK_OVERLAP)
+MARKDOWN_NAMES = (".md", ".markdown")
 LEGACY_EMBEDDER = "gemini-text-embedding-004"  # what GeminiEmbedder calls the old model
 LOOKUP_BATCH = 5000
 # The 768 numbers of each chunk are most of the file and of no use here: parsed, they
@@ -73,6 +88,9 @@ class LegacyDocument:
     workspace: str
     texts: dict[int, str] = field(default_factory=dict)
     vectors: dict[int, list[float]] = field(default_factory=dict)
+    # Its own chunks, once rechunk() has cut the document again.
+    new_texts: list[str] = field(default_factory=list)
+    new_contexts: list[str] = field(default_factory=list)
 
     def kept_vectors(self) -> np.ndarray:
         matrix = np.array([self.vectors[index] for index in sorted(self.texts)], np.float32)
@@ -82,10 +100,57 @@ class LegacyDocument:
     def ordered_texts(self) -> list[str]:
         return [self.texts[index] for index in sorted(self.texts)]
 
+    def whole_text(self) -> str:
+        """The document's text as the old service cut it, its chunks' overlaps taken out;
+        chunks that do not overlap (one lost, or another chunker's) are joined as
+        paragraphs."""
+        whole = ""
+        for text in self.ordered_texts():
+            shared = _overlap(whole, text)
+            whole += text[shared:] if shared or not whole else "\n\n" + text
+        return whole
+
+    def rechunk(self) -> None:
+        """Cut the whole text as an upload of it would be (see the module's docstring)."""
+        name = "legacy.md" if self.filename.lower().endswith(MARKDOWN_NAMES) else "legacy.txt"
+        try:
+            sections = extract(self.whole_text().encode(), filename=name).sections
+        except EmptyDocument:
+            sections = []
+        self.new_texts, self.new_contexts = chunk_sections(
+            sections, size=settings.CHUNK_SIZE_WORDS, overlap=settings.CHUNK_OVERLAP_WORDS
+        )
+        if not self.new_texts:  # nothing but white space: kept as it was
+            self.new_texts, self.new_contexts = self.ordered_texts(), [""] * len(self.texts)
+
+    def searchable(self) -> list[str]:
+        return [searchable(c, t) for c, t in zip(self.new_contexts, self.new_texts, strict=True)]
+
     def stored(self, vectors: np.ndarray) -> StoredChunks:
         return StoredChunks(
             self.file_id, self.workspace, sorted(self.texts), self.ordered_texts(), vectors
         )
+
+    def rechunked(self, vectors: np.ndarray) -> StoredChunks:
+        return StoredChunks(
+            self.file_id,
+            self.workspace,
+            list(range(len(self.new_texts))),
+            self.new_texts,
+            vectors,
+            self.new_contexts,
+        )
+
+
+def _overlap(before: str, text: str) -> int:
+    """How many characters `text` starts with that `before` ends with: the old chunker's
+    overlap, or less (a last chunk, stripped text), at least 20."""
+    if before.endswith(text[:OLD_OVERLAP]):
+        return min(OLD_OVERLAP, len(text))
+    for shared in range(min(OLD_OVERLAP, len(text), len(before)), 19, -1):
+        if before.endswith(text[:shared]):
+            return shared
+    return 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +165,15 @@ class LegacyVectorsReport:
     rejected: list[Rejection]
     repeated: int
     written: bool
+    identical: list[list[LegacyDocument]] = field(default_factory=list)  # same text, >1 id
+    rechunked: bool = True  # cut again (not --keep-vectors)
+
+    @property
+    def chunks(self) -> int:
+        """The chunks stored (or to be) for the imported documents."""
+        if not self.rechunked:
+            return sum(len(document.texts) for document in self.imported)
+        return sum(len(document.new_texts) for document in self.imported)
 
     @property
     def left_out(self) -> int:
@@ -205,20 +279,25 @@ def import_legacy_vectors(
     for file_id, document in documents.items():
         if file_id not in registry:
             unknown.append(document)
-        elif current.get(file_id) == (document.workspace, document.texts):
+            continue
+        if not keep_vectors:
+            document.rechunk()
+        texts = document.texts if keep_vectors else dict(enumerate(document.new_texts))
+        if current.get(file_id) == (document.workspace, texts):
             unchanged.append(document)
         else:
             imported.append(document)
     if imported and not dry_run and keep_vectors:
         store.replace([document.stored(document.kept_vectors()) for document in imported])
     elif imported and not dry_run:
-        vectors = _embed([text for d in imported for text in d.ordered_texts()], progress)
+        vectors = _embed([text for d in imported for text in d.searchable()], progress)
         stored, offset = [], 0
         for document in imported:
-            count = len(document.texts)
-            stored.append(document.stored(vectors[offset : offset + count]))
+            count = len(document.new_texts)
+            stored.append(document.rechunked(vectors[offset : offset + count]))
             offset += count
         store.replace(stored)
+        _count_chunks(imported, registry)
     return LegacyVectorsReport(
         path=path,
         store=store.label,
@@ -230,7 +309,29 @@ def import_legacy_vectors(
         rejected=rejected,
         repeated=repeated,
         written=bool(imported) and not dry_run,
+        identical=_identical([*imported, *unchanged]),
+        rechunked=not keep_vectors,
     )
+
+
+def _count_chunks(documents: list[LegacyDocument], registry: dict[str, DocumentRecord]) -> None:
+    """The registry's chunk counts, after the documents were cut again."""
+    backend = get_backend()
+    for document in documents:
+        record = registry[document.file_id]
+        if record.num_chunks != len(document.new_texts) or not record.indexed:
+            backend.upsert(
+                dataclasses.replace(record, num_chunks=len(document.new_texts), indexed=True)
+            )
+
+
+def _identical(documents: list[LegacyDocument]) -> list[list[LegacyDocument]]:
+    """The documents whose texts are the same under different fileIds, grouped."""
+    groups: dict[bytes, list[LegacyDocument]] = {}
+    for document in documents:
+        digest = hashlib.sha256(" ".join(document.whole_text().split()).encode()).digest()
+        groups.setdefault(digest, []).append(document)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def _embed(texts: list[str], progress: Progress | None) -> np.ndarray:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+from ingest.sources.extraction import Section
 
 # A sentence ends at . ! ? (optionally closed by quotes or brackets) before white space,
 # or at a blank line. Good enough for extractive answers; not a linguistic parser.
@@ -58,3 +61,17 @@ def chunk_text(text: str, *, size: int, overlap: int) -> list[str]:
     if current:
         chunks.append("\n".join(" ".join(p) for p in current))
     return chunks
+
+
+def chunk_sections(
+    sections: Iterable[Section], *, size: int, overlap: int
+) -> tuple[list[str], list[str]]:
+    """Each section cut into chunks (chunk_text); the chunks' texts, and each chunk's
+    context (the headings of its section)."""
+    texts: list[str] = []
+    contexts: list[str] = []
+    for section in sections:
+        chunks = chunk_text(section.text, size=size, overlap=overlap)
+        texts.extend(chunks)
+        contexts.extend([section.context] * len(chunks))
+    return texts, contexts

@@ -85,13 +85,18 @@ def _findings(result: LegacyVectorsReport, *, limit: int | None) -> list[str]:
     ]
     if limit is not None and len(unknown) > limit:
         unknown = [*unknown[:limit], f"… and {len(unknown) - limit} more (-v 2 lists all)"]
-    return lines + unknown
+    identical = [
+        "the same text under different fileIds (/ask cites it once; delete the copies you do "
+        "not want): " + ", ".join(f"{d.file_id!r} ({d.filename or 'no name'})" for d in group)
+        for group in result.identical
+    ]
+    return lines + unknown + identical
 
 
 def summary(result: LegacyVectorsReport, *, dry_run: bool) -> str:
-    chunks = sum(len(document.texts) for document in result.imported)
+    how = "cut again and embedded" if result.rechunked else "kept as they were, stored"
     counts = (
-        f"{plural(len(result.imported), 'document')} ({plural(chunks, 'chunk')}) embedded with "
+        f"{plural(len(result.imported), 'document')} ({plural(result.chunks, 'chunk')}) {how} with "
         f"{result.embedder}, {len(result.unchanged)} unchanged, "
         f"{plural(len(result.unknown), 'document')} not in the registry, "
         f"{plural(len(result.rejected), 'chunk')} rejected"
