@@ -14,7 +14,8 @@ import re
 import pytest
 
 from ingest.answers.extractive import Source, quotes_exactly
-from tests.helpers import ask, ingest, upload
+from tests.documents import make_pdf
+from tests.helpers import ask, ingest, stored_chunks, upload
 
 pytestmark = pytest.mark.usefixtures("registry_mode")
 
@@ -153,3 +154,52 @@ def test_the_same_text_under_two_ids_is_cited_once(api):
     body = ask(api, "When do spring tides come?")
     cited = [source["text"] for source in body["sources"]]
     assert len(cited) == len(set(cited)) == 1, body["sources"]
+
+
+HANDBOOK_PAGES = [
+    "ACME Staff Handbook\nContents\n1 Introduction .......... 2\n2 Travel . . . . . . . 3\n"
+    "3 Equipment .......... 4\nPage 1 of 4",
+    "ACME Staff Handbook\n1 Introduction\nThis handbook describes what the company provides "
+    "to its staff.\nRead it before your first day.\nPage 2 of 4",
+    "ACME Staff Handbook\n2 Travel\nTravel expenses are reimbursed within thirty days of "
+    "the trip.\nSubmit the expense form with your receipts.\nPage 3 of 4",
+    "ACME Staff Handbook\n3 Equipment\nLaptops are replaced every four years by the IT "
+    "desk.\nBroken screens are repaired within a week.\nPage 4 of 4",
+]
+
+
+def test_a_pdf_s_running_titles_page_numbers_and_contents_are_not_evidence(api, data_dir):
+    handbook = ingest(api, "handbook.pdf", make_pdf(HANDBOOK_PAGES))
+    texts = [c["text"] for c in stored_chunks(data_dir) if c["file_id"] == handbook["fileId"]]
+    whole = "\n".join(texts)
+    assert "ACME Staff Handbook" not in whole and "Page 3 of 4" not in whole, whole
+    assert "...." not in whole and ". . ." not in whole, whole
+    answer, _ = answered(api, "When are travel expenses reimbursed?")
+    assert "Travel expenses are reimbursed within thirty days of the trip. [1]" in answer
+    assert "Contents" not in answer and "Introduction" not in answer, answer
+
+
+def test_a_web_page_s_navigation_and_contents_are_not_evidence(api, data_dir):
+    page = ingest(
+        api,
+        "vacuum.html",
+        "<html><head><title>Routine Vacuuming</title></head><body>"
+        '<div role="navigation"><a href="/">Home</a> <a href="/backup">Backup and Restore</a>'
+        '</div><h1>Routine Vacuuming</h1><div class="toc"><dl class="toc"><dt>25.1.1. '
+        "Vacuuming Basics</dt><dt>25.1.2. Recovering Disk Space</dt><dt>25.1.5. Preventing "
+        "Transaction ID Wraparound Failures</dt></dl></div><p>Autovacuum reclaims the space "
+        "of dead rows and keeps table statistics up to date.</p></body></html>",
+    )
+    chapter = ingest(
+        api,
+        "chapter.html",
+        "<html><body><h1>Chapter 25. Routine Maintenance</h1><div class='toc'><dl><dt>25.1. "
+        "Routine Vacuuming</dt><dt>25.2. Routine Reindexing</dt></dl></div></body></html>",
+    )  # all it has is its table of contents: read with it, not refused as empty
+    chunks = {c["file_id"]: c["text"] for c in stored_chunks(data_dir)}
+    assert "Wraparound" not in chunks[page["fileId"]] and "Home" not in chunks[page["fileId"]]
+    assert "Routine Reindexing" in chunks[chapter["fileId"]]
+    answer, _ = answered(api, "What does autovacuum reclaim?")
+    assert answer == (
+        "Autovacuum reclaims the space of dead rows and keeps table statistics up to date. [1]"
+    )

@@ -90,6 +90,9 @@ _FURNITURE_CLASS = re.compile(
     r"footer|header|skip-?link|toc-?backref|headerlink)$",
     re.I,
 )
+_FURNITURE_ROLES = ["navigation", "banner", "contentinfo", "search"]  # ARIA's landmarks
+# Tables of contents: DocBook's and Sphinx's.
+_CONTENTS_CLASS = re.compile(r"^(toc|toctree-wrapper|localtoc|contents-local)$", re.I)
 _HEADING_MARK = "\ue000"  # a private-use character: never in a real document
 
 
@@ -228,7 +231,13 @@ def _few_control_codes(text: str) -> bool:
     return control / max(len(text), 1) < 0.05
 
 
-def _html_sections(data: bytes, charset: str | None) -> tuple[list[Section], str]:
+def _html_sections(
+    data: bytes, charset: str | None, *, drop_contents: bool = True
+) -> tuple[list[Section], str]:
+    """The page's sections under their headings, and its title, without its furniture
+    and without its tables of contents: they repeat the titles of other pages, which
+    are not evidence of this one's content; unless a table of contents is all the page
+    has (a chapter's first page), which is then read with it."""
     soup = BeautifulSoup(data, "html.parser", from_encoding=charset)
     title = _clean_heading(soup.title.get_text(" ", strip=True)) if soup.title else ""
     for tag in soup(_FURNITURE_TAGS):
@@ -236,12 +245,21 @@ def _html_sections(data: bytes, charset: str | None) -> tuple[list[Section], str
     for tag in soup.find_all(class_=_FURNITURE_CLASS):
         if not tag.decomposed:
             tag.decompose()
+    for tag in soup.find_all(attrs={"role": _FURNITURE_ROLES}):
+        if not tag.decomposed:
+            tag.decompose()
+    if drop_contents:
+        for tag in soup.find_all(class_=_CONTENTS_CLASS):
+            if not tag.decomposed:
+                tag.decompose()
     for tag in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
         level = int(tag.name[1])
         tag.replace_with(f"\n{_HEADING_MARK}{level} {tag.get_text(' ', strip=True)}\n")
     for tag in soup.find_all(["p", "li", "pre", "div", "tr", "dt", "dd", "table", "br"]):
         tag.insert_after("\n\n")  # block boundaries end sentences, whatever the markup
     sections = _split_marked(soup.get_text(""), top=(title,) if title else ())
+    if drop_contents and not any(normalise_whitespace(section.text) for section in sections):
+        return _html_sections(data, charset, drop_contents=False)
     return sections, title
 
 

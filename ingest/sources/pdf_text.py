@@ -13,12 +13,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import resource
 import subprocess
 import sys
 from pathlib import Path
 
 MAX_PDF_PAGES = 2000
+EDGE_LINES = 2  # lines at the top and at the bottom of a page where furniture sits
+FURNITURE_SHARE = 0.5  # of the pages (at least 3) a line must recur on to be furniture
+# A table of contents' entry: a title, dot leaders, a page number ("1 Introduction .... 3").
+_DOT_LEADER = re.compile(r"(?:\.\s*){4,}\s*[\divxlcIVXLC]+\s*$|(?:\s\.){3,}")
+_DIGITS = re.compile(r"\d+")
 ROOT = Path(__file__).resolve().parents[2]  # the project, where `-m` finds the package
 
 logger = logging.getLogger(__name__)
@@ -39,13 +45,44 @@ def pdf_text(data: bytes) -> str:
         pages = reader.pages
         if len(pages) > MAX_PDF_PAGES:
             raise PdfRefused(f"The PDF has {len(pages)} pages; at most {MAX_PDF_PAGES} are read")
-        return "\n\n".join(page.extract_text() or "" for page in pages)
+        return "\n\n".join(without_furniture([page.extract_text() or "" for page in pages]))
     except (PdfRefused, MemoryError):
         raise
     except Exception as exc:
         # Hostile or broken PDFs make pypdf raise nearly anything; each is the upload's
         # fault, never the service's, so each is a 422 rather than a 500.
         raise PdfRefused(f"No text to index: the PDF cannot be read ({exc})") from None
+
+
+def without_furniture(pages: list[str]) -> list[str]:
+    """The pages without what is page furniture rather than content: lines at a page's
+    top or bottom that recur on most pages (a running title, "Page 3 of 12", a lone page
+    number; numbers compared as any number), and tables of contents' entries (dot
+    leaders and a page number). Nothing inside a line is changed."""
+
+    def key(line: str) -> str:
+        return _DIGITS.sub("#", " ".join(line.split()).casefold())
+
+    lines = [[line for line in page.split("\n")] for page in pages]
+    seen: dict[str, int] = {}
+    for page in lines:
+        filled = [line for line in page if line.strip()]
+        for line in {key(line) for line in filled[:EDGE_LINES] + filled[-EDGE_LINES:]}:
+            seen[line] = seen.get(line, 0) + 1
+    needed = max(3, FURNITURE_SHARE * len(pages))
+    furniture = {line for line, count in seen.items() if count >= needed}
+    kept = []
+    for page in lines:
+        filled = [n for n, line in enumerate(page) if line.strip()]
+        edges = set(filled[:EDGE_LINES] + filled[-EDGE_LINES:])
+        kept.append(
+            "\n".join(
+                line
+                for n, line in enumerate(page)
+                if not (n in edges and key(line) in furniture) and not _DOT_LEADER.search(line)
+            )
+        )
+    return kept
 
 
 def read_pdf(data: bytes, *, seconds: float, memory_mb: int) -> str:
