@@ -203,3 +203,26 @@ def test_a_web_page_s_navigation_and_contents_are_not_evidence(api, data_dir):
     assert answer == (
         "Autovacuum reclaims the space of dead rows and keeps table statistics up to date. [1]"
     )
+
+
+def test_each_command_of_a_web_page_s_pre_block_stays_a_line(api):
+    ingest(
+        api,
+        "keyring.html",
+        "<html><body><h2>Keyring support</h2><p>Install keyring from PyPI:</p>"
+        "<pre>$ pip install keyring\n$ keyring --list-backends</pre></body></html>",
+    )
+    _, sentences = answered(api, "pip install keyring")
+    assert "$ pip install keyring" in sentences, sentences
+    assert not any("keyring $" in sentence for sentence in sentences), sentences
+
+
+def test_a_sentence_announcing_a_line_brings_the_line_along(api):
+    ingest(
+        api,
+        "credentials.md",
+        "# Credentials\n\nFor a user with password he//o, the index URL with credentials "
+        "would look like:\n\n```\nhttps://user:he%2F%2Fo@pypi.company.com/simple\n```\n",
+    )
+    answer, sentences = answered(api, "What would the index URL with credentials look like?")
+    assert sentences[-1] == "https://user:he%2F%2Fo@pypi.company.com/simple", answer

@@ -186,11 +186,14 @@ def _sentences(
     wanted = {term: weights.get(term, 0.0) for term in set(terms(question))}
     total = sum(wanted.values()) or 1.0
     candidates: list[tuple[float, int, int, str]] = []  # score, source, position, text
+    every: dict[tuple[int, int], str] = {}  # (source, position): each sentence
     seen: set[str] = set()
     for source in sources:
         text = folded(source.text)
         for position, raw in enumerate(chunk_sentences(source.text)):
             sentence = clean_sentence(raw)
+            if sentence and sentence in text:
+                every[(source.number, position)] = sentence
             key = sentence.casefold()
             if len(words(sentence)) < 2 or key in seen or sentence not in text:
                 continue
@@ -215,6 +218,12 @@ def _sentences(
         picked = [first[int(np.argmax(vectors[:-1] @ vectors[-1]))]]
     else:
         picked = [candidates[0]]
+    # A sentence that announces what follows ("… would look like:") brings it along.
+    taken = {(number, position) for _, number, position, _ in picked}
+    for _, number, position, sentence in list(picked):
+        after = every.get((number, position + 1))
+        if sentence.endswith(":") and after and (number, position + 1) not in taken:
+            picked.append((0.0, number, position + 1, after))
     return [(number, sentence) for _, number, _, sentence in sorted(picked, key=lambda c: c[1:3])]
 
 

@@ -245,7 +245,7 @@ def _html_sections(
     for tag in soup.find_all(class_=_FURNITURE_CLASS):
         if not tag.decomposed:
             tag.decompose()
-    for tag in soup.find_all(attrs={"role": _FURNITURE_ROLES}):
+    for tag in soup.find_all(role=_FURNITURE_ROLES):
         if not tag.decomposed:
             tag.decompose()
     if drop_contents:
@@ -255,7 +255,10 @@ def _html_sections(
     for tag in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
         level = int(tag.name[1])
         tag.replace_with(f"\n{_HEADING_MARK}{level} {tag.get_text(' ', strip=True)}\n")
-    for tag in soup.find_all(["p", "li", "pre", "div", "tr", "dt", "dd", "table", "br"]):
+    for tag in soup.find_all("pre"):  # each line of code, or each command, a line of its own
+        lines = [line for line in tag.get_text("").split("\n") if line.strip()]
+        tag.replace_with("\n\n" + "\n\n".join(lines) + "\n\n")
+    for tag in soup.find_all(["p", "li", "div", "tr", "dt", "dd", "table", "br"]):
         tag.insert_after("\n\n")  # block boundaries end sentences, whatever the markup
     sections = _split_marked(soup.get_text(""), top=(title,) if title else ())
     if drop_contents and not any(normalise_whitespace(section.text) for section in sections):

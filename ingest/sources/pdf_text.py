@@ -73,8 +73,8 @@ def without_furniture(pages: list[str]) -> list[str]:
     furniture = {line for line, count in seen.items() if count >= needed}
     kept = []
     for page in lines:
-        filled = [n for n, line in enumerate(page) if line.strip()]
-        edges = set(filled[:EDGE_LINES] + filled[-EDGE_LINES:])
+        numbered = [n for n, line in enumerate(page) if line.strip()]
+        edges = set(numbered[:EDGE_LINES] + numbered[-EDGE_LINES:])
         kept.append(
             "\n".join(
                 line
