@@ -231,7 +231,7 @@ def short_queries(client: Client, store, embedder, names: dict[str, str]) -> Non
     data = json.loads(SHORT_QUERIES.read_text())
     queries = data["questions"]
     first: dict[str, int] = {method: 0 for method in (*METHODS, "/ask")}
-    covers = (0.5, 0.75, 0.9, 1.0)
+    covers = (0.5, 0.6, 0.75, 0.9, 1.0)
     # Whether the gate would answer, at each SHORT_COVER: (answerable, unanswerable).
     gated: dict[float, list[int]] = {cover: [0, 0] for cover in covers}
 
@@ -352,7 +352,7 @@ def main() -> None:
         return f"min {values[0]:.3f}  median {statistics.median(values):.3f}  max {values[-1]:.3f}"
 
     print(
-        "\nnothing-found floor (cosine similarity; Relevance in ingest/answering.py):\n"
+        "\nnothing-found floor (cosine similarity; Relevance in ingest/answers/extractive.py):\n"
         f"  right chunk of an answerable question:  {spread(right_dense)}\n"
         f"  best evidence, answerable questions:    {spread(best_answerable)}\n"
         f"  best evidence, unanswerable questions:  {spread(wrong_dense)}\n"
