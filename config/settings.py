@@ -7,6 +7,7 @@ Production (DEBUG=false) refuses to start without SECRET_KEY and DATABASE_URL.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "servestatic",  # its configuration checks
     "ninja",
+    "axes",  # admin login throttling (below)
     "registry",
     # Before django_tasks_db: its `db_worker` command is ingest's (ingest/management/).
     "ingest",
@@ -75,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: refuses a locked-out login (the admin's only).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -142,6 +146,24 @@ API_KEYS_REQUIRED = env_bool("API_KEYS_REQUIRED", True)
 # How long a process trusts a key it looked up (no query per request); a revocation takes
 # effect at once in the process that made it, within this many seconds in the others.
 API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 5.0, minimum=0.0)
+
+# --- Admin logins ---------------------------------------------------------------------
+# django-axes: after ADMIN_LOGIN_FAILURES failed logins for one username from one address,
+# that pair is refused (429) for ADMIN_LOGIN_COOLOFF_MINUTES, the right password included;
+# staff see and lift lockouts in the admin (Axes > Access attempts: delete one), or
+# `manage.py axes_reset_username NAME`. A success clears the pair's failures. The address
+# is the request's own (REMOTE_ADDR): the server takes it from X-Forwarded-For only when
+# the request came from TRUSTED_PROXIES (config/worker.py), so a client cannot choose it.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("ADMIN_LOGIN_COOLOFF_MINUTES", 15, minimum=0.01))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.security.client_address"
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 
 # --- Ingestion ----------------------------------------------------------------------
 VECTOR_JSON_PATH = env_path("VECTOR_JSON_PATH", DATA_DIR / "vectors.json", base_dir=BASE_DIR)
@@ -312,5 +334,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     # Django's own console handler (DEBUG only) printed each 4xx a second time: its
     # records go to the root handler alone.
-    "loggers": {"django": {"handlers": [], "propagate": True}},
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        # django-axes says at INFO that it started, in every process; its lockouts are
+        # WARNINGs.
+        "axes": {"level": "WARNING"},
+    },
 }
