@@ -26,9 +26,11 @@ from django.utils.text import smart_split, unescape_string_literal
 
 from common.pagination import EstimatedCountPaginator
 from ingest.models import IngestJob
+from registry import audit
+from registry.audit import actor_of
 from registry.backends import get_backend
 from registry.exceptions import RegistryUnavailable
-from registry.models import Document
+from registry.models import AuditEvent, Document
 
 CHUNKS_PER_PAGE = 20
 NAME_SHOWN = 60  # characters of a name or a URL the list shows
@@ -76,8 +78,15 @@ class DocumentAdmin(admin.ModelAdmin):
         "sha256",
         "created_at",
         "updated_at",
+        "audit_trail",
     )
     readonly_fields = fields
+
+    @admin.display(description="audit trail")
+    def audit_trail(self, obj: Document) -> str:
+        """Who ingested, re-ingested and deleted this id, and when: one query away."""
+        events = reverse("admin:registry_auditevent_changelist")
+        return format_html('<a href="{}?file_id={}">its events</a>', events, obj.file_id)
 
     @admin.display(description="name", ordering="filename")
     def name(self, obj: Document) -> str:
@@ -136,11 +145,11 @@ class DocumentAdmin(admin.ModelAdmin):
         return get_backend().staff_may_write and super().has_delete_permission(request, obj)
 
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
-        _delete([obj.file_id])
+        _delete(request, [obj.file_id])
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         # The bulk "delete selected" action comes here rather than to delete_model().
-        _delete(list(queryset.values_list("file_id", flat=True)))
+        _delete(request, list(queryset.values_list("file_id", flat=True)))
 
     def get_urls(self) -> list[URLPattern]:
         ask = path(
@@ -206,7 +215,7 @@ class DocumentAdmin(admin.ModelAdmin):
             raise PermissionDenied
         form = AddDocumentForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            document = _ingest(form)
+            document = _ingest(request, form)
             if document is not None:
                 return self._added(request, *document)
         return self._form_page(
@@ -272,7 +281,7 @@ def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any
     return {"chunk_page": page, "check": check, "store_name": store.short_label}
 
 
-def _ingest(form: Any) -> tuple[str, bool] | None:
+def _ingest(request: HttpRequest, form: Any) -> tuple[str, bool] | None:
     """Run the ingestion service on the form's file or URL: (file_id, created), or None
     with the service's error added to the form."""
     from ingest.exceptions import (
@@ -306,6 +315,8 @@ def _ingest(form: Any) -> tuple[str, bool] | None:
     except IngestError as exc:  # the document itself: its type, size, text or address
         form.add_error("file" if upload else "url", str(exc))
     else:
+        if result.action is not None:
+            audit.record(result.action, [result.document], actor_of(request))
         return result.document.file_id, result.created
     return None
 
@@ -348,11 +359,13 @@ def _answer(form: Any) -> dict[str, Any] | None:
     return {"text": answer.answer, "sources": sources, "found": found}
 
 
-def _delete(file_ids: list[str]) -> None:
-    """Delete through the service, which removes the vectors too."""
+def _delete(request: HttpRequest, file_ids: list[str]) -> None:
+    """Delete through the service, which removes the vectors too; the audit trail names
+    the staff user."""
     from ingest.services import document_delete_many
 
-    document_delete_many(file_ids=file_ids)
+    removed = document_delete_many(file_ids=file_ids)
+    audit.record(AuditEvent.Action.DELETE, removed.documents, actor_of(request))
 
 
 @admin.register(IngestJob)

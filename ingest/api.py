@@ -49,9 +49,12 @@ from ingest.services import (
 )
 from ingest.sources.fetching import fetch_url
 from ingest.stores.base import Removed
+from registry import audit
+from registry.audit import Actor, actor_of
 from registry.auth import api_key_auth
 from registry.backends import get_backend
 from registry.exceptions import DocumentNotFound
+from registry.models import AuditEvent
 from registry.records import (
     FILE_ID_MAX,
     DocumentRecord,
@@ -141,6 +144,13 @@ async def _accepted(queued: jobs.Queued, response: HttpResponse) -> Any:
     return Status(202, _job(queued.job))
 
 
+async def _audited(result: Ingested, actor: Actor) -> dict[str, Any]:
+    """The ingest's answer, once the audit trail has it (when something was stored)."""
+    if result.action is not None:
+        await audit.arecord(result.action, [result.document], actor)
+    return _ingested(result)
+
+
 def _deleted(file_id: str, result: Removed) -> dict[str, Any]:
     document = result.documents[0] if result.documents else None
     return {
@@ -179,9 +189,10 @@ async def ingest_file(
         "charset": file.charset,
         "file_id": form.file_id,
     }
+    actor = actor_of(request)
     if _in_background(request, form.in_background):
-        return await _accepted(await jobs.ingest_in_background(**upload), response)
-    return _ingested(await document_ingest(**upload))
+        return await _accepted(await jobs.ingest_in_background(**upload, actor=actor), response)
+    return await _audited(await document_ingest(**upload), actor)
 
 
 @router.post(
@@ -192,6 +203,7 @@ async def ingest_file(
 async def ingest_url(request: HttpRequest, response: HttpResponse, payload: UrlIn) -> Any:
     """Fetch a public http(s) URL and index it, like an upload. With `async`, the page is
     fetched now (its address and its answer are checked at once) and indexed by a job."""
+    actor = actor_of(request)
     if not _in_background(request, payload.in_background):
         result = await document_ingest_url(
             url=payload.file_url,
@@ -199,7 +211,7 @@ async def ingest_url(request: HttpRequest, response: HttpResponse, payload: UrlI
             filename=payload.filename,
             file_id=payload.file_id,
         )
-        return _ingested(result)
+        return await _audited(result, actor)
     check_workspace(payload.workspace)
     if payload.file_id is not None:
         check_file_id(payload.file_id)
@@ -213,6 +225,7 @@ async def ingest_url(request: HttpRequest, response: HttpResponse, payload: UrlI
         source=SourceKind.URL,
         url=resource.url,
         file_id=payload.file_id,
+        actor=actor,
     )
     return await _accepted(queued, response)
 
@@ -275,6 +288,7 @@ async def delete_document(request: HttpRequest, file_id: str = FileIdPath) -> di
     result = await adocument_delete_many(file_ids=[file_id])
     if not result.documents:
         raise DocumentNotFound(file_id)
+    await audit.arecord(AuditEvent.Action.DELETE, result.documents, actor_of(request))
     return _deleted(file_id, result)
 
 
@@ -282,7 +296,10 @@ async def delete_document(request: HttpRequest, file_id: str = FileIdPath) -> di
 async def delete(request: HttpRequest, payload: DeleteIn) -> dict[str, Any]:
     """Remove the document and all its vectors. An unknown id is not an error here (as in
     the old service): the answer says `removed: 0, deleted: false`."""
-    return _deleted(payload.file_id, await adocument_delete_many(file_ids=[payload.file_id]))
+    result = await adocument_delete_many(file_ids=[payload.file_id])
+    if result.documents:
+        await audit.arecord(AuditEvent.Action.DELETE, result.documents, actor_of(request))
+    return _deleted(payload.file_id, result)
 
 
 @jobs_router.get("/jobs/{jobId}", response=responses(JobOut, 404))

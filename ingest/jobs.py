@@ -51,9 +51,11 @@ from ingest.services import Admitted, admit, cut, document_name
 from ingest.sources.extraction import MEDIA_TYPES, detect_kind
 from ingest.stores import get_vector_store
 from ingest.stores.base import StoredChunks
+from registry import audit
+from registry.audit import Actor
 from registry.backends import get_backend
 from registry.exceptions import DATABASE_UNAVAILABLE, RegistryUnavailable
-from registry.models import new_file_id
+from registry.models import AuditEvent, new_file_id
 from registry.records import DocumentRecord, SourceKind, now_seconds, workspace_filter
 
 logger = logging.getLogger(__name__)
@@ -95,9 +97,11 @@ async def ingest_in_background(
     source: SourceKind = SourceKind.FILE,
     url: str = "",
     file_id: str | None = None,
+    actor: Actor | None = None,
 ) -> Queued:
     """Queue a document for a worker. Everything that needs no parsing is checked now,
-    with the synchronous path's errors: workspace, id, size, type, a conflicting id."""
+    with the synchronous path's errors: workspace, id, size, type, a conflicting id.
+    `actor`: who asked, whom the audit event names when the job stores the document."""
     admitted = await admit(data=data, workspace=workspace, file_id=file_id)
     kind = detect_kind(data, filename=filename, content_type=content_type)
     same = admitted.same_content
@@ -119,6 +123,7 @@ async def ingest_in_background(
         url=url,
         file_id=file_id,
         admitted=admitted,
+        actor=actor,
     )
 
 
@@ -134,6 +139,7 @@ def _enqueue(
     url: str,
     file_id: str | None,
     admitted: Admitted,
+    actor: Actor | None,
 ) -> Queued:
     """The document's row (new: a placeholder), the job and its task, in one transaction
     of the database; a placeholder in the JSON registry goes again if the rest fails."""
@@ -187,6 +193,9 @@ def _enqueue(
                 size_bytes=len(data),
                 sha256=admitted.sha256,
                 data=data,
+                requested_by=actor.name[:200] if actor else "",
+                requested_via=actor.via if actor else "",
+                requested_from=actor.address[:64] if actor else "",
             )
             job.task_id = str(run_ingest_job.enqueue(job.job_id).id)
             job.save(update_fields=["task_id"])
@@ -358,6 +367,10 @@ def _ingest(job: IngestJob, task_id: str) -> None:
             )
             stored = backend.upsert(record)
             IngestJob.objects.filter(pk=job.pk).finish(Status.SUCCEEDED)
+            if job.requested_by:
+                asked = Actor(job.requested_by, job.requested_via, job.requested_from)
+                action = AuditEvent.Action.REINGEST if job.replaces else AuditEvent.Action.INGEST
+                audit.record(action, [stored], asked.in_background())
             IngestJob.objects.filter(pk=job.pk).update(chunks_done=len(texts))
         return stored, True
 

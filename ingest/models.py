@@ -136,6 +136,10 @@ class IngestJob(models.Model):
     error_detail = models.TextField(blank=True, default="")
     task_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     worker_id = models.CharField(max_length=64, blank=True, default="")
+    # Who asked for it (registry.audit.Actor), for the audit event its success records.
+    requested_by = models.CharField(max_length=200, blank=True, default="")
+    requested_via = models.CharField(max_length=32, blank=True, default="")
+    requested_from = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -44,7 +44,7 @@ from ingest.stores import get_vector_store
 from ingest.stores.base import ChunkHit, Removed, StoredChunks
 from registry.backends import get_backend
 from registry.backends.base import RegistryBackend
-from registry.models import new_file_id
+from registry.models import AuditEvent, new_file_id
 from registry.records import (
     FILENAME_MAX,
     DocumentRecord,
@@ -65,6 +65,8 @@ class Ingested:
     document: DocumentRecord
     created: bool
     copy_of: str | None = None  # the document that held these bytes when a new id was asked
+    # What the audit trail records of it (ingest, re-ingest), None when nothing was stored.
+    action: str | None = None
 
 
 def clean_filename(name: str, *, fallback: str = "document") -> str:
@@ -214,7 +216,15 @@ async def document_ingest(
     stored, kept = await store.awrite_document(
         chunks_of(record, prepared.texts, prepared.contexts, prepared.vectors), write_row
     )
-    return Ingested(stored, created=kept and previous is None, copy_of=admitted.copy_of)
+    if not kept:
+        action = None
+    elif previous is None or previous.awaiting_chunks:  # new, or a placeholder filled now
+        action = AuditEvent.Action.INGEST
+    else:
+        action = AuditEvent.Action.REINGEST
+    return Ingested(
+        stored, created=kept and previous is None, copy_of=admitted.copy_of, action=action
+    )
 
 
 def chunks_of(

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from registry.auth import forget_api_keys
-from registry.models import ApiKey
+from registry.models import ApiKey, AuditEvent
 
 
 @admin.register(ApiKey)
@@ -34,3 +34,25 @@ class ApiKeyAdmin(admin.ModelAdmin):
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         forget_api_keys()  # update() sends no post_save: this process forgets them now
         messages.success(request, f"Revoked {revoked} API key(s).")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: who ingested, re-ingested or deleted which document,
+    when and from where. A document's own events: ?file_id=<its id> (its page links
+    there)."""
+
+    list_display = ("at", "action", "filename", "workspace", "actor", "via", "address", "file_id")
+    list_filter = ("action", "via", "workspace")
+    search_fields = ("=file_id", "filename", "actor")
+    date_hierarchy = "at"
+    readonly_fields = list_display
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

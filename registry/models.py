@@ -124,3 +124,31 @@ class ApiKey(models.Model):
         self.prefix = raw_key[:12]
         self.key_hash = hash_api_key(raw_key)
         return raw_key
+
+
+class AuditEvent(models.Model):
+    """Who ingested, re-ingested or deleted which document, when and from where (issue
+    26). Written beside the change it records, read-only in the admin. `actor` names an
+    API key by its name and prefix (never its secret), or a staff user."""
+
+    class Action(models.TextChoices):
+        INGEST = "ingest", "ingest"
+        REINGEST = "re-ingest", "re-ingest"
+        DELETE = "delete", "delete"
+
+    at = models.DateTimeField("when", auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    actor = models.CharField("who", max_length=200)
+    via = models.CharField(max_length=32)  # api, api (background), admin, admin (background)
+    address = models.CharField("from", max_length=64, blank=True, default="")
+    file_id = models.CharField("document id", max_length=FILE_ID_MAX, db_index=True)
+    filename = models.CharField("name", max_length=FILENAME_MAX, blank=True, default="")
+    workspace = models.CharField(max_length=WORKSPACE_MAX, blank=True, default="")
+
+    class Meta:
+        db_table = "audit_events"
+        verbose_name = "audit event"
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.filename or self.file_id} by {self.actor}"
