@@ -27,6 +27,7 @@ from django.utils.text import smart_split, unescape_string_literal
 from common.pagination import EstimatedCountPaginator
 from ingest.models import IngestJob
 from registry import audit
+from registry.admin import ViewOnlyAdmin
 from registry.audit import actor_of
 from registry.backends import get_backend
 from registry.exceptions import RegistryUnavailable
@@ -369,7 +370,7 @@ def _delete(request: HttpRequest, file_ids: list[str]) -> None:
 
 
 @admin.register(IngestJob)
-class IngestJobAdmin(admin.ModelAdmin):
+class IngestJobAdmin(ViewOnlyAdmin):
     """Background ingests: what each is doing, how it ended; a failed one can be
     queued again (its upload is kept until it succeeds)."""
 
@@ -435,12 +436,3 @@ class IngestJobAdmin(admin.ModelAdmin):
     def has_retry_permission(self, request: HttpRequest) -> bool:
         """Retrying lists a document again: as adding one, outside a rollback."""
         return get_backend().staff_may_write and request.user.has_perm("registry.add_document")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

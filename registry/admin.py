@@ -36,17 +36,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         messages.success(request, f"Revoked {revoked} API key(s).")
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """The audit trail, read-only: who ingested, re-ingested or deleted which document,
-    when and from where. A document's own events: ?file_id=<its id> (its page links
-    there)."""
-
-    list_display = ("at", "action", "filename", "workspace", "actor", "via", "address", "file_id")
-    list_filter = ("action", "via", "workspace")
-    search_fields = ("=file_id", "filename", "actor")
-    date_hierarchy = "at"
-    readonly_fields = list_display
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """A list and pages staff read, and nobody adds, changes or deletes through."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -56,3 +47,16 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ViewOnlyAdmin):
+    """The audit trail, read-only: who ingested, re-ingested or deleted which document,
+    when and from where. A document's own events: ?file_id=<its id> (its page links
+    there)."""
+
+    list_display = ("at", "action", "filename", "workspace", "actor", "via", "address", "file_id")
+    list_filter = ("action", "via", "workspace")
+    search_fields = ("=file_id", "filename", "actor")
+    date_hierarchy = "at"
+    readonly_fields = list_display

@@ -9,11 +9,9 @@ POST /ask, as a client would.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from ingest.answers.extractive import Source, quotes_exactly
+from ingest.answers.extractive import Source, cited_sentences, quotes_exactly
 from tests.documents import make_pdf
 from tests.helpers import ask, ingest, stored_chunks, upload
 
@@ -30,7 +28,7 @@ def answered(api, question: str) -> tuple[str, list[str]]:
     ]
     assert body["sources"], body
     assert quotes_exactly(body["answer"], sources), body
-    return body["answer"], re.findall(r"\s*(.+?) \[\d+\](?=\s|$)", body["answer"])
+    return body["answer"], [sentence for sentence, _ in cited_sentences(body["answer"])]
 
 
 def test_underscores_inside_identifiers_are_not_emphasis(api):

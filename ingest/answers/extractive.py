@@ -239,14 +239,16 @@ def folded(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+def cited_sentences(answer: str) -> list[tuple[str, int]]:
+    """An extractive answer's sentences, each with the number of the source it cites."""
+    return [(sentence, int(number)) for sentence, number in _CITED.findall(answer)]
+
+
 def quotes_exactly(answer: str, sources: list[Source]) -> bool:
     """Whether each sentence of an extractive answer is found, word for word, in the
     chunk its [n] cites (white space folded)."""
     texts = {source.number: folded(source.text) for source in sources}
-    for sentence, number in _CITED.findall(answer):
-        if folded(sentence) not in texts.get(int(number), ""):
-            return False
-    return True
+    return all(folded(s) in texts.get(number, "") for s, number in cited_sentences(answer))
 
 
 _CITED = re.compile(r"\s*(.+?) \[(\d+)\](?=\s|$)")

@@ -22,6 +22,7 @@ imported silently. A second run with nothing changed embeds and writes nothing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -100,6 +101,7 @@ class LegacyDocument:
     def ordered_texts(self) -> list[str]:
         return [self.texts[index] for index in sorted(self.texts)]
 
+    @functools.cached_property
     def whole_text(self) -> str:
         """The document's text as the old service cut it, its chunks' overlaps taken out;
         chunks that do not overlap (one lost, or another chunker's) are joined as
@@ -114,7 +116,7 @@ class LegacyDocument:
         """Cut the whole text as an upload of it would be (see the module's docstring)."""
         name = "legacy.md" if self.filename.lower().endswith(MARKDOWN_NAMES) else "legacy.txt"
         try:
-            sections = extract(self.whole_text().encode(), filename=name).sections
+            sections = extract(self.whole_text.encode(), filename=name).sections
         except EmptyDocument:
             sections = []
         self.new_texts, self.new_contexts = chunk_sections(
@@ -329,7 +331,7 @@ def _identical(documents: list[LegacyDocument]) -> list[list[LegacyDocument]]:
     """The documents whose texts are the same under different fileIds, grouped."""
     groups: dict[bytes, list[LegacyDocument]] = {}
     for document in documents:
-        digest = hashlib.sha256(" ".join(document.whole_text().split()).encode()).digest()
+        digest = hashlib.sha256(" ".join(document.whole_text.split()).encode()).digest()
         groups.setdefault(digest, []).append(document)
     return [group for group in groups.values() if len(group) > 1]
 
