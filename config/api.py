@@ -23,6 +23,7 @@ from ingest.exceptions import (
 from registry.auth import ApiKeyRevoked
 from registry.exceptions import (
     DATABASE_UNAVAILABLE,
+    AccessDenied,
     DocumentNotFound,
     RegistryError,
     RegistryUnavailable,
@@ -72,6 +73,11 @@ def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
 @api.exception_handler(DocumentNotFound)
 def document_not_found(request: HttpRequest, exc: DocumentNotFound) -> HttpResponse:
     return _error(request, 404, str(exc))
+
+
+@api.exception_handler(AccessDenied)
+def access_denied(request: HttpRequest, exc: AccessDenied) -> HttpResponse:
+    return _error(request, 403, str(exc))
 
 
 @api.exception_handler(RegistryUnavailable)

@@ -51,7 +51,7 @@ from ingest.sources.fetching import fetch_url
 from ingest.stores.base import Removed
 from registry import audit
 from registry.audit import Actor, actor_of
-from registry.auth import api_key_auth
+from registry.auth import api_key_auth, delete_key_auth, ingest_key_auth, scope_of
 from registry.backends import get_backend
 from registry.exceptions import DocumentNotFound
 from registry.models import AuditEvent
@@ -60,7 +60,6 @@ from registry.records import (
     DocumentRecord,
     SourceKind,
     check_file_id,
-    check_workspace,
 )
 from registry.selectors import document_get, document_list
 
@@ -163,6 +162,7 @@ def _deleted(file_id: str, result: Removed) -> dict[str, Any]:
 
 @router.post(
     "/ingest/file",
+    auth=ingest_key_auth,
     response=responses(IngestOut, 400, 409, 413, 415, accepted=JobOut),
     openapi_extra=IN_BACKGROUND,
 )
@@ -188,6 +188,7 @@ async def ingest_file(
         "content_type": file.content_type or "",
         "charset": file.charset,
         "file_id": form.file_id,
+        "scope": scope_of(request),
     }
     actor = actor_of(request)
     if _in_background(request, form.in_background):
@@ -197,35 +198,38 @@ async def ingest_file(
 
 @router.post(
     "/ingest/url",
+    auth=ingest_key_auth,
     response=responses(IngestOut, 400, 409, 413, 415, accepted=JobOut),
     openapi_extra=IN_BACKGROUND,
 )
 async def ingest_url(request: HttpRequest, response: HttpResponse, payload: UrlIn) -> Any:
     """Fetch a public http(s) URL and index it, like an upload. With `async`, the page is
     fetched now (its address and its answer are checked at once) and indexed by a job."""
-    actor = actor_of(request)
+    actor, scope = actor_of(request), scope_of(request)
     if not _in_background(request, payload.in_background):
         result = await document_ingest_url(
             url=payload.file_url,
             workspace=payload.workspace,
             filename=payload.filename,
             file_id=payload.file_id,
+            scope=scope,
         )
         return await _audited(result, actor)
-    check_workspace(payload.workspace)
+    workspace = scope.writes(payload.workspace)  # refused before anything is fetched
     if payload.file_id is not None:
         check_file_id(payload.file_id)
     resource = await fetch_url(payload.file_url)
     queued = await jobs.ingest_in_background(
         data=resource.data,
         filename=payload.filename or resource.filename,
-        workspace=payload.workspace,
+        workspace=workspace,
         content_type=resource.content_type,
         charset=resource.charset,
         source=SourceKind.URL,
         url=resource.url,
         file_id=payload.file_id,
         actor=actor,
+        scope=scope,
     )
     return await _accepted(queued, response)
 
@@ -235,17 +239,22 @@ async def ask(request: HttpRequest, payload: AskIn) -> Answer | StreamingHttpRes
     """Answer from the documents, with the sources the answer cites: extractive
     sentences, or a model's answer (ANSWER_GENERATOR). With `"stream": true` or `Accept:
     text/event-stream`, server-sent events instead (see `stream`)."""
+    scope = scope_of(request)
     if payload.stream or "text/event-stream" in request.headers.get("Accept", ""):
         # Retrieval errors (a 503 store, say) are still plain JSON errors: they happen
         # before the first event.
-        retrieved = await retrieve(question=payload.q, workspace=payload.workspace, top_k=payload.k)
+        retrieved = await retrieve(
+            question=payload.q, workspace=payload.workspace, top_k=payload.k, scope=scope
+        )
         response = StreamingHttpResponse(
             _server_sent(stream_answer(retrieved)), content_type="text/event-stream"
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
         return response
-    return await answer_question(question=payload.q, workspace=payload.workspace, top_k=payload.k)
+    return await answer_question(
+        question=payload.q, workspace=payload.workspace, top_k=payload.k, scope=scope
+    )
 
 
 async def _server_sent(events: AsyncIterator[AnswerEvent]) -> AsyncIterator[bytes]:
@@ -266,7 +275,10 @@ async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> d
     """Documents newest first; `total` counts every document matching the filter. One
     being ingested in the background is listed with `indexed: false` and its `job`."""
     page = await document_list(
-        workspace=filters.workspace, limit=filters.limit, offset=filters.offset
+        workspace=filters.workspace,
+        scope=scope_of(request),
+        limit=filters.limit,
+        offset=filters.offset,
     )
     pending = await jobs.pending_jobs_of([record.file_id for record in page.items])
     return {
@@ -277,26 +289,30 @@ async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> d
 
 @documents_router.get("/documents/{fileId}", response=responses(DocumentOut, 404))
 async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[str, Any]:
-    record = await document_get(file_id=file_id)
+    record = await document_get(file_id=file_id, scope=scope_of(request))
     pending = await jobs.pending_jobs_of([file_id])
     return _document(record, pending.get(file_id))
 
 
-@documents_router.delete("/documents/{fileId}", response=responses(DeletedOut, 400, 404))
+@documents_router.delete(
+    "/documents/{fileId}", auth=delete_key_auth, response=responses(DeletedOut, 400, 404)
+)
 async def delete_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[str, Any]:
-    """Remove the document and all its vectors; 404 for an unknown id."""
-    result = await adocument_delete_many(file_ids=[file_id])
+    """Remove the document and all its vectors; 404 for an unknown id (or one of a
+    workspace the key cannot see)."""
+    result = await adocument_delete_many(file_ids=[file_id], scope=scope_of(request))
     if not result.documents:
         raise DocumentNotFound(file_id)
     await audit.arecord(AuditEvent.Action.DELETE, result.documents, actor_of(request))
     return _deleted(file_id, result)
 
 
-@documents_router.post("/delete", response=responses(DeletedOut, 400))
+@documents_router.post("/delete", auth=delete_key_auth, response=responses(DeletedOut, 400))
 async def delete(request: HttpRequest, payload: DeleteIn) -> dict[str, Any]:
-    """Remove the document and all its vectors. An unknown id is not an error here (as in
-    the old service): the answer says `removed: 0, deleted: false`."""
-    result = await adocument_delete_many(file_ids=[payload.file_id])
+    """Remove the document and all its vectors. An unknown id (or one of a workspace the
+    key cannot see) is not an error here, as in the old service: the answer says
+    `removed: 0, deleted: false`."""
+    result = await adocument_delete_many(file_ids=[payload.file_id], scope=scope_of(request))
     if result.documents:
         await audit.arecord(AuditEvent.Action.DELETE, result.documents, actor_of(request))
     return _deleted(payload.file_id, result)
@@ -306,7 +322,7 @@ async def delete(request: HttpRequest, payload: DeleteIn) -> dict[str, Any]:
 async def get_job(request: HttpRequest, job_id: str = JobIdPath) -> dict[str, Any]:
     """A background ingest: its status, progress, attempts, and how it ended (the
     document, or the error the synchronous ingest would have answered)."""
-    job = await jobs.job_get(job_id)
+    job = await jobs.job_get(job_id, scope=scope_of(request))
     document = None
     if job.status == IngestJob.Status.SUCCEEDED:
         document = (await get_backend().aget_many([job.file_id])).get(job.file_id)
@@ -321,6 +337,7 @@ async def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[st
         workspace=filters.workspace,
         limit=filters.limit,
         offset=filters.offset,
+        scope=scope_of(request),
     )
     done = [job.file_id for job in page if job.status == IngestJob.Status.SUCCEEDED]
     documents = await get_backend().aget_many(done)

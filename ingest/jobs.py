@@ -56,7 +56,8 @@ from registry.audit import Actor
 from registry.backends import get_backend
 from registry.exceptions import DATABASE_UNAVAILABLE, RegistryUnavailable
 from registry.models import AuditEvent, new_file_id
-from registry.records import DocumentRecord, SourceKind, now_seconds, workspace_filter
+from registry.records import ALL_WORKSPACES, DocumentRecord, SourceKind, now_seconds
+from registry.scopes import EVERYTHING, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -91,18 +92,21 @@ async def ingest_in_background(
     *,
     data: bytes,
     filename: str,
-    workspace: str,
+    workspace: str | None,
     content_type: str = "",
     charset: str | None = None,
     source: SourceKind = SourceKind.FILE,
     url: str = "",
     file_id: str | None = None,
     actor: Actor | None = None,
+    scope: Scope = EVERYTHING,
 ) -> Queued:
     """Queue a document for a worker. Everything that needs no parsing is checked now,
-    with the synchronous path's errors: workspace, id, size, type, a conflicting id.
-    `actor`: who asked, whom the audit event names when the job stores the document."""
-    admitted = await admit(data=data, workspace=workspace, file_id=file_id)
+    with the synchronous path's errors: workspace, id, size, type, a conflicting id, and
+    what the scope may write. `actor`: who asked, whom the audit event names when the
+    job stores the document."""
+    workspace = scope.writes(workspace)
+    admitted = await admit(data=data, workspace=workspace, file_id=file_id, scope=scope)
     kind = detect_kind(data, filename=filename, content_type=content_type)
     same = admitted.same_content
     if same is not None:
@@ -620,29 +624,30 @@ def _jobs() -> Any:
     return IngestJob.objects.defer("data")
 
 
-async def job_get(job_id: str) -> IngestJob:
-    """The job of this id (its hex form, or any form of a UUID), or JobNotFound."""
+async def job_get(job_id: str, *, scope: Scope = EVERYTHING) -> IngestJob:
+    """The job of this id (its hex form, or any form of a UUID), or JobNotFound: also
+    for a job of a workspace the scope cannot see."""
     try:
         key = uuid.UUID(job_id)
     except ValueError:
         raise JobNotFound(job_id) from None
     job = await _jobs().filter(pk=key).afirst()
-    if job is None:
+    if job is None or not scope.sees(job.workspace):
         raise JobNotFound(job_id)
     return job
 
 
 async def job_page(
-    *, status: str | None, workspace: str | None, limit: int, offset: int
+    *, status: str | None, workspace: str | None, limit: int, offset: int, scope: Scope = EVERYTHING
 ) -> tuple[list[IngestJob], int]:
-    """A page of jobs, newest first, and how many match; every workspace's for None or
-    `*`, else InvalidWorkspace for a name no workspace can have."""
+    """A page of jobs, newest first, and how many match; every workspace's (of the
+    scope) for None or `*`; InvalidWorkspace for a name no workspace can have."""
     jobs = _jobs()
     if status is not None:
         jobs = jobs.filter(status=status)
-    scope = workspace_filter(workspace) if workspace is not None else None
-    if scope is not None:
-        jobs = jobs.filter(workspace=scope)
+    names = scope.reads(ALL_WORKSPACES if workspace is None else workspace)
+    if names is not None:
+        jobs = jobs.filter(workspace__in=sorted(names))
     page = [job async for job in jobs.order_by("-created_at", "-id")[offset : offset + limit]]
     return page, await jobs.acount()
 

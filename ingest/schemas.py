@@ -16,7 +16,6 @@ from pydantic import AliasChoices, BeforeValidator, ConfigDict, Field, StringCon
 from pydantic.alias_generators import to_camel
 
 from registry.records import (
-    DEFAULT_WORKSPACE,
     FILE_ID_MAX,
     FILENAME_MAX,
     URL_MAX,
@@ -37,11 +36,12 @@ def _epoch(value: object) -> object:
     return epoch_seconds(value) if isinstance(value, datetime) else value
 
 
-def _default_when_empty(value: object) -> object:
-    """The old service's reading: surrounding spaces dropped, nothing the default."""
+def _none_when_empty(value: object) -> object:
+    """The old service's reading: surrounding spaces dropped, nothing is no workspace
+    named (the default one, or for a scoped key its own: registry/scopes.py)."""
     if isinstance(value, str):
         value = value.strip()
-    return DEFAULT_WORKSPACE if value is None or value == "" else value
+    return None if value == "" else value
 
 
 def _id_as_text(value: object) -> object:
@@ -63,10 +63,14 @@ def _top_k(value: object) -> object:
 
 # Timestamps as the old service and registry.json write them: epoch seconds.
 EpochSeconds = Annotated[int | float, BeforeValidator(_epoch)]
-# An empty or missing workspace is the default one, as in the old service.
+# An empty or missing workspace is None: the default one, as in the old service, for a
+# key of every workspace; a key limited to some reads all of its own and writes to its
+# one (registry/scopes.py).
 Workspace = Annotated[
-    str, BeforeValidator(_default_when_empty), StringConstraints(max_length=WORKSPACE_MAX)
+    Annotated[str, StringConstraints(max_length=WORKSPACE_MAX)] | None,
+    BeforeValidator(_none_when_empty),
 ]
+_WHEN_NONE = "Missing or empty: `default`; for a key limited to some workspaces, "
 
 
 # A client-chosen id to ingest into.
@@ -106,10 +110,18 @@ InBackground = Annotated[
 ]
 
 
+INGEST_WORKSPACE = Field(
+    None,
+    description="The workspace to add the document to. "
+    + _WHEN_NONE
+    + "`default` if it has it, else its one workspace (a key of several must name one).",
+)
+
+
 class UploadForm(CamelSchema):
     """The form fields beside the uploaded file."""
 
-    workspace: Workspace = DEFAULT_WORKSPACE
+    workspace: Workspace = INGEST_WORKSPACE
     file_id: ReingestId = None
     in_background: InBackground = False
 
@@ -127,7 +139,7 @@ class UrlIn(CamelSchema):
         description="The document's name; by default the URL's last path segment, or "
         "the page's <title>.",
     )
-    workspace: Workspace = DEFAULT_WORKSPACE
+    workspace: Workspace = INGEST_WORKSPACE
     file_id: ReingestId = None
     in_background: InBackground = False
 
@@ -140,7 +152,10 @@ class AskIn(CamelSchema):
         description="The question.",
     )
     workspace: Workspace = Field(
-        DEFAULT_WORKSPACE, description="The workspace to search; `*` searches all of them."
+        None,
+        description="The workspace to search; `*` searches all of them (all the key's). "
+        + _WHEN_NONE
+        + "all of its own.",
     )
     k: Annotated[int, BeforeValidator(_top_k)] = Field(
         TOP_K_DEFAULT,
@@ -251,7 +266,8 @@ class JobFilters(Schema):
     workspace: str | None = Field(
         None,
         max_length=WORKSPACE_MAX,
-        description="Only this workspace's jobs; all by default, or with `*`.",
+        description="Only this workspace's jobs; all by default, or with `*` (all the "
+        "key's, for a key limited to some workspaces).",
     )
     limit: int = Field(50, ge=1, le=LIST_LIMIT_MAX)
     offset: int = Field(0, ge=0, le=OFFSET_MAX)
@@ -266,7 +282,10 @@ class JobListOut(CamelOut):
 
 class ListFilters(Schema):
     workspace: Workspace = Field(
-        DEFAULT_WORKSPACE, description="The workspace to list; `*` lists all of them."
+        None,
+        description="The workspace to list; `*` lists all of them (all the key's). "
+        + _WHEN_NONE
+        + "all of its own.",
     )
     limit: int = Field(50, ge=1, le=LIST_LIMIT_MAX)
     offset: int = Field(0, ge=0, le=OFFSET_MAX)
@@ -301,7 +320,8 @@ class ErrorOut(Schema):
     errors: list[dict[str, Any]] | None = None
 
 
-# Errors any operation that needs a key can answer: no or an unknown key, a revoked key,
+# Errors any operation that needs a key can answer: no or an unknown key, a revoked key
+# or one without the permission or the workspace (registry/scopes.py),
 # invalid input, a database or store that does not answer.
 _ALWAYS = (401, 403, 422, 503)
 

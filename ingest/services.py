@@ -32,7 +32,13 @@ from ingest.answers.extractive import (
     extractive_answer,
 )
 from ingest.answers.generation import EMPTY_RESPONSE, Prompt, build_prompt, cited, get_generator
-from ingest.exceptions import ContentConflict, ContentTooLarge, EmptyDocument, GenerationFailed
+from ingest.exceptions import (
+    ContentConflict,
+    ContentTooLarge,
+    EmptyDocument,
+    GenerationFailed,
+    IdTaken,
+)
 from ingest.models import REPLACED, IngestJob
 from ingest.search.embeddings import get_embedder
 from ingest.search.fusion import searchable
@@ -50,10 +56,9 @@ from registry.records import (
     DocumentRecord,
     SourceKind,
     check_file_id,
-    check_workspace,
     now_seconds,
-    workspace_filter,
 )
+from registry.scopes import EVERYTHING, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -127,12 +132,15 @@ class Admitted:
     copy_of: str | None = None  # a new id asked for bytes this document holds
 
 
-async def admit(*, data: bytes, workspace: str, file_id: str | None) -> Admitted:
+async def admit(
+    *, data: bytes, workspace: str, file_id: str | None, scope: Scope = EVERYTHING
+) -> Admitted:
     """The checks an upload passes before it is read: the workspace, the id, the size,
     and that no other document of the workspace holds the content a client-chosen id
     would re-ingest (ContentConflict). A new id asked for content the workspace holds is
-    a copy, made as asked (the old service's behaviour)."""
-    check_workspace(workspace)
+    a copy, made as asked (the old service's behaviour). An id of a document the scope
+    cannot see is taken (IdTaken), in words that do not say where."""
+    scope.writes(workspace)
     if file_id is not None:
         check_file_id(file_id)
     if len(data) > settings.MAX_UPLOAD_BYTES:
@@ -143,6 +151,8 @@ async def admit(*, data: bytes, workspace: str, file_id: str | None) -> Admitted
     if file_id is None:
         return Admitted(sha256, same_content, None)
     previous = (await backend.aget_many([file_id])).get(file_id)
+    if previous is not None and not scope.sees(previous.workspace):
+        raise IdTaken(f"fileId {file_id!r} cannot be used: choose another")
     if same_content is None or same_content.file_id == file_id:
         return Admitted(sha256, None, previous)
     if previous is None:
@@ -165,21 +175,24 @@ async def document_ingest(
     *,
     data: bytes,
     filename: str,
-    workspace: str,
+    workspace: str | None,
     content_type: str = "",
     charset: str | None = None,
     source: SourceKind = SourceKind.FILE,
     url: str = "",
     file_id: str | None = None,
+    scope: Scope = EVERYTHING,
 ) -> Ingested:
     """Index a document, or return the one already holding the same bytes in this
     workspace (`created` False; one still awaiting its background job is indexed now).
+    `workspace` None: the scope's (Scope.writes).
 
     With a `file_id` the client chose, that document is re-ingested: an existing one's
     chunks and row are replaced (its created_at kept), a new one is created under that
     id (`copy_of` names the document already holding the same bytes, if one does).
     """
-    admitted = await admit(data=data, workspace=workspace, file_id=file_id)
+    workspace = scope.writes(workspace)
+    admitted = await admit(data=data, workspace=workspace, file_id=file_id, scope=scope)
     same = admitted.same_content
     if same is not None and not same.awaiting_chunks:
         return Ingested(same, created=False)
@@ -242,9 +255,14 @@ def chunks_of(
 
 
 async def document_ingest_url(
-    *, url: str, workspace: str, filename: str | None = None, file_id: str | None = None
+    *,
+    url: str,
+    workspace: str | None,
+    filename: str | None = None,
+    file_id: str | None = None,
+    scope: Scope = EVERYTHING,
 ) -> Ingested:
-    check_workspace(workspace)
+    workspace = scope.writes(workspace)  # refused before anything is fetched
     if file_id is not None:
         check_file_id(file_id)
     resource = await fetch_url(url)
@@ -257,16 +275,26 @@ async def document_ingest_url(
         source=SourceKind.URL,
         url=resource.url,
         file_id=file_id,
+        scope=scope,
     )
 
 
 def document_delete_many(
-    *, file_ids: Collection[str], registry: RegistryBackend | None = None
+    *,
+    file_ids: Collection[str],
+    registry: RegistryBackend | None = None,
+    scope: Scope = EVERYTHING,
 ) -> Removed:
     """Delete the documents of these ids that exist, their registry rows and their
-    chunks, cancelling their background jobs. Unknown ids are skipped. `registry`: the
-    one to delete from, if not the live one (import_registry --sync: the database)."""
-    rows = (registry or get_backend()).delete_many
+    chunks, cancelling their background jobs. Unknown ids, and ids of documents the
+    scope cannot see, are skipped. `registry`: the one to delete from, if not the live
+    one (import_registry --sync: the database)."""
+    scope.require_write("deleting")
+    registry = registry or get_backend()
+    if scope.workspaces is not None:
+        found = registry.get_many(file_ids)
+        file_ids = [file_id for file_id, d in found.items() if scope.sees(d.workspace)]
+    rows = registry.delete_many
     removed = get_vector_store().remove_documents(file_ids, rows)
     # After: a delete refused (503) cancels nothing. Should this fail, a job finds its
     # document gone when it comes to write it, and is cancelled then.
@@ -274,10 +302,11 @@ def document_delete_many(
     return removed
 
 
-async def adocument_delete_many(*, file_ids: Collection[str]) -> Removed:
+async def adocument_delete_many(*, file_ids: Collection[str], scope: Scope = EVERYTHING) -> Removed:
     # On the request's sync thread: the rows are the database's (and the store's, for
     # pgvector), and deleting them is one unit of work.
-    return await sync_to_async(document_delete_many, thread_sensitive=True)(file_ids=file_ids)
+    delete = sync_to_async(document_delete_many, thread_sensitive=True)
+    return await delete(file_ids=file_ids, scope=scope)
 
 
 @dataclass(frozen=True)
@@ -291,16 +320,18 @@ class Retrieved:
     embed: EmbedSentences
 
 
-async def retrieve(*, question: str, workspace: str, top_k: int) -> Retrieved:
-    """The best chunks of the workspace (`*`: of every workspace) by hybrid ranking, of
-    documents that exist, best first."""
-    scope = workspace_filter(workspace)
+async def retrieve(
+    *, question: str, workspace: str | None, top_k: int, scope: Scope = EVERYTHING
+) -> Retrieved:
+    """The best chunks of the workspace (`*`: of every workspace of the scope; None: see
+    Scope.reads) by hybrid ranking, of documents that exist, best first."""
+    names = scope.reads(workspace)
     embedder = get_embedder()
     store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
     query_terms = terms(question)
     query = (await asyncio.to_thread(embedder.embed, [question]))[0]
     # Ask for more than top_k: hits of documents deleted a moment ago are dropped below.
-    found = await store.asearch(query, query_terms, workspace=scope, top_k=top_k * 3)
+    found = await store.asearch(query, query_terms, workspace=names, top_k=top_k * 3)
     documents = await get_backend().aget_many({hit.file_id for hit in found.hits})
     # A document being ingested in the background may have chunks a moment before its
     # row counts them: never cite it before.
@@ -313,10 +344,12 @@ async def retrieve(*, question: str, workspace: str, top_k: int) -> Retrieved:
     return Retrieved(question, ranked[:top_k], found.weights, relevance, embedder.embed)
 
 
-async def answer_question(*, question: str, workspace: str, top_k: int) -> Answer:
+async def answer_question(
+    *, question: str, workspace: str | None, top_k: int, scope: Scope = EVERYTHING
+) -> Answer:
     """The answer to a question from the workspace's documents: extractive, or written
     by the ANSWER_GENERATOR model from the retrieved chunks, citing them."""
-    retrieved = await retrieve(question=question, workspace=workspace, top_k=top_k)
+    retrieved = await retrieve(question=question, workspace=workspace, top_k=top_k, scope=scope)
     generator = get_generator()
     if generator is None:
         return await asyncio.to_thread(_extract, retrieved)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -9,13 +13,43 @@ from registry.auth import forget_api_keys
 from registry.models import ApiKey, AuditEvent
 
 
+class ApiKeyForm(forms.ModelForm):
+    """A key's name, access and workspaces, the workspaces typed as one line."""
+
+    workspaces = forms.CharField(
+        required=False,
+        help_text="When not every workspace: their names, separated by commas or spaces.",
+        widget=forms.TextInput(attrs={"size": 60, "placeholder": "eng, docs"}),
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "access", "all_workspaces", "workspaces")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["workspaces"] = ", ".join(self.instance.workspaces)
+
+    def clean_workspaces(self) -> list[str]:
+        return [name for name in re.split(r"[\s,]+", self.cleaned_data["workspaces"]) if name]
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
+    """Keys, their access and workspaces (changed here take effect in this process at
+    once, in the others within API_KEY_CACHE_SECONDS), and their revocation."""
+
+    form = ApiKeyForm
+    list_display = ("name", "prefix", "access", "scope", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("access", "all_workspaces", "revoked_at")
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
     actions = ("revoke",)
+
+    @admin.display(description="workspaces")
+    def scope(self, obj: ApiKey) -> str:
+        return "every workspace" if obj.all_workspaces else ", ".join(obj.workspaces)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
         return (*self.readonly_fields, "name") if obj else self.readonly_fields

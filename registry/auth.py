@@ -2,6 +2,11 @@
 
 With API_KEYS_REQUIRED=false (a cutover window for the old service's clients, which send
 no key) a request without a key is let in; a key that is sent is still checked.
+
+`api_key_auth` lets any valid key in; `ingest_key_auth` and `delete_key_auth`, on the
+operations that change documents, refuse a read-only key (403, naming the permission)
+before the operation runs. What a key may see is its scope (`scope_of`), which the
+selectors and services apply (registry/scopes.py).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from ninja.security import APIKeyHeader
 
 from common import async_db
 from common.singletons import Singleton
+from registry.exceptions import ReadOnlyKey
 from registry.models import ApiKey, hash_api_key
+from registry.scopes import EVERYTHING, Scope
 
 # Recording every request's use would turn each read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -73,6 +80,12 @@ class ApiKeyAuth(APIKeyHeader):
     # ninja's built-in auth is sync; this flag makes it await our coroutine instead.
     is_async = True
 
+    def __init__(self, *, writes: str | None = None) -> None:
+        super().__init__()
+        # What the operations behind this auth do, when they change documents: a
+        # read-only key is refused, in these words ("ingesting needs the write …").
+        self.writes = writes
+
     async def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | str | None:
         if not key:
             return None if settings.API_KEYS_REQUIRED else ANONYMOUS
@@ -86,6 +99,8 @@ class ApiKeyAuth(APIKeyHeader):
             known.keep(key_hash, api_key)
         if api_key.is_revoked:
             raise ApiKeyRevoked
+        if self.writes is not None and not api_key.scope.can_write:
+            raise ReadOnlyKey(self.writes)
         now = timezone.now()
         if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
             api_key.last_used_at = now
@@ -101,4 +116,12 @@ async def _find(key_hash: str) -> ApiKey | None:
     return await keys.afirst()
 
 
+def scope_of(request: HttpRequest) -> Scope:
+    """What the request's key may see and change; everything in anonymous mode."""
+    auth = getattr(request, "auth", None)
+    return auth.scope if isinstance(auth, ApiKey) else EVERYTHING
+
+
 api_key_auth = ApiKeyAuth()
+ingest_key_auth = ApiKeyAuth(writes="ingesting")
+delete_key_auth = ApiKeyAuth(writes="deleting")

@@ -52,3 +52,27 @@ class MissingTable(RegistryError):
 class GrantRefused(RegistryError):
     """`grant_app_role` will not grant this role: it is the owner, a superuser, or the
     database is not migrated."""
+
+
+class AccessDenied(RegistryError):
+    """403: the API key may not do this. It names what is missing, never what exists."""
+
+
+class ReadOnlyKey(AccessDenied):
+    def __init__(self, doing: str) -> None:
+        super().__init__(f"This API key is read-only: {doing} needs the write permission")
+
+
+class WorkspaceOutOfScope(AccessDenied):
+    def __init__(self, workspace: str) -> None:
+        super().__init__(f"This API key has no access to workspace {workspace!r}")
+
+
+class WorkspaceRequired(RegistryError):
+    """400: a key of several workspaces ingests without naming one."""
+
+    def __init__(self, workspaces: list[str]) -> None:
+        super().__init__(
+            "Name the workspace to ingest into: this API key writes to "
+            + ", ".join(repr(name) for name in workspaces)
+        )

@@ -3,7 +3,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from functools import cached_property
 
+from django.core.exceptions import ValidationError
 from django.db import connection, models
 
 from registry.exceptions import MissingTable
@@ -19,7 +21,9 @@ from registry.records import (
     WORKSPACE_MAX,
     DocumentRecord,
     SourceKind,
+    is_valid_workspace,
 )
+from registry.scopes import Scope
 
 
 def new_file_id() -> str:
@@ -97,9 +101,29 @@ def hash_api_key(raw_key: str) -> str:
 
 
 class ApiKey(models.Model):
-    """A key for the API, sent in the X-API-Key header. Only its hash is stored."""
+    """A key for the API, sent in the X-API-Key header. Only its hash is stored.
+
+    Its scope (registry/scopes.py): every workspace, or the ones listed; and its access,
+    read (list, get, ask, jobs) or write (also ingest and delete). Keys made before
+    scopes existed are every-workspace write keys, as they were."""
+
+    class Access(models.TextChoices):
+        READ = "read", "read: list, read, ask"
+        WRITE = "write", "write: also ingest and delete"
 
     name = models.CharField(max_length=100)
+    all_workspaces = models.BooleanField(
+        "every workspace",
+        default=True,
+        help_text="Every workspace, including those made later. Untick to limit the key "
+        "to the workspaces listed.",
+    )
+    workspaces = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The workspaces the key may use, when not every workspace.",
+    )
+    access = models.CharField(max_length=8, choices=Access.choices, default=Access.WRITE)
     prefix = models.CharField(max_length=16, editable=False, help_text="Identifies the key.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -117,6 +141,48 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @cached_property
+    def scope(self) -> Scope:
+        """What a request with this key may see and change (kept with the cached key)."""
+        names = None if self.all_workspaces else frozenset(self.workspaces)
+        return Scope(names, can_write=self.access == self.Access.WRITE)
+
+    def describe_scope(self) -> str:
+        """The scope in words: `write, every workspace`; `read, eng and docs`."""
+        where = "every workspace" if self.all_workspaces else " and ".join(sorted(self.workspaces))
+        return f"{self.access}, {where}"
+
+    def clean(self) -> None:
+        names = self.workspaces
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValidationError({"workspaces": "A list of workspace names."})
+        bad = [name for name in names if not is_valid_workspace(name)]
+        if bad:
+            raise ValidationError(
+                {
+                    "workspaces": f"Invalid workspace {bad[0]!r}: use 1-{WORKSPACE_MAX} "
+                    "letters, digits, '_', '.' or '-', starting with a letter or digit."
+                }
+            )
+        if self.all_workspaces:
+            self.workspaces = []
+        elif not names:
+            raise ValidationError(
+                {"workspaces": "Name at least one workspace, or tick every workspace."}
+            )
+        else:
+            self.workspaces = sorted(set(names))
+
+    @classmethod
+    def by_prefix(cls, prefix: str) -> ApiKey:
+        """The one key whose prefix starts so, or LookupError saying why not."""
+        prefix = prefix.strip()
+        matches = list(cls.objects.filter(prefix__startswith=prefix)[:2]) if prefix else []
+        if len(matches) != 1:
+            found = "no API key" if not matches else "more than one API key"
+            raise LookupError(f"{found} has the prefix {prefix!r}")
+        return matches[0]
 
     def set_new_key(self) -> str:
         """Give this key a fresh secret and return it: the only time it is visible."""

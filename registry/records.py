@@ -97,10 +97,16 @@ def check_file_id(file_id: str) -> str:
 
 ALL_WORKSPACES = "*"
 
+# The workspaces a list, a count or a search covers: one, a set (a key's scope), or None
+# for every workspace.
+WorkspaceFilter = str | frozenset[str] | None
 
-def workspace_filter(workspace: str) -> str | None:
-    """The workspace a search or list is limited to; None for `*`, every workspace."""
-    return None if workspace == ALL_WORKSPACES else check_workspace(workspace)
+
+def workspace_names(workspace: WorkspaceFilter) -> frozenset[str] | None:
+    """A filter as a set of names (None: every workspace)."""
+    if workspace is None or isinstance(workspace, frozenset):
+        return workspace
+    return frozenset((workspace,))
 
 
 def check_workspace(workspace: str) -> str:

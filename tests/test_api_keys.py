@@ -188,7 +188,11 @@ class TestAdmin:
         return client
 
     def test_adding_a_key_shows_it_once(self, staff, client):
-        response = staff.post("/admin/registry/apikey/add/", {"name": "partner"}, follow=True)
+        response = staff.post(
+            "/admin/registry/apikey/add/",
+            {"name": "partner", "access": "write", "all_workspaces": "on"},
+            follow=True,
+        )
         assert response.status_code == 200
         messages = [str(m) for m in response.context["messages"]]
         key = next(m.split(": ", 1)[1].split(" ")[0] for m in messages if "API key for" in m)

@@ -24,7 +24,7 @@ from asgiref.sync import sync_to_async
 
 from ingest.exceptions import VectorStoreError
 from registry.backends.base import OnDeleted
-from registry.records import DocumentRecord
+from registry.records import DocumentRecord, WorkspaceFilter
 
 R = TypeVar("R")
 
@@ -177,13 +177,14 @@ class VectorStore(abc.ABC):
         query: np.ndarray,
         query_terms: Sequence[str],
         *,
-        workspace: str | None,
+        workspace: WorkspaceFilter,
         top_k: int,
         method: str = "hybrid",
     ) -> Found:
-        """The top_k chunks of the workspace (None: of all), best first: by reciprocal
-        rank fusion of the nearest vectors and the best lexical matches, or (`method`
-        "dense" or "lexical") by one of them alone; and the query terms' weights."""
+        """The top_k chunks of the workspace (a set: of those; None: of all), best
+        first: by reciprocal rank fusion of the nearest vectors and the best lexical
+        matches, or (`method` "dense" or "lexical") by one of them alone; and the query
+        terms' weights."""
 
     @abc.abstractmethod
     def chunks(self) -> list[dict[str, Any]]:
@@ -228,7 +229,7 @@ class VectorStore(abc.ABC):
         query: np.ndarray,
         query_terms: Sequence[str],
         *,
-        workspace: str | None,
+        workspace: WorkspaceFilter,
         top_k: int,
         method: str = "hybrid",
     ) -> Found:

@@ -51,7 +51,7 @@ from ingest.stores.base import (
     WriteRow,
     check_built_by,
 )
-from registry.records import DocumentRecord
+from registry.records import DocumentRecord, WorkspaceFilter, workspace_names
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class _Snapshot:
     # file_id → the database whose service wrote the document's chunks (database_label());
     # documents written before the file recorded it have none.
     owners: dict[str, str] = field(default_factory=dict)
-    _masks: dict[str, np.ndarray] = field(default_factory=dict)
+    _masks: dict[frozenset[str], np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, embedder: str, dim: int) -> _Snapshot:
@@ -96,13 +96,15 @@ class _Snapshot:
     def bm25(self) -> BM25:
         return BM25(self.term_ids, self.term_counts, self.term_lengths, len(self.vocabulary))
 
-    def workspace_mask(self, workspace: str) -> np.ndarray:
-        mask = self._masks.get(workspace)
+    def workspace_mask(self, workspace: WorkspaceFilter) -> np.ndarray | None:
+        """The rows of the workspace or workspaces (None: every row, no mask)."""
+        names = workspace_names(workspace)
+        if names is None:
+            return None
+        mask = self._masks.get(names)
         if mask is None:
-            mask = np.fromiter(
-                (m["workspace"] == workspace for m in self.meta), bool, len(self.meta)
-            )
-            self._masks[workspace] = mask
+            mask = np.fromiter((m["workspace"] in names for m in self.meta), bool, len(self.meta))
+            self._masks[names] = mask
         return mask
 
     def keeping(self, keep: np.ndarray) -> _Snapshot:
@@ -395,7 +397,7 @@ class JsonFileStore(VectorStore):
         query: np.ndarray,
         query_terms: Sequence[str],
         *,
-        workspace: str | None,
+        workspace: WorkspaceFilter,
         top_k: int,
         method: str = "hybrid",
     ) -> Found:
@@ -406,7 +408,7 @@ class JsonFileStore(VectorStore):
         if not snapshot.meta or top_k <= 0:
             return Found([], weights)
         self._compatible(snapshot)
-        mask = snapshot.workspace_mask(workspace) if workspace is not None else None
+        mask = snapshot.workspace_mask(workspace)
         dense = snapshot.matrix @ query.astype(np.float32, copy=False)
         lexical = snapshot.bm25.scores(snapshot.vocabulary.known(query_terms))
         depth = max(50, 4 * top_k)

@@ -44,7 +44,7 @@ from ingest.stores.base import (
     WriteRow,
     check_built_by,
 )
-from registry.records import DocumentRecord
+from registry.records import DocumentRecord, WorkspaceFilter, workspace_names
 
 logger = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ class PgVectorStore(VectorStore):
         query: np.ndarray,
         query_terms: Sequence[str],
         *,
-        workspace: str | None,
+        workspace: WorkspaceFilter,
         top_k: int,
         method: str = "hybrid",
     ) -> Found:
@@ -374,7 +374,13 @@ class PgVectorStore(VectorStore):
         ef_search = int(settings.PGVECTOR_EF_SEARCH)
         vector = vector_literal(query)
         dim = int(self.dim)
-        scope = "AND workspace = %(workspace)s" if workspace is not None else ""
+        names = workspace_names(workspace)
+        only: str | list[str] | None = None
+        scope = ""
+        if names is not None and len(names) == 1:
+            only, scope = next(iter(names)), "AND workspace = %(workspace)s"
+        elif names is not None:  # a key's several workspaces
+            only, scope = sorted(names), "AND workspace = ANY(%(workspace)s)"
         lexical = LEXICAL.format(scope=scope) if method != "dense" and stems else NOTHING
         dense = DENSE.format(scope=scope, dim=dim) if method != "lexical" else NOTHING
         sql = SEARCH.format(
@@ -383,7 +389,7 @@ class PgVectorStore(VectorStore):
         params = {
             "stems": stems,
             "query": vector,
-            "workspace": workspace,
+            "workspace": only,
             "depth": depth,
             "top_k": top_k,
             "method": method,

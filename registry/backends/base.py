@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 
 from common import probes
 from registry.exceptions import DocumentNotFound, RegistryError
-from registry.records import DocumentRecord
+from registry.records import DocumentRecord, WorkspaceFilter
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +82,14 @@ class RegistryBackend(abc.ABC):
         """The oldest document holding this content in this workspace."""
 
     @abc.abstractmethod
-    def list(self, *, workspace: str | None = None, limit: int = 50, offset: int = 0) -> Records:
-        """Newest first (created_at, then file_id, both descending)."""
+    def list(
+        self, *, workspace: WorkspaceFilter = None, limit: int = 50, offset: int = 0
+    ) -> Records:
+        """Newest first (created_at, then file_id, both descending), of the workspace,
+        of the set of workspaces, or (None) of every one."""
 
     @abc.abstractmethod
-    def count(self, *, workspace: str | None = None) -> int: ...
+    def count(self, *, workspace: WorkspaceFilter = None) -> int: ...
 
     @abc.abstractmethod
     def delete_many(
@@ -148,15 +151,15 @@ class RegistryBackend(abc.ABC):
         return await self._async(self.find_by_sha256, workspace=workspace, sha256=sha256)
 
     async def alist(
-        self, *, workspace: str | None = None, limit: int = 50, offset: int = 0
+        self, *, workspace: WorkspaceFilter = None, limit: int = 50, offset: int = 0
     ) -> Records:
         return await self._async(self.list, workspace=workspace, limit=limit, offset=offset)
 
-    async def acount(self, *, workspace: str | None = None) -> int:
+    async def acount(self, *, workspace: WorkspaceFilter = None) -> int:
         return await self._async(self.count, workspace=workspace)
 
     async def apage(
-        self, *, workspace: str | None = None, limit: int = 50, offset: int = 0
+        self, *, workspace: WorkspaceFilter = None, limit: int = 50, offset: int = 0
     ) -> tuple[Records, int]:
         """`alist()` and the `acount()` it is a page of."""
         items = await self.alist(workspace=workspace, limit=limit, offset=offset)

@@ -22,7 +22,7 @@ from registry.backends import DATABASE
 from registry.backends.base import Health, Names, OnDeleted, Records, RegistryBackend
 from registry.exceptions import RegistryError, RegistryUnavailable
 from registry.models import Document
-from registry.records import RECORD_FIELDS, DocumentRecord
+from registry.records import RECORD_FIELDS, DocumentRecord, WorkspaceFilter, workspace_names
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,17 @@ def _database_errors() -> Iterator[None]:
         raise RegistryUnavailable(f"database unavailable: {exc}".strip()) from exc
 
 
-def _in_workspace(workspace: str | None) -> QuerySet[Document]:
+def _in_workspace(workspace: WorkspaceFilter) -> QuerySet[Document]:
     queryset = Document.objects.all()
-    return queryset if workspace is None else queryset.filter(workspace=workspace)
+    names = workspace_names(workspace)
+    if names is None:
+        return queryset
+    if len(names) == 1:  # the plain `=` of one workspace, as before scopes
+        return queryset.filter(workspace=next(iter(names)))
+    return queryset.filter(workspace__in=sorted(names))
 
 
-def _page(workspace: str | None, limit: int, offset: int) -> QuerySet[Document]:
+def _page(workspace: WorkspaceFilter, limit: int, offset: int) -> QuerySet[Document]:
     return _in_workspace(workspace).order_by("-created_at", "-file_id")[offset : offset + limit]
 
 
@@ -111,11 +116,13 @@ class DatabaseRegistry(RegistryBackend):
             )
         return document.to_record() if document else None
 
-    def list(self, *, workspace: str | None = None, limit: int = 50, offset: int = 0) -> Records:
+    def list(
+        self, *, workspace: WorkspaceFilter = None, limit: int = 50, offset: int = 0
+    ) -> Records:
         with _database_errors():
             return [document.to_record() for document in _page(workspace, limit, offset)]
 
-    def count(self, *, workspace: str | None = None) -> int:
+    def count(self, *, workspace: WorkspaceFilter = None) -> int:
         with _database_errors():
             return _in_workspace(workspace).count()
 
@@ -133,7 +140,7 @@ class DatabaseRegistry(RegistryBackend):
         return {record.file_id: record for record in map(_record, rows)}
 
     async def apage(
-        self, *, workspace: str | None = None, limit: int = 50, offset: int = 0
+        self, *, workspace: WorkspaceFilter = None, limit: int = 50, offset: int = 0
     ) -> tuple[Records, int]:
         if not async_db.native_reads():
             return await super().apage(workspace=workspace, limit=limit, offset=offset)

@@ -9,7 +9,7 @@ from registry.backends import JSON
 from registry.backends.base import Health, Names, OnDeleted, Records, RegistryBackend
 from registry.exceptions import InvalidRecord, InvalidRegistryFile, RegistryUnavailable
 from registry.legacy import dump_legacy_file, parse_legacy_file, record_from_legacy
-from registry.records import DocumentRecord
+from registry.records import DocumentRecord, WorkspaceFilter, workspace_names
 
 ById = dict[str, DocumentRecord]
 Result = TypeVar("Result")
@@ -114,20 +114,24 @@ class JsonFileRegistry(RegistryBackend):
     def find_by_sha256(self, *, workspace: str, sha256: str) -> DocumentRecord | None:
         return _oldest_with_content(self._records(), workspace=workspace, sha256=sha256)
 
-    def list(self, *, workspace: str | None = None, limit: int = 50, offset: int = 0) -> Records:
+    def list(
+        self, *, workspace: WorkspaceFilter = None, limit: int = 50, offset: int = 0
+    ) -> Records:
+        names = workspace_names(workspace)
         records = [
             record
             for record in self._records().values()
-            if workspace is None or record.workspace == workspace
+            if names is None or record.workspace in names
         ]
         records.sort(key=lambda r: (r.created_at, r.file_id), reverse=True)
         return records[offset : offset + limit]
 
-    def count(self, *, workspace: str | None = None) -> int:
+    def count(self, *, workspace: WorkspaceFilter = None) -> int:
         records = self._records().values()
-        if workspace is None:
+        names = workspace_names(workspace)
+        if names is None:
             return len(records)
-        return sum(1 for record in records if record.workspace == workspace)
+        return sum(1 for record in records if record.workspace in names)
 
     def delete_many(
         self, file_ids: Collection[str], *, on_deleted: OnDeleted | None = None
