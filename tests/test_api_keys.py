@@ -208,3 +208,41 @@ class TestAdmin:
             {"action": "revoke", "_selected_action": [key_id]},
         )
         assert client.get("/documents", HTTP_X_API_KEY=api_key).status_code == 403
+
+    def test_staff_limit_a_key_to_workspaces_and_to_reading(self, staff, client, api_key):
+        api_key_id = ApiKey.objects.get().pk
+        assert client.get("/documents?workspace=hr", HTTP_X_API_KEY=api_key).status_code == 200
+        page = staff.get(f"/admin/registry/apikey/{api_key_id}/change/").content.decode()
+        assert 'name="workspaces"' in page and 'name="access"' in page
+        changed = staff.post(
+            f"/admin/registry/apikey/{api_key_id}/change/",
+            {"access": "read", "workspaces": "eng, docs"},  # every workspace unticked
+        )
+        assert changed.status_code == 302
+        fresh = ApiKey.objects.get()
+        assert (fresh.all_workspaces, fresh.workspaces, fresh.access) == (
+            False,
+            ["docs", "eng"],
+            "read",
+        )
+        refused = client.get("/documents?workspace=hr", HTTP_X_API_KEY=api_key)
+        assert refused.json() == {"detail": "This API key has no access to workspace 'hr'"}
+        assert client.get("/documents?workspace=eng", HTTP_X_API_KEY=api_key).status_code == 200
+        listing = staff.get("/admin/registry/apikey/").content.decode()
+        assert "docs, eng" in listing
+
+    @pytest.mark.parametrize(
+        ("workspaces", "problem"),
+        [
+            ("", "Name at least one workspace, or tick every workspace."),
+            ("eng, no/slash", "Invalid workspace &#x27;no/slash&#x27;"),
+        ],
+    )
+    def test_a_scope_that_cannot_work_is_refused_in_the_form(self, staff, workspaces, problem):
+        page = staff.post(
+            "/admin/registry/apikey/add/",
+            {"name": "team", "access": "write", "workspaces": workspaces},
+        )
+        assert page.status_code == 200  # the form again, with the error
+        assert problem in page.content.decode()
+        assert not ApiKey.objects.exists()

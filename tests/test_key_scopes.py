@@ -1,0 +1,453 @@
+"""Who may see what (issue 26): every endpoint against six callers, over HTTP, with each
+registry live (and, as the suite runs, on SQLite and on PostgreSQL).
+
+The callers, each asking about the workspace `eng`:
+
+- unscoped: a key of every workspace that may write (every key made before scopes);
+- inside: a key of `eng` and `docs` that may write;
+- outside: a key of `hr` only that may write;
+- read-only: a key of `eng` that may only read;
+- revoked: an unscoped key, revoked;
+- anonymous: no key, with API_KEYS_REQUIRED=false.
+
+Each row of MATRIX is one request, and says what each caller gets: the status, and what
+the body holds (the names a list shows, the detail of an error, the sources of an
+answer …). The rows run in order in a fresh registry per caller; the last one reads
+what is left, so a refused write is seen to have changed nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from registry.backends import get_backend
+from registry.models import ApiKey, AuditEvent
+from tests.http_server import CannedServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CALLERS = ("unscoped", "inside", "outside", "read-only", "revoked", "anonymous")
+SCOPES = {  # caller: (workspaces, None for every one; access)
+    "unscoped": (None, "write"),
+    "inside": (["eng", "docs"], "write"),
+    "outside": (["hr"], "write"),
+    "read-only": (["eng"], "read"),
+    "revoked": (None, "write"),
+}
+QUESTION = "When do the holidays start?"
+DOCUMENTS = {  # name: workspace; each says when its team's holidays start
+    "default.txt": "default",
+    "eng.txt": "eng",
+    "eng-old.txt": "eng",
+    "hr.txt": "hr",
+}
+LATER = {"eng-later.txt": "eng", "hr-later.txt": "hr"}  # queued, never run: jobs to read
+
+REVOKED = (403, "This API key has been revoked")
+NO_ENG = (403, "This API key has no access to workspace 'eng'")
+NO_HR = (403, "This API key has no access to workspace 'hr'")
+READ_ONLY_INGEST = (403, "This API key is read-only: ingesting needs the write permission")
+READ_ONLY_DELETE = (403, "This API key is read-only: deleting needs the write permission")
+ENG_ALL = ["eng-later.txt", "eng-old.txt", "eng.txt"]
+HR_ALL = ["hr-later.txt", "hr.txt"]
+EVERY = sorted([*DOCUMENTS, *LATER])
+
+
+def _key(name: str, workspaces: list[str] | None, access: str, revoked: bool = False) -> str:
+    api_key = ApiKey(
+        name=name, all_workspaces=workspaces is None, workspaces=workspaces or [], access=access
+    )
+    api_key.full_clean(exclude=["prefix", "key_hash"])
+    raw = api_key.set_new_key()
+    api_key.revoked_at = timezone.now() if revoked else None
+    api_key.save()
+    return raw
+
+
+@dataclass
+class World:
+    """The documents and jobs every caller meets, by name."""
+
+    ids: dict[str, str]
+    jobs: dict[str, str]
+    site: CannedServer
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return sorted(item.get("filename") or item.get("name") for item in items)
+
+
+def error(response: Any) -> tuple[int, str]:
+    return response.status_code, response.json()["detail"]
+
+
+def hide_ids(detail: str, world: World) -> str:
+    """An error's detail with the ids of this run as ID."""
+    for file_id in [*world.ids.values(), *world.jobs.values()]:
+        detail = detail.replace(file_id, "ID")
+    return detail
+
+
+def build(admin: Client, site: CannedServer) -> World:
+    ids, jobs = {}, {}
+    for name, workspace in DOCUMENTS.items():
+        team = name.removesuffix(".txt")
+        text = f"The holidays start in spring for the {team} team. Staff book them early."
+        response = admin.post(
+            "/ingest/file",
+            {"file": SimpleUploadedFile(name, text.encode()), "workspace": workspace},
+        )
+        assert response.status_code == 200, response.json()
+        ids[name] = response.json()["fileId"]
+    for name, workspace in LATER.items():
+        data = f"Later: the {name} notes.".encode()
+        response = admin.post(
+            "/ingest/file?async=true",
+            {"file": SimpleUploadedFile(name, data), "workspace": workspace},
+        )
+        assert response.status_code == 202, response.json()
+        jobs[name], ids[name] = response.json()["jobId"], response.json()["fileId"]
+    return World(ids, jobs, site)
+
+
+def _list(query: str = "") -> Callable[[Client, World], Any]:
+    def request(client: Client, world: World) -> Any:
+        response = client.get("/documents" + query)
+        if response.status_code != 200:
+            return error(response)
+        return 200, names(response.json()["items"])
+
+    return request
+
+
+def _get(name: str) -> Callable[[Client, World], Any]:
+    def request(client: Client, world: World) -> Any:
+        response = client.get(f"/documents/{world.ids[name]}")
+        if response.status_code == 200:
+            return 200, response.json()["filename"]
+        return response.status_code, response.json()["detail"].replace(world.ids[name], "ID")
+
+    return request
+
+
+def _ask(**extra: Any) -> Callable[[Client, World], Any]:
+    def request(client: Client, world: World) -> Any:
+        response = client.post("/ask", {"q": QUESTION, **extra}, content_type="application/json")
+        if response.status_code != 200:
+            return error(response)
+        return 200, names(response.json()["sources"])
+
+    return request
+
+
+def _ask_streamed(client: Client, world: World) -> Any:
+    body = {"q": QUESTION, "workspace": "*", "stream": True}
+    response = client.post("/ask", body, content_type="application/json")
+    if response.status_code != 200:
+        return error(response)
+    events = b"".join(response).decode().split("\n\n")
+    done = next(e for e in events if e.startswith("event: done"))
+    return 200, names(orjson.loads(done.split("data: ", 1)[1])["sources"])
+
+
+def _upload(name: str, **fields: str) -> Callable[[Client, World], Any]:
+    def request(client: Client, world: World) -> Any:
+        data = f"Uploaded as {name}, {sorted(fields.items())}.".encode()
+        form: dict[str, Any] = {"file": SimpleUploadedFile(name, data)}
+        form.update({k: world.ids.get(v, v) if k == "fileId" else v for k, v in fields.items()})
+        response = client.post("/ingest/file", form)
+        if response.status_code == 200:
+            body = response.json()
+            return 200, (body["filename"], body["workspace"])
+        if response.status_code == 202:
+            return 202, (response.json()["filename"], response.json()["workspace"])
+        return response.status_code, hide_ids(response.json()["detail"], world)
+
+    return request
+
+
+def _fetch(client: Client, world: World) -> Any:
+    body = {"fileUrl": world.site.url("/page"), "workspace": "eng", "filename": "page.txt"}
+    response = client.post("/ingest/url", body, content_type="application/json")
+    if response.status_code == 200:
+        return 200, (response.json()["filename"], response.json()["workspace"])
+    return error(response)
+
+
+def _job(name: str) -> Callable[[Client, World], Any]:
+    def request(client: Client, world: World) -> Any:
+        response = client.get(f"/jobs/{world.jobs[name]}")
+        if response.status_code == 200:
+            return 200, (response.json()["filename"], response.json()["status"])
+        return response.status_code, response.json()["detail"].replace(world.jobs[name], "ID")
+
+    return request
+
+
+def _jobs(query: str = "") -> Callable[[Client, World], Any]:
+    def request(client: Client, world: World) -> Any:
+        response = client.get("/jobs" + query)
+        if response.status_code != 200:
+            return error(response)
+        return 200, names(response.json()["items"])
+
+    return request
+
+
+def _delete(name: str) -> Callable[[Client, World], Any]:
+    def request(client: Client, world: World) -> Any:
+        response = client.delete(f"/documents/{world.ids[name]}")
+        if response.status_code == 200:
+            return 200, response.json()["filename"]
+        return response.status_code, response.json()["detail"].replace(world.ids[name], "ID")
+
+    return request
+
+
+def _old_delete(name: str) -> Callable[[Client, World], Any]:
+    def request(client: Client, world: World) -> Any:
+        body = {"fileId": world.ids[name]}
+        response = client.post("/delete", body, content_type="application/json")
+        if response.status_code != 200:
+            return error(response)
+        return 200, (response.json()["deleted"], response.json()["removed"] > 0)
+
+    return request
+
+
+def _health(client: Client, world: World) -> Any:
+    return client.get("/health").status_code, None
+
+
+def _left(client: Client, world: World) -> Any:
+    """What the registry holds at the end, read by no caller at all."""
+    records = get_backend().list(limit=100)
+    return 200, sorted((record.filename, record.workspace) for record in records)
+
+
+def row(unscoped, inside, outside, read_only, anonymous=None, revoked=REVOKED) -> dict:
+    return {
+        "unscoped": unscoped,
+        "inside": inside,
+        "outside": outside,
+        "read-only": read_only,
+        "revoked": revoked,
+        "anonymous": unscoped if anonymous is None else anonymous,
+    }
+
+
+NOT_FOUND = (404, "Document 'ID' not found")
+JOB_NOT_FOUND = (404, "Job 'ID' not found")
+START = sorted([*DOCUMENTS.items(), *LATER.items()])
+
+# The rows run in this order, each caller in a registry of its own.
+MATRIX: list[tuple[str, Callable[[Client, World], Any], dict]] = [
+    ("GET /health", _health, row(*[(200, None)] * 4, revoked=(200, None))),
+    ("GET /documents?workspace=eng", _list("?workspace=eng"),
+        row((200, ENG_ALL), (200, ENG_ALL), NO_ENG, (200, ENG_ALL))),
+    ("GET /documents", _list(),
+        row((200, ["default.txt"]), (200, ENG_ALL), (200, HR_ALL), (200, ENG_ALL))),
+    ("GET /documents?workspace=*", _list("?workspace=*"),
+        row((200, EVERY), (200, ENG_ALL), (200, HR_ALL), (200, ENG_ALL))),
+    ("GET /documents?workspace=docs (in scope, empty)", _list("?workspace=docs"),
+        row((200, []), (200, []), (403, "This API key has no access to workspace 'docs'"),
+            (403, "This API key has no access to workspace 'docs'"))),
+    ("GET /documents/{eng.txt}", _get("eng.txt"),
+        row((200, "eng.txt"), (200, "eng.txt"), NOT_FOUND, (200, "eng.txt"))),
+    ("GET /documents/{hr.txt}", _get("hr.txt"),
+        row((200, "hr.txt"), NOT_FOUND, (200, "hr.txt"), NOT_FOUND)),
+    ("POST /ask workspace=eng", _ask(workspace="eng"),
+        row((200, ["eng-old.txt", "eng.txt"]), (200, ["eng-old.txt", "eng.txt"]), NO_ENG,
+            (200, ["eng-old.txt", "eng.txt"]))),
+    ("POST /ask", _ask(),
+        row((200, ["default.txt"]), (200, ["eng-old.txt", "eng.txt"]), (200, ["hr.txt"]),
+            (200, ["eng-old.txt", "eng.txt"]))),
+    ("POST /ask workspace=*", _ask(workspace="*"),
+        row((200, ["default.txt", "eng-old.txt", "eng.txt", "hr.txt"]),
+            (200, ["eng-old.txt", "eng.txt"]), (200, ["hr.txt"]),
+            (200, ["eng-old.txt", "eng.txt"]))),
+    ("POST /ask workspace=* stream", _ask_streamed,
+        row((200, ["default.txt", "eng-old.txt", "eng.txt", "hr.txt"]),
+            (200, ["eng-old.txt", "eng.txt"]), (200, ["hr.txt"]),
+            (200, ["eng-old.txt", "eng.txt"]))),
+    ("GET /jobs/{eng-later}", _job("eng-later.txt"),
+        row((200, ("eng-later.txt", "queued")), (200, ("eng-later.txt", "queued")),
+            JOB_NOT_FOUND, (200, ("eng-later.txt", "queued")))),
+    ("GET /jobs", _jobs(),
+        row((200, ["eng-later.txt", "hr-later.txt"]), (200, ["eng-later.txt"]),
+            (200, ["hr-later.txt"]), (200, ["eng-later.txt"]))),
+    ("GET /jobs?workspace=hr", _jobs("?workspace=hr"),
+        row((200, ["hr-later.txt"]), NO_HR, (200, ["hr-later.txt"]), NO_HR)),
+    ("POST /ingest/file workspace=eng", _upload("new.txt", workspace="eng"),
+        row((200, ("new.txt", "eng")), (200, ("new.txt", "eng")), NO_ENG, READ_ONLY_INGEST)),
+    ("POST /ingest/file (no workspace)", _upload("bare.txt"),
+        row((200, ("bare.txt", "default")),
+            (400, "Name the workspace to ingest into: this API key writes to 'docs', 'eng'"),
+            (200, ("bare.txt", "hr")), READ_ONLY_INGEST)),
+    ("POST /ingest/file workspace=eng async",
+        _upload("queued.txt", workspace="eng", **{"async": "true"}),
+        row((202, ("queued.txt", "eng")), (202, ("queued.txt", "eng")), NO_ENG,
+            READ_ONLY_INGEST)),
+    ("POST /ingest/file fileId={hr.txt} workspace=eng",
+        _upload("taken.txt", workspace="eng", fileId="hr.txt"),
+        row((200, ("taken.txt", "eng")), (409, "fileId 'ID' cannot be used: choose another"),
+            NO_ENG, READ_ONLY_INGEST)),
+    ("POST /ingest/url workspace=eng", _fetch,
+        row((200, ("page.txt", "eng")), (200, ("page.txt", "eng")), NO_ENG, READ_ONLY_INGEST)),
+    ("DELETE /documents/{eng-old.txt}", _delete("eng-old.txt"),
+        row((200, "eng-old.txt"), (200, "eng-old.txt"), NOT_FOUND, READ_ONLY_DELETE)),
+    ("POST /delete {default.txt}", _old_delete("default.txt"),
+        row((200, (True, True)), (200, (False, False)), (200, (False, False)),
+            READ_ONLY_DELETE)),
+]  # fmt: skip
+
+
+def _after(caller: str) -> list[tuple[str, str]]:
+    """What the registry holds after the rows, for this caller: the rows it may write
+    changed it, the refused ones did not."""
+    left = dict(START)
+    wrote = {
+        "unscoped": {"new.txt": "eng", "bare.txt": "default", "queued.txt": "eng",
+                     "page.txt": "eng"},
+        "inside": {"new.txt": "eng", "queued.txt": "eng", "page.txt": "eng"},
+        "outside": {"bare.txt": "hr"},
+    }.get(caller if caller != "anonymous" else "unscoped", {})  # fmt: skip
+    left.update(wrote)
+    if caller in ("unscoped", "anonymous"):
+        del left["hr.txt"]  # re-ingested as taken.txt, into eng
+        left["taken.txt"] = "eng"
+        del left["default.txt"]
+    if caller in ("unscoped", "anonymous", "inside"):
+        del left["eng-old.txt"]
+    return sorted(left.items())
+
+
+@pytest.fixture
+def site(settings) -> Any:
+    settings.INGEST_TRUSTED_NETWORKS = ["127.0.0.1/32"]
+    with CannedServer("127.0.0.1") as server:
+        server.routes["/page"] = lambda h: h.respond(
+            200, b"A fetched page about the weather.", [("Content-Type", "text/plain")]
+        )
+        yield server
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_every_endpoint_answers_each_caller_as_its_scope_allows(
+    caller, client, registry_mode, settings, site
+):
+    admin = Client(HTTP_X_API_KEY=_key("setup", None, "write"))
+    world = build(admin, site)
+    if caller == "anonymous":
+        settings.API_KEYS_REQUIRED = False
+    else:
+        workspaces, access = SCOPES[caller]
+        client.defaults["HTTP_X_API_KEY"] = _key(caller, workspaces, access, caller == "revoked")
+
+    got, expected = {}, {}
+    for label, request, answers in [*MATRIX, ("left", _left, dict.fromkeys(CALLERS))]:
+        got[label] = request(client, world)
+        expected[label] = answers[caller] if label != "left" else (200, _after(caller))
+    assert got == expected
+
+
+def test_a_document_of_another_workspace_is_not_found_in_the_same_words(client, data_dir):
+    admin = Client(HTTP_X_API_KEY=_key("setup", None, "write"))
+    hidden = admin.post(
+        "/ingest/file",
+        {"file": SimpleUploadedFile("pay.txt", b"Pay day is the 25th."), "workspace": "hr"},
+    ).json()["fileId"]
+    never = "f" * len(hidden)
+    client.defaults["HTTP_X_API_KEY"] = _key("eng", ["eng"], "write")
+    for method in ("get", "delete"):
+        there = getattr(client, method)(f"/documents/{hidden}")
+        absent = getattr(client, method)(f"/documents/{never}")
+        assert (there.status_code, absent.status_code) == (404, 404)
+        assert there.content.replace(hidden.encode(), b"ID") == absent.content.replace(
+            never.encode(), b"ID"
+        )
+        same = {"X-Request-ID"}  # each request's own
+        assert {k: v for k, v in there.headers.items() if k not in same} == {
+            k: v for k, v in absent.headers.items() if k not in same
+        }
+    assert admin.get(f"/documents/{hidden}").status_code == 200  # still there
+
+
+def test_only_the_writes_a_key_may_make_reach_the_audit_trail(client, data_dir):
+    admin = Client(HTTP_X_API_KEY=_key("setup", None, "write"))
+    file_id = admin.post(
+        "/ingest/file",
+        {"file": SimpleUploadedFile("pay.txt", b"Pay day is the 25th."), "workspace": "hr"},
+    ).json()["fileId"]
+    client.defaults["HTTP_X_API_KEY"] = _key("reader", None, "read")
+    assert client.delete(f"/documents/{file_id}").status_code == 403
+    client.defaults["HTTP_X_API_KEY"] = _key("eng", ["eng"], "write")
+    assert client.delete(f"/documents/{file_id}").status_code == 404
+    assert client.post("/delete", {"fileId": file_id}, "application/json").status_code == 200
+    assert list(AuditEvent.objects.values_list("action", "filename")) == [("ingest", "pay.txt")]
+
+
+class TestKeysAtTheirEdges:
+    def test_a_key_made_before_scopes_reads_and_writes_every_workspace(self, db):
+        api_key = ApiKey(name="old")
+        api_key.set_new_key()
+        api_key.save()
+        fresh = ApiKey.objects.get()
+        assert (fresh.all_workspaces, fresh.workspaces, fresh.access) == (True, [], "write")
+
+    def test_a_changed_scope_applies_to_the_next_request(self, client, data_dir):
+        raw = _key("team", ["eng"], "write")
+        client.defaults["HTTP_X_API_KEY"] = raw
+        assert client.get("/documents?workspace=hr").status_code == 403
+        api_key = ApiKey.objects.get()
+        api_key.workspaces = ["eng", "hr"]
+        api_key.save()  # as the admin does
+        assert client.get("/documents?workspace=hr").status_code == 200
+        api_key.access = "read"
+        api_key.save()
+        upload = {"file": SimpleUploadedFile("a.txt", b"Some text."), "workspace": "hr"}
+        assert error(client.post("/ingest/file", upload)) == READ_ONLY_INGEST
+
+
+def test_create_api_key_scopes_a_key_and_copies_a_scope_to_rotate_it(db, capsys):
+    reader = call_command("create_api_key", "wiki", "--workspace", "eng", "--workspace",
+                          "docs", "--read-only")  # fmt: skip
+    shown = capsys.readouterr().err
+    made = ApiKey.objects.get(name="wiki")
+    assert (made.all_workspaces, made.workspaces, made.access) == (False, ["docs", "eng"], "read")
+    assert "read, docs and eng" in shown
+    client = Client(HTTP_X_API_KEY=reader)
+    assert client.get("/documents?workspace=eng").status_code == 200
+    assert client.get("/documents?workspace=hr").status_code == 403
+
+    rotated = call_command("create_api_key", "wiki", "--same-as", made.prefix)
+    new = ApiKey.objects.exclude(pk=made.pk).get()
+    assert (new.all_workspaces, new.workspaces, new.access) == (False, ["docs", "eng"], "read")
+    call_command("revoke_api_key", made.prefix)
+    assert error(client.get("/documents?workspace=eng")) == REVOKED
+    assert Client(HTTP_X_API_KEY=rotated).get("/documents?workspace=eng").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workspace", "no spaces"], "Invalid workspace 'no spaces'"),
+        (["--workspace", "eng", "--same-as", "dsk_x"], "--same-as copies the scope"),
+        (["--same-as", "dsk_nothing"], "no API key has the prefix 'dsk_nothing'"),
+    ],
+)
+def test_create_api_key_refuses_what_it_cannot_make(db, args, message):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        call_command("create_api_key", "team", *args)
+    assert not ApiKey.objects.exists()
