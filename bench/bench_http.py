@@ -13,6 +13,11 @@ database `bench_http` on DATABASE_URL's server (default the local PostgreSQL), w
 dropped after. Each round measures every endpoint on the old stack, then on this
 project (`wrk -t2 -c32`), alternating; it prints req/s and p50/p99 latency per endpoint,
 the median over the rounds, and the project/old ratio.
+
+The project is measured twice per endpoint and round, with an unscoped key (every
+workspace, write: what keys made before scopes are) and with a scoped read-only key of
+two workspaces, the document's among them (issue 26); a second table gives the scoped
+key's rate over the unscoped one's. `--without-old` measures only those two.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--without-old", action="store_true", help="skip the old stack: scoped vs unscoped only"
+    )
     return parser.parse_args()
 
 
@@ -97,7 +105,7 @@ def wrk(url: str, seconds: int, connections: int, key: str | None) -> tuple[floa
 
 def main() -> None:
     args = parse_args()
-    if not ANCHOR_PYTHON.exists():
+    if not args.without_old and not ANCHOR_PYTHON.exists():
         sys.exit(f"{ANCHOR_PYTHON} is missing: see this script's docstring")
     base_url = os.environ.get("DATABASE_URL") or DEFAULT_URL
     with psycopg.connect(base_url, autocommit=True) as admin:
@@ -129,25 +137,36 @@ def main() -> None:
                 ["import_registry", str(registry), "--no-progress"],
             ):
                 subprocess.run([*manage, *command], cwd=ROOT, env=project_env, check=True)
-            key = subprocess.run(
-                [*manage, "create_api_key", "bench"],
-                cwd=ROOT,
-                env=project_env,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.split()[-1]
+            one_record = records[len(records) // 2]
+
+            def new_key(*options: str) -> str:
+                made = subprocess.run(
+                    [*manage, "create_api_key", *options],
+                    cwd=ROOT,
+                    env=project_env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                return made.stdout.split()[-1]
+
+            key = new_key("bench")
+            scoped_key = new_key(
+                "bench-scoped", "--read-only", "--workspace", "docs",
+                "--workspace", one_record["workspace"],
+            )  # fmt: skip
             anchor_env = {
                 **os.environ,
                 "DATABASE_URL": with_database(url, SCRATCH_DB, "postgresql+asyncpg"),
             }
-            subprocess.run(
-                [str(ANCHOR_PYTHON), "seed_db.py", str(registry)],
-                cwd=ANCHOR,
-                env=anchor_env,
-                check=True,
-                capture_output=True,
-            )
+            if not args.without_old:
+                subprocess.run(
+                    [str(ANCHOR_PYTHON), "seed_db.py", str(registry)],
+                    cwd=ANCHOR,
+                    env=anchor_env,
+                    check=True,
+                    capture_output=True,
+                )
             # Both tables as autovacuum leaves them a minute after a load: planner
             # statistics and the visibility map (index-only counts), in one run here.
             with psycopg.connect(url, autocommit=True) as loaded:
@@ -169,61 +188,81 @@ def main() -> None:
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            anchor = subprocess.Popen(
-                [
-                    str(ANCHOR_PYTHON),
-                    "-m",
-                    "uvicorn",
-                    "app:app",
-                    "--workers",
-                    "2",
-                    "--port",
-                    str(anchor_port),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ANCHOR,
-                env=anchor_env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            processes = [project, anchor]
+            processes = [project]
             project_base = f"http://127.0.0.1:{project_port}"
             anchor_base = f"http://127.0.0.1:{anchor_port}"
+            if not args.without_old:
+                processes.append(
+                    subprocess.Popen(
+                        [
+                            str(ANCHOR_PYTHON),
+                            "-m",
+                            "uvicorn",
+                            "app:app",
+                            "--workers",
+                            "2",
+                            "--port",
+                            str(anchor_port),
+                            "--log-level",
+                            "warning",
+                        ],
+                        cwd=ANCHOR,
+                        env=anchor_env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+                wait_for(anchor_base + "/health", processes[-1])
             wait_for(project_base + "/health", project)
-            wait_for(anchor_base + "/health", anchor)
 
-            one = str(records[len(records) // 2]["fileId"])
+            one = str(one_record["fileId"])
             endpoints = [
                 "/health",
                 f"/documents/{one}",
                 "/documents?workspace=default&limit=50",
             ]
+            runs = [("project", project_base, key), ("scoped", project_base, scoped_key)]
+            if not args.without_old:
+                runs.insert(0, ("old", anchor_base, None))
             results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
             for _ in range(args.rounds):
                 for endpoint in endpoints:
-                    for name, base, sent in (
-                        ("old", anchor_base, None),
-                        ("project", project_base, key),
-                    ):
+                    for name, base, sent in runs:
+                        if name == "scoped" and endpoint == "/health":
+                            continue  # no key is read there
                         measured = wrk(base + endpoint, args.seconds, args.connections, sent)
                         results.setdefault((endpoint, name), []).append(measured)
+
+        def median(endpoint: str, name: str) -> list[float]:
+            rounds = results[(endpoint, name)]
+            return [statistics.median(v) for v in zip(*rounds, strict=True)]
 
         print(
             f"\n{args.records} rows, wrk -t2 -c{args.connections} -d{args.seconds}s, "
             f"median of {args.rounds} alternating rounds"
         )
+        if not args.without_old:
+            print(
+                f"{'endpoint':<40} {'old req/s':>10} {'p50/p99 ms':>12} {'project':>9} "
+                f"{'p50/p99 ms':>12} {'ratio':>6}"
+            )
+            for endpoint in endpoints:
+                old, new = median(endpoint, "old"), median(endpoint, "project")
+                print(
+                    f"{endpoint[:40]:<40} {old[0]:>10,.0f} {old[1]:>5.1f}/{old[2]:<6.1f} "
+                    f"{new[0]:>9,.0f} {new[1]:>5.1f}/{new[2]:<6.1f} {new[0] / old[0]:>6.2f}"
+                )
         print(
-            f"{'endpoint':<40} {'old req/s':>10} {'p50/p99 ms':>12} {'project':>9} "
+            f"\n{'endpoint (project)':<40} {'unscoped':>10} {'p50/p99 ms':>12} {'scoped':>9} "
             f"{'p50/p99 ms':>12} {'ratio':>6}"
         )
-        for endpoint in endpoints:
-            old = [statistics.median(v) for v in zip(*results[(endpoint, "old")], strict=True)]
-            new = [statistics.median(v) for v in zip(*results[(endpoint, "project")], strict=True)]
+        for endpoint in endpoints[1:]:
+            unscoped, scoped = median(endpoint, "project"), median(endpoint, "scoped")
             print(
-                f"{endpoint[:40]:<40} {old[0]:>10,.0f} {old[1]:>5.1f}/{old[2]:<6.1f} "
-                f"{new[0]:>9,.0f} {new[1]:>5.1f}/{new[2]:<6.1f} {new[0] / old[0]:>6.2f}"
+                f"{endpoint[:40]:<40} {unscoped[0]:>10,.0f} "
+                f"{unscoped[1]:>5.1f}/{unscoped[2]:<6.1f} {scoped[0]:>9,.0f} "
+                f"{scoped[1]:>5.1f}/{scoped[2]:<6.1f} {scoped[0] / unscoped[0]:>6.2f}"
             )
     finally:
         for process in processes:
