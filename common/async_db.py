@@ -144,11 +144,25 @@ def count_sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
 
 
 async def fetch_models(queryset: QuerySet[M]) -> list[M]:
-    """The queryset's model instances, every concrete field loaded."""
+    """The queryset's model instances, every concrete field loaded and converted as the
+    ORM converts it (a JSONField's text parsed, say)."""
     model = queryset.model
-    fields = [field.attname for field in model._meta.concrete_fields]
+    concrete = model._meta.concrete_fields
+    fields = [field.attname for field in concrete]
+    connection = connections[queryset.db]
+    converters = [
+        (index, converter, field)
+        for index, field in enumerate(concrete)
+        for converter in field.get_db_converters(connection)
+    ]
     rows = await fetch_rows(*select_sql(queryset.values_list(*fields)))
-    return [model.from_db(queryset.db, fields, row) for row in rows]
+    models = []
+    for row in rows:
+        values = list(row)
+        for index, convert, field in converters:
+            values[index] = convert(values[index], field, connection)
+        models.append(model.from_db(queryset.db, fields, values))
+    return models
 
 
 async def pool_stats() -> dict[str, int]:

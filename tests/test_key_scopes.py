@@ -18,6 +18,7 @@ what is left, so a refused write is seen to have changed nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from django.utils import timezone
 
 from registry.backends import get_backend
 from registry.models import ApiKey, AuditEvent
+from tests.helpers import multipart, run_manage
 from tests.http_server import CannedServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -451,3 +453,51 @@ def test_create_api_key_refuses_what_it_cannot_make(db, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("create_api_key", "team", *args)
     assert not ApiKey.objects.exists()
+
+
+def test_a_job_does_not_show_its_document_once_moved_out_of_the_key_s_reach(client, data_dir):
+    from ingest.jobs import run_job
+    from ingest.models import IngestJob
+
+    admin = Client(HTTP_X_API_KEY=_key("setup", None, "write"))
+    upload = {"file": SimpleUploadedFile("plan.txt", b"The plan is to ship in May.")}
+    queued = admin.post("/ingest/file?async=true", {**upload, "workspace": "eng"}).json()
+    job = IngestJob.objects.get()
+    run_job(job.job_id, task_id=job.task_id)  # what a worker does with it
+    client.defaults["HTTP_X_API_KEY"] = _key("eng", ["eng"], "read")
+    seen = client.get(f"/jobs/{queued['jobId']}").json()
+    assert (seen["status"], seen["document"]["workspace"]) == ("succeeded", "eng")
+
+    moved = {"file": SimpleUploadedFile("plan.txt", b"The plan moved to HR."), "workspace": "hr"}
+    assert admin.post("/ingest/file", {**moved, "fileId": queued["fileId"]}).status_code == 200
+    assert client.get(f"/jobs/{queued['jobId']}").json()["document"] is None
+    assert [item["document"] for item in client.get("/jobs").json()["items"]] == [None]
+    assert client.get(f"/documents/{queued['fileId']}").status_code == 404
+
+
+def test_scoped_keys_under_gunicorn_as_production_runs_them(start_live_service):
+    """The service's own processes read keys on their native async pool (PostgreSQL), not
+    through the ORM the test client uses: the key's workspaces must come back a list."""
+    service, ids = start_live_service(), {}
+    for name, workspace in (("eng.txt", "eng"), ("hr.txt", "hr")):
+        text = f"The holidays start in spring for the {workspace} team.".encode()
+        body, headers = multipart(name, text, {"workspace": workspace})
+        status, _, created = service.request("POST", "/ingest/file", body, headers)
+        assert status == 200, created
+        ids[name] = created["fileId"]
+    made = run_manage("create_api_key", "eng-reader", "--workspace", "eng", "--read-only",
+                      env=service.env)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    reader = dataclasses.replace(service, api_key=made.stdout.strip().splitlines()[-1])
+
+    for _ in range(3):  # the first request finds the key, the next ones are served cached
+        assert reader.request("GET", f"/documents/{ids['eng.txt']}")[0] == 200
+        assert reader.request("GET", f"/documents/{ids['hr.txt']}")[0] == 404
+    listed = reader.request("GET", "/documents?workspace=*")[2]
+    assert [item["filename"] for item in listed["items"]] == ["eng.txt"]
+    question = orjson.dumps({"q": QUESTION, "workspace": "*"})
+    answer = reader.request("POST", "/ask", question, {"Content-Type": "application/json"})[2]
+    assert [source["filename"] for source in answer["sources"]] == ["eng.txt"]
+    body, headers = multipart("new.txt", b"Something new.", {"workspace": "eng"})
+    status, _, refused = reader.request("POST", "/ingest/file", body, headers)
+    assert (status, refused["detail"]) == READ_ONLY_INGEST
