@@ -52,7 +52,6 @@ from ingest.stores.base import Removed
 from registry import audit
 from registry.audit import Actor, actor_of
 from registry.auth import api_key_auth, delete_key_auth, ingest_key_auth, scope_of
-from registry.backends import get_backend
 from registry.exceptions import DocumentNotFound
 from registry.models import AuditEvent
 from registry.records import (
@@ -322,25 +321,24 @@ async def delete(request: HttpRequest, payload: DeleteIn) -> dict[str, Any]:
 async def get_job(request: HttpRequest, job_id: str = JobIdPath) -> dict[str, Any]:
     """A background ingest: its status, progress, attempts, and how it ended (the
     document, or the error the synchronous ingest would have answered)."""
-    job = await jobs.job_get(job_id, scope=scope_of(request))
-    document = None
-    if job.status == IngestJob.Status.SUCCEEDED:
-        document = (await get_backend().aget_many([job.file_id])).get(job.file_id)
+    scope = scope_of(request)
+    job = await jobs.job_get(job_id, scope=scope)
+    document = (await jobs.documents_of([job], scope=scope)).get(job.file_id)
     return _job(job, document)
 
 
 @jobs_router.get("/jobs", response=responses(JobListOut, 400))
 async def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[str, Any]:
     """Background ingests newest first, by status and workspace if given."""
+    scope = scope_of(request)
     page, total = await jobs.job_page(
         status=filters.status,
         workspace=filters.workspace,
         limit=filters.limit,
         offset=filters.offset,
-        scope=scope_of(request),
+        scope=scope,
     )
-    done = [job.file_id for job in page if job.status == IngestJob.Status.SUCCEEDED]
-    documents = await get_backend().aget_many(done)
+    documents = await jobs.documents_of(page, scope=scope)
     return {
         "items": [_job(job, documents.get(job.file_id)) for job in page],
         "total": total,

@@ -652,6 +652,14 @@ async def job_page(
     return page, await jobs.acount()
 
 
+async def documents_of(jobs: list[IngestJob], *, scope: Scope) -> dict[str, DocumentRecord]:
+    """The document each succeeded job stored, while it exists and the scope sees it (a
+    later re-ingest may have moved it to another workspace)."""
+    done = [job.file_id for job in jobs if job.status == IngestJob.Status.SUCCEEDED]
+    found = await get_backend().aget_many(done) if done else {}
+    return {file_id: d for file_id, d in found.items() if scope.sees(d.workspace)}
+
+
 async def pending_jobs_of(file_ids: list[str]) -> dict[str, IngestJob]:
     """The pending job of each of these documents that has one."""
     if not file_ids:
