@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -73,11 +74,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(url: str, process: subprocess.Popen) -> None:
+def serve(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A server writing its log to a file: a pipe nobody reads fills up and stops a
+    server that logs each request."""
+    with log.open("w") as out:
+        return subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"the server for {url} exited: {process.stderr.read()[-2000:]}")
+            sys.exit(f"the server for {url} exited: {log.read_text()[-2000:]}")
         try:
             urllib.request.urlopen(url, timeout=2)  # noqa: S310
             return
@@ -86,20 +94,32 @@ def wait_for(url: str, process: subprocess.Popen) -> None:
     sys.exit(f"{url} did not answer within 60 s")
 
 
+def answer(url: str, key: str | None) -> str:
+    """One request's status and body, to show what went wrong."""
+    request = urllib.request.Request(url, headers={"X-API-Key": key} if key else {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return f"{response.status} {response.read()[:300]!r}"
+    except urllib.error.HTTPError as exc:
+        return f"{exc.code} {exc.read()[:300]!r}"
+
+
 def wrk(url: str, seconds: int, connections: int, key: str | None) -> tuple[float, float, float]:
     """req/s, p50 ms, p99 ms; fails on any non-2xx answer."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if key:
         command[1:1] = ["-H", f"X-API-Key: {key}"]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    if "Non-2xx" in out:
-        sys.exit(f"{url} answered errors under load:\n{out}")
+    if "Non-2xx" in out or "Socket errors" in out:
+        sys.exit(f"{url} answered errors under load ({answer(url, key)}):\n{out}")
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    if rate == 0:
+        sys.exit(f"{url} answered nothing under load:\n{out}")
     return rate, ms("50"), ms("99")
 
 
@@ -173,48 +193,23 @@ def main() -> None:
                 loaded.execute("VACUUM ANALYZE")
 
             project_port, anchor_port = free_port(), free_port()
-            project = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "config.asgi:application",
-                    "-c",
-                    "gunicorn.conf.py",
-                ],
-                cwd=ROOT,
-                env={**project_env, "BIND": f"127.0.0.1:{project_port}"},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
+            project_log, anchor_log = Path(scratch) / "project.log", Path(scratch) / "old.log"
+            gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+            project = serve(
+                [*gunicorn, "config.asgi:application"],
+                ROOT,
+                {**project_env, "BIND": f"127.0.0.1:{project_port}"},
+                project_log,
             )
             processes = [project]
             project_base = f"http://127.0.0.1:{project_port}"
             anchor_base = f"http://127.0.0.1:{anchor_port}"
             if not args.without_old:
-                processes.append(
-                    subprocess.Popen(
-                        [
-                            str(ANCHOR_PYTHON),
-                            "-m",
-                            "uvicorn",
-                            "app:app",
-                            "--workers",
-                            "2",
-                            "--port",
-                            str(anchor_port),
-                            "--log-level",
-                            "warning",
-                        ],
-                        cwd=ANCHOR,
-                        env=anchor_env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.PIPE,
-                        text=True,
-                    )
-                )
-                wait_for(anchor_base + "/health", processes[-1])
-            wait_for(project_base + "/health", project)
+                uvicorn = [str(ANCHOR_PYTHON), "-m", "uvicorn", "app:app", "--workers", "2"]
+                uvicorn += ["--port", str(anchor_port), "--log-level", "warning"]
+                processes.append(serve(uvicorn, ANCHOR, anchor_env, anchor_log))
+                wait_for(anchor_base + "/health", processes[-1], anchor_log)
+            wait_for(project_base + "/health", project, project_log)
 
             one = str(one_record["fileId"])
             endpoints = [
