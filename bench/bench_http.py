@@ -17,12 +17,14 @@ the median over the rounds, and the project/old ratio.
 The project is measured twice per endpoint and round, with an unscoped key (every
 workspace, write: what keys made before scopes are) and with a scoped read-only key of
 three workspaces, the two the registry has among them (issue 26); a second table gives
-the scoped key's rate over the unscoped one's. `--without-old` measures only those two.
+the scoped key's rate over the unscoped one's, and a third the two keys' latencies
+requested one at a time, alternating (`--pairs`). `--without-old` measures only those.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import re
 import socket
@@ -57,6 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--pairs", type=int, default=3000, help="scoped/unscoped pairs")
     parser.add_argument(
         "--without-old", action="store_true", help="skip the old stack: scoped vs unscoped only"
     )
@@ -98,6 +101,31 @@ def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
             in_a_row = 0
             time.sleep(0.2)
     sys.exit(f"{url} did not answer within 120 s")
+
+
+def paired(base: str, path: str, keys: dict[str, str], pairs: int) -> tuple[list, list]:
+    """Each key's latencies (ms) for `path`, requested one at a time, alternating
+    request by request (the order swapped every pair) on a kept-alive connection per
+    key, so that both meet the same machine: at wrk's rates this 2-core machine drifts
+    by more than the 5% asked of scopes between two runs of the same key."""
+    parts = urlsplit(base)
+    connections = {name: http.client.HTTPConnection(parts.hostname, parts.port) for name in keys}
+    times: dict[str, list[float]] = {name: [] for name in keys}
+    order = list(keys)
+    for n in range(pairs + 50):  # the first 50 pairs warm up
+        for name in order if n % 2 else reversed(order):
+            started = time.perf_counter()
+            connections[name].request("GET", path, headers={"X-API-Key": keys[name]})
+            response = connections[name].getresponse()
+            response.read()
+            if response.status != 200:
+                sys.exit(f"{path} with the {name} key: {response.status}")
+            if n >= 50:
+                times[name].append((time.perf_counter() - started) * 1000)
+    for connection in connections.values():
+        connection.close()
+    unscoped, scoped = times.values()
+    return unscoped, scoped
 
 
 def answer(url: str, key: str | None) -> str:
@@ -234,6 +262,8 @@ def main() -> None:
                             continue  # no key is read there
                         measured = wrk(base + endpoint, args.seconds, args.connections, sent)
                         results.setdefault((endpoint, name), []).append(measured)
+            keys = {"unscoped": key, "scoped": scoped_key}
+            pairs = {e: paired(project_base, e, keys, args.pairs) for e in endpoints[1:]}
 
         def median(endpoint: str, name: str) -> list[float]:
             rounds = results[(endpoint, name)]
@@ -264,6 +294,20 @@ def main() -> None:
                 f"{endpoint[:40]:<40} {unscoped[0]:>10,.0f} "
                 f"{unscoped[1]:>5.1f}/{unscoped[2]:<6.1f} {scoped[0]:>9,.0f} "
                 f"{scoped[1]:>5.1f}/{scoped[2]:<6.1f} {scoped[0] / unscoped[0]:>6.2f}"
+            )
+        print(
+            f"\n{args.pairs:,} requests per key, one at a time, the two keys alternating on "
+            "one connection each (ms)"
+        )
+        print(
+            f"{'endpoint (project)':<40} {'unscoped':>10} {'mean':>7} {'scoped':>9} "
+            f"{'mean':>7} {'median ratio':>13}"
+        )
+        for endpoint, (unscoped_ms, scoped_ms) in pairs.items():
+            a, b = statistics.median(unscoped_ms), statistics.median(scoped_ms)
+            print(
+                f"{endpoint[:40]:<40} {a:>10.3f} {statistics.fmean(unscoped_ms):>7.3f} "
+                f"{b:>9.3f} {statistics.fmean(scoped_ms):>7.3f} {b / a:>13.3f}"
             )
     finally:
         for process in processes:
