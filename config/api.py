@@ -25,6 +25,7 @@ from registry.exceptions import (
     DATABASE_UNAVAILABLE,
     AccessDenied,
     DocumentNotFound,
+    FileIdTaken,
     RegistryError,
     RegistryUnavailable,
 )
@@ -73,6 +74,11 @@ def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
 @api.exception_handler(DocumentNotFound)
 def document_not_found(request: HttpRequest, exc: DocumentNotFound) -> HttpResponse:
     return _error(request, 404, str(exc))
+
+
+@api.exception_handler(FileIdTaken)
+def file_id_taken(request: HttpRequest, exc: FileIdTaken) -> HttpResponse:
+    return _error(request, 409, str(exc))
 
 
 @api.exception_handler(AccessDenied)

@@ -30,7 +30,7 @@ from registry import audit
 from registry.admin import ViewOnlyAdmin
 from registry.audit import actor_of
 from registry.backends import get_backend
-from registry.exceptions import RegistryUnavailable
+from registry.exceptions import FileIdTaken, RegistryUnavailable
 from registry.models import AuditEvent, Document
 
 CHUNKS_PER_PAGE = 20
@@ -422,7 +422,7 @@ class IngestJobAdmin(ViewOnlyAdmin):
         for job in failed:
             try:
                 retry_job(job)
-            except (RetryRefused, RegistryUnavailable) as exc:
+            except (RetryRefused, RegistryUnavailable, FileIdTaken) as exc:
                 messages.error(request, f"{job.name} was not queued again: {exc}")
             else:
                 queued += 1

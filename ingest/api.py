@@ -279,7 +279,9 @@ async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> d
         limit=filters.limit,
         offset=filters.offset,
     )
-    pending = await jobs.pending_jobs_of([record.file_id for record in page.items])
+    pending = await jobs.pending_jobs_of(
+        [record.file_id for record in page.items], scope=scope_of(request)
+    )
     return {
         **dataclasses.asdict(page),
         "items": [_document(record, pending.get(record.file_id)) for record in page.items],
@@ -288,8 +290,9 @@ async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> d
 
 @documents_router.get("/documents/{fileId}", response=responses(DocumentOut, 404))
 async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[str, Any]:
-    record = await document_get(file_id=file_id, scope=scope_of(request))
-    pending = await jobs.pending_jobs_of([file_id])
+    scope = scope_of(request)
+    record = await document_get(file_id=file_id, scope=scope)
+    pending = await jobs.pending_jobs_of([file_id], scope=scope)
     return _document(record, pending.get(file_id))
 
 

@@ -51,13 +51,6 @@ class ContentConflict(IngestError):
     status = 409
 
 
-class IdTaken(IngestError):
-    """409: a client-chosen fileId that a document outside the key's workspaces holds.
-    The answer does not say which, nor where."""
-
-    status = 409
-
-
 class VectorStoreError(IngestError):
     """503: the vector store cannot be read or written, or was built by another embedder."""
 

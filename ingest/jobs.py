@@ -110,7 +110,9 @@ async def ingest_in_background(
     kind = detect_kind(data, filename=filename, content_type=content_type)
     same = admitted.same_content
     if same is not None:
-        pending = await IngestJob.objects.filter(file_id=same.file_id).pending().afirst()
+        # Its pending job into this workspace: one moving it to another is not these
+        # bytes on their way here (nor the caller's to see).
+        pending = await _pending_into(same.file_id, workspace).afirst()
         if pending is not None or not same.awaiting_chunks:
             return Queued(pending, same, created=False)
         # Listed, but its job ended without it (failed, and its row could not be
@@ -129,6 +131,11 @@ async def ingest_in_background(
         admitted=admitted,
         actor=actor,
     )
+
+
+def _pending_into(file_id: str, workspace: str) -> Any:
+    """The document's pending jobs that store it in this workspace."""
+    return IngestJob.objects.filter(file_id=file_id, workspace=workspace).pending()
 
 
 def _enqueue(
@@ -172,11 +179,11 @@ def _enqueue(
                     placeholder, copy=admitted.copy_of is not None
                 )
                 if not made_placeholder:  # an identical upload a moment ago
-                    pending = IngestJob.objects.filter(file_id=document.file_id).pending().first()
+                    pending = _pending_into(document.file_id, workspace).first()
                     return Queued(pending, document, created=False)
             else:
                 document = previous
-                waiting = IngestJob.objects.filter(file_id=document.file_id).pending()
+                waiting = _pending_into(document.file_id, workspace)
                 same = waiting.filter(sha256=admitted.sha256).first()
                 if same is not None:  # these bytes, for this id, already on their way
                     return Queued(same, document, created=False)
@@ -660,11 +667,16 @@ async def documents_of(jobs: list[IngestJob], *, scope: Scope) -> dict[str, Docu
     return {file_id: d for file_id, d in found.items() if scope.sees(d.workspace)}
 
 
-async def pending_jobs_of(file_ids: list[str]) -> dict[str, IngestJob]:
-    """The pending job of each of these documents that has one."""
+async def pending_jobs_of(
+    file_ids: list[str], *, scope: Scope = EVERYTHING
+) -> dict[str, IngestJob]:
+    """The pending job of each of these documents that has one the scope sees (not one
+    moving a document to a workspace outside it)."""
     if not file_ids:
         return {}
     pending = _jobs().filter(file_id__in=file_ids).pending().order_by("created_at")
+    if scope.workspaces is not None:
+        pending = pending.filter(workspace__in=sorted(scope.workspaces))
     return {job.file_id: job async for job in pending}
 
 

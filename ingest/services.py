@@ -37,7 +37,6 @@ from ingest.exceptions import (
     ContentTooLarge,
     EmptyDocument,
     GenerationFailed,
-    IdTaken,
 )
 from ingest.models import REPLACED, IngestJob
 from ingest.search.embeddings import get_embedder
@@ -50,6 +49,7 @@ from ingest.stores import get_vector_store
 from ingest.stores.base import ChunkHit, Removed, StoredChunks
 from registry.backends import get_backend
 from registry.backends.base import RegistryBackend
+from registry.exceptions import FileIdTaken
 from registry.models import AuditEvent, new_file_id
 from registry.records import (
     FILENAME_MAX,
@@ -139,7 +139,7 @@ async def admit(
     and that no other document of the workspace holds the content a client-chosen id
     would re-ingest (ContentConflict). A new id asked for content the workspace holds is
     a copy, made as asked (the old service's behaviour). An id of a document the scope
-    cannot see is taken (IdTaken), in words that do not say where."""
+    cannot see is taken (FileIdTaken), in words that do not say where."""
     scope.writes(workspace)
     if file_id is not None:
         check_file_id(file_id)
@@ -152,7 +152,7 @@ async def admit(
         return Admitted(sha256, same_content, None)
     previous = (await backend.aget_many([file_id])).get(file_id)
     if previous is not None and not scope.sees(previous.workspace):
-        raise IdTaken(f"fileId {file_id!r} cannot be used: choose another")
+        raise FileIdTaken(file_id)
     if same_content is None or same_content.file_id == file_id:
         return Admitted(sha256, None, previous)
     if previous is None:

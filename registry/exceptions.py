@@ -68,6 +68,15 @@ class WorkspaceOutOfScope(AccessDenied):
         super().__init__(f"This API key has no access to workspace {workspace!r}")
 
 
+class FileIdTaken(RegistryError):
+    """409: a client-chosen fileId another document holds: one outside the key's
+    workspaces, or one created while this upload was being indexed. The answer does not
+    say which document, nor where."""
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(f"fileId {file_id!r} cannot be used: choose another")
+
+
 class WorkspaceRequired(RegistryError):
     """400: a key of several workspaces ingests without naming one."""
 

@@ -501,3 +501,39 @@ def test_scoped_keys_under_gunicorn_as_production_runs_them(start_live_service):
     body, headers = multipart("new.txt", b"Something new.", {"workspace": "eng"})
     status, _, refused = reader.request("POST", "/ingest/file", body, headers)
     assert (status, refused["detail"]) == READ_ONLY_INGEST
+
+
+def test_a_pending_move_to_another_workspace_is_never_handed_to_a_key_outside_it(
+    client, registry_mode
+):
+    """A key of eng and hr queues a re-ingest that moves a document from eng to hr; an
+    eng key then uploading the same bytes (to that id, or to none) gets a job of its own
+    into eng, or the document as it is, never the job into hr; nor does the document's
+    answer name that job."""
+    both = Client(HTTP_X_API_KEY=_key("both", ["eng", "hr"], "write"))
+    client.defaults["HTTP_X_API_KEY"] = _key("eng", ["eng"], "write")
+
+    def upload(caller: Client, data: bytes, query: str = "", **fields: str) -> Any:
+        form = {"file": SimpleUploadedFile("plan.txt", data), **fields}
+        return caller.post("/ingest/file" + query, form)
+
+    first = upload(both, b"The plan is to ship in May.", workspace="eng").json()
+    moving = upload(both, b"The plan moved to HR.", "?async=true", workspace="hr",
+                    fileId=first["fileId"])  # fmt: skip
+    assert (moving.status_code, moving.json()["workspace"]) == (202, "hr")
+
+    again = upload(client, b"The plan moved to HR.", "?async=true", workspace="eng",
+                   fileId=first["fileId"])  # fmt: skip
+    assert again.status_code == 202, again.json()
+    assert again.json()["workspace"] == "eng"
+    assert again.json()["jobId"] != moving.json()["jobId"]
+    shown = client.get(f"/documents/{first['fileId']}").json()["job"]
+    assert shown["jobId"] == again.json()["jobId"]  # its own, the newer one
+
+    second = upload(both, b"Holidays start in spring.", workspace="eng").json()
+    upload(both, b"Holidays moved.", "?async=true", workspace="hr", fileId=second["fileId"])
+    same = upload(client, b"Holidays start in spring.", "?async=true", workspace="eng")
+    assert same.json()["workspace"] == "eng"
+    assert client.get(f"/documents/{second['fileId']}").json()["job"] is None
+    hidden = [job["workspace"] for job in client.get("/jobs?workspace=*").json()["items"]]
+    assert set(hidden) == {"eng"}

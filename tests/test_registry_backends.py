@@ -17,7 +17,7 @@ from registry.backends import get_backend
 from registry.backends.base import RegistryBackend
 from registry.backends.db import DatabaseRegistry
 from registry.backends.json_file import JsonFileRegistry
-from registry.exceptions import DocumentNotFound, RegistryUnavailable
+from registry.exceptions import DocumentNotFound, FileIdTaken, RegistryUnavailable
 from registry.models import Document
 from registry.records import DocumentRecord
 
@@ -112,6 +112,18 @@ class TestOperations:
         seen: list[list[DocumentRecord]] = []
         assert backend.delete_many(["missing"], on_deleted=seen.append) == []
         assert seen == []
+        assert backend.count() == 1
+
+    def test_create_never_replaces_a_document_made_meanwhile_under_its_id(
+        self, backend: RegistryBackend
+    ):
+        """An upload to a new client-chosen id is checked before it is indexed; a document
+        made under that id meanwhile (another workspace's, say) is kept, not overwritten."""
+        backend.upsert(make(1, "hr", sha256="a" * 64))
+        newcomer = replace(make(1, "eng", sha256="b" * 64), filename="other.txt")
+        with pytest.raises(FileIdTaken, match="cannot be used: choose another"):
+            backend.create(newcomer)
+        assert backend.get(make(1).file_id) == make(1, "hr", sha256="a" * 64)
         assert backend.count() == 1
 
     def test_find_by_sha256_is_scoped_to_the_workspace(self, backend: RegistryBackend):

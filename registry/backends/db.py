@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import (
     DatabaseError,
+    IntegrityError,
     InterfaceError,
     OperationalError,
     ProgrammingError,
@@ -20,7 +21,7 @@ from django.db.models import QuerySet
 from common import async_db
 from registry.backends import DATABASE
 from registry.backends.base import Health, Names, OnDeleted, Records, RegistryBackend
-from registry.exceptions import RegistryError, RegistryUnavailable
+from registry.exceptions import FileIdTaken, RegistryError, RegistryUnavailable
 from registry.models import Document
 from registry.records import RECORD_FIELDS, DocumentRecord, WorkspaceFilter, workspace_names
 
@@ -97,7 +98,11 @@ class DatabaseRegistry(RegistryBackend):
                 if existing:
                     return existing, False
             document = Document.from_record(record)
-            document.save(force_insert=True)
+            try:
+                with transaction.atomic():  # a savepoint: the failure is answered, not fatal
+                    document.save(force_insert=True)
+            except IntegrityError as exc:  # the id was made while this one was indexed
+                raise FileIdTaken(record.file_id) from exc
             return document.to_record(), True
 
     def get_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:

@@ -7,7 +7,12 @@ from typing import TypeVar
 from common.fileio import ParsedFile, locked
 from registry.backends import JSON
 from registry.backends.base import Health, Names, OnDeleted, Records, RegistryBackend
-from registry.exceptions import InvalidRecord, InvalidRegistryFile, RegistryUnavailable
+from registry.exceptions import (
+    FileIdTaken,
+    InvalidRecord,
+    InvalidRegistryFile,
+    RegistryUnavailable,
+)
 from registry.legacy import dump_legacy_file, parse_legacy_file, record_from_legacy
 from registry.records import DocumentRecord, WorkspaceFilter, workspace_names
 
@@ -102,6 +107,8 @@ class JsonFileRegistry(RegistryBackend):
             )
             if existing:
                 return (existing, False), False
+            if record.file_id in records:  # made while this one was being indexed
+                raise FileIdTaken(record.file_id)
             records[record.file_id] = record
             return (record, True), True
 
