@@ -101,8 +101,10 @@ class DatabaseRegistry(RegistryBackend):
             try:
                 with transaction.atomic():  # a savepoint: the failure is answered, not fatal
                     document.save(force_insert=True)
-            except IntegrityError as exc:  # the id was made while this one was indexed
-                raise FileIdTaken(record.file_id) from exc
+            except IntegrityError as exc:
+                if Document.objects.filter(file_id=record.file_id).exists():
+                    raise FileIdTaken(record.file_id) from exc  # made while this was indexed
+                raise  # any other refusal is the database's (a trigger, say)
             return document.to_record(), True
 
     def get_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
