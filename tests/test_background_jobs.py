@@ -360,7 +360,7 @@ def test_a_worker_carries_on_by_itself_when_the_database_comes_back(postgres, tm
         job = post_async(service, "manifest.txt", long_text(150))[2]
         wait_for(service, job["jobId"], lambda j: j["progress"]["chunksDone"] >= 64)
         postgres.stop()
-        time.sleep(3)
+        time.sleep(6)  # past JOB_LEASE_SECONDS: its next write fails, or its lease ends
         postgres.start()
         done = wait_for(service, job["jobId"], ended, seconds=180)
         assert worker.poll() is None, log[-20:]  # the same process, still running
