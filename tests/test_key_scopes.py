@@ -121,9 +121,11 @@ def build(admin: Client, site: CannedServer) -> World:
     return World(ids, jobs, site)
 
 
-def _list(query: str = "") -> Callable[[Client, World], Any]:
+def _listed(path: str) -> Callable[[Client, World], Any]:
+    """GET a list (/documents, /jobs): the names of its items."""
+
     def request(client: Client, world: World) -> Any:
-        response = client.get("/documents" + query)
+        response = client.get(path)
         if response.status_code != 200:
             return error(response)
         return 200, names(response.json()["items"])
@@ -131,12 +133,14 @@ def _list(query: str = "") -> Callable[[Client, World], Any]:
     return request
 
 
-def _get(name: str) -> Callable[[Client, World], Any]:
+def _document(method: str, name: str) -> Callable[[Client, World], Any]:
+    """GET or DELETE /documents/{the id of `name`}: the document's name, or the error."""
+
     def request(client: Client, world: World) -> Any:
-        response = client.get(f"/documents/{world.ids[name]}")
+        response = getattr(client, method)(f"/documents/{world.ids[name]}")
         if response.status_code == 200:
             return 200, response.json()["filename"]
-        return response.status_code, response.json()["detail"].replace(world.ids[name], "ID")
+        return response.status_code, hide_ids(response.json()["detail"], world)
 
     return request
 
@@ -190,27 +194,7 @@ def _job(name: str) -> Callable[[Client, World], Any]:
         response = client.get(f"/jobs/{world.jobs[name]}")
         if response.status_code == 200:
             return 200, (response.json()["filename"], response.json()["status"])
-        return response.status_code, response.json()["detail"].replace(world.jobs[name], "ID")
-
-    return request
-
-
-def _jobs(query: str = "") -> Callable[[Client, World], Any]:
-    def request(client: Client, world: World) -> Any:
-        response = client.get("/jobs" + query)
-        if response.status_code != 200:
-            return error(response)
-        return 200, names(response.json()["items"])
-
-    return request
-
-
-def _delete(name: str) -> Callable[[Client, World], Any]:
-    def request(client: Client, world: World) -> Any:
-        response = client.delete(f"/documents/{world.ids[name]}")
-        if response.status_code == 200:
-            return 200, response.json()["filename"]
-        return response.status_code, response.json()["detail"].replace(world.ids[name], "ID")
+        return response.status_code, hide_ids(response.json()["detail"], world)
 
     return request
 
@@ -254,18 +238,18 @@ START = sorted([*DOCUMENTS.items(), *LATER.items()])
 # The rows run in this order, each caller in a registry of its own.
 MATRIX: list[tuple[str, Callable[[Client, World], Any], dict]] = [
     ("GET /health", _health, row(*[(200, None)] * 4, revoked=(200, None))),
-    ("GET /documents?workspace=eng", _list("?workspace=eng"),
+    ("GET /documents?workspace=eng", _listed("/documents?workspace=eng"),
         row((200, ENG_ALL), (200, ENG_ALL), NO_ENG, (200, ENG_ALL))),
-    ("GET /documents", _list(),
+    ("GET /documents", _listed("/documents"),
         row((200, ["default.txt"]), (200, ENG_ALL), (200, HR_ALL), (200, ENG_ALL))),
-    ("GET /documents?workspace=*", _list("?workspace=*"),
+    ("GET /documents?workspace=*", _listed("/documents?workspace=*"),
         row((200, EVERY), (200, ENG_ALL), (200, HR_ALL), (200, ENG_ALL))),
-    ("GET /documents?workspace=docs (in scope, empty)", _list("?workspace=docs"),
+    ("GET /documents?workspace=docs (in scope, empty)", _listed("/documents?workspace=docs"),
         row((200, []), (200, []), (403, "This API key has no access to workspace 'docs'"),
             (403, "This API key has no access to workspace 'docs'"))),
-    ("GET /documents/{eng.txt}", _get("eng.txt"),
+    ("GET /documents/{eng.txt}", _document("get", "eng.txt"),
         row((200, "eng.txt"), (200, "eng.txt"), NOT_FOUND, (200, "eng.txt"))),
-    ("GET /documents/{hr.txt}", _get("hr.txt"),
+    ("GET /documents/{hr.txt}", _document("get", "hr.txt"),
         row((200, "hr.txt"), NOT_FOUND, (200, "hr.txt"), NOT_FOUND)),
     ("POST /ask workspace=eng", _ask(workspace="eng"),
         row((200, ["eng-old.txt", "eng.txt"]), (200, ["eng-old.txt", "eng.txt"]), NO_ENG,
@@ -284,10 +268,10 @@ MATRIX: list[tuple[str, Callable[[Client, World], Any], dict]] = [
     ("GET /jobs/{eng-later}", _job("eng-later.txt"),
         row((200, ("eng-later.txt", "queued")), (200, ("eng-later.txt", "queued")),
             JOB_NOT_FOUND, (200, ("eng-later.txt", "queued")))),
-    ("GET /jobs", _jobs(),
+    ("GET /jobs", _listed("/jobs"),
         row((200, ["eng-later.txt", "hr-later.txt"]), (200, ["eng-later.txt"]),
             (200, ["hr-later.txt"]), (200, ["eng-later.txt"]))),
-    ("GET /jobs?workspace=hr", _jobs("?workspace=hr"),
+    ("GET /jobs?workspace=hr", _listed("/jobs?workspace=hr"),
         row((200, ["hr-later.txt"]), NO_HR, (200, ["hr-later.txt"]), NO_HR)),
     ("POST /ingest/file workspace=eng", _upload("new.txt", workspace="eng"),
         row((200, ("new.txt", "eng")), (200, ("new.txt", "eng")), NO_ENG, READ_ONLY_INGEST)),
@@ -305,7 +289,7 @@ MATRIX: list[tuple[str, Callable[[Client, World], Any], dict]] = [
             NO_ENG, READ_ONLY_INGEST)),
     ("POST /ingest/url workspace=eng", _fetch,
         row((200, ("page.txt", "eng")), (200, ("page.txt", "eng")), NO_ENG, READ_ONLY_INGEST)),
-    ("DELETE /documents/{eng-old.txt}", _delete("eng-old.txt"),
+    ("DELETE /documents/{eng-old.txt}", _document("delete", "eng-old.txt"),
         row((200, "eng-old.txt"), (200, "eng-old.txt"), NOT_FOUND, READ_ONLY_DELETE)),
     ("POST /delete {default.txt}", _old_delete("default.txt"),
         row((200, (True, True)), (200, (False, False)), (200, (False, False)),
