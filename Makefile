@@ -51,6 +51,9 @@ lint: setup
 	$(BIN)/ruff format --check .
 	ENV_FILE= $(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+# The docs (mkdocs.yml), strictly: a broken link or anchor fails. Not --quiet: in mkdocs 1.6
+# it hides the warnings from --strict, which then passes (mkdocs/mkdocs#4126).
+	$(BIN)/mkdocs build --strict --site-dir $(VENV)/mkdocs-site
 
 # Tests ignore .env (ENV_FILE=) so a developer's settings never leak into them.
 test-sqlite: setup browser
