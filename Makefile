@@ -16,7 +16,7 @@ PYTEST := ENV_FILE= $(BIN)/python -m pytest $(PYTEST_FLAGS)
 .PHONY: setup browser run test test-sqlite test-postgres test-pgvector lint
 
 # Debian's headless Chromium and its chromedriver, for the admin's browser test
-# (tests/test_admin_browser.py); installed once, as root or through sudo.
+# (tests/admin/test_browser.py); installed once, as root or through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
@@ -38,7 +38,7 @@ browser:
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
 
-# The web server and one background worker (ingest/jobs.py), stopped together.
+# The web server and one background worker (ingest/jobs/), stopped together.
 run: $(BIN)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0

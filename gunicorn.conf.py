@@ -16,8 +16,9 @@ from config.env import env_int, env_str, read_env_file
 read_env_file()  # as Django's settings do, before the settings below are read from it
 bind = env_str("BIND", "127.0.0.1:8000")
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
-worker_class = "config.worker.ServiceWorker"
-# Who may set X-Forwarded-Proto/-For, when TRUST_X_FORWARDED_PROTO=true (config/worker.py).
+worker_class = "config.serving.uvicorn_worker.ServiceWorker"
+# Who may set X-Forwarded-Proto/-For, when TRUST_X_FORWARDED_PROTO=true
+# (config/serving/uvicorn_worker.py).
 forwarded_allow_ips = env_str("TRUSTED_PROXIES", "127.0.0.1,::1")
 # gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a
 # second instance on the host took it over and removed it when it stopped. One per
@@ -29,7 +30,7 @@ control_socket = os.path.join(
 preload_app = False
 timeout = env_int("GUNICORN_TIMEOUT", 120, minimum=1)
 graceful_timeout = 30
-# The service logs each request itself, with its id (config/request_log.py).
+# The service logs each request itself, with its id (config/serving/request_log.py).
 accesslog = None
 
 

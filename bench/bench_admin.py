@@ -78,12 +78,13 @@ def run(database_url: str, count: int, repeat: int) -> None:
     some = Document.objects.order_by("pk")[count // 2]
     from asgiref.sync import async_to_sync
 
+    from ingest.preparing import Upload
     from ingest.services import document_ingest
+    from registry.audit import Actor
 
     words = " ".join(f"word{n % 5000}" for n in range(24_000))
-    ingested = async_to_sync(document_ingest)(
-        data=words.encode(), filename="long.txt", workspace="eng", content_type="text/plain"
-    )
+    upload = Upload(words.encode(), "long.txt", workspace="eng", content_type="text/plain")
+    ingested = async_to_sync(document_ingest)(upload, actor=Actor.command("bench_admin"))
     long = Document.objects.get(file_id=ingested.document.file_id)
     print(f"and one ingested document of {long.num_chunks} chunks")
     pages = {

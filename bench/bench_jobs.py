@@ -159,9 +159,9 @@ def encode_rate(model: Any, texts: list[str]) -> float:
 
 def chunk_texts(data: bytes) -> list[str]:
     """What the worker embeds for `data`: its chunks with their headings."""
-    from ingest.services import cut
+    from ingest.preparing import Upload, cut
 
-    return cut(data, "manual.txt", "text/plain", None).searchable()
+    return cut(Upload(data, "manual.txt", content_type="text/plain")).searchable()
 
 
 def main() -> None:

@@ -96,8 +96,8 @@ from ingest.search.embeddings import get_embedder  # noqa: E402
 from ingest.search.lexical import terms  # noqa: E402
 from ingest.stores import get_vector_store  # noqa: E402
 from ingest.stores.base import StoredChunks  # noqa: E402
-from ingest.stores.json_file import JsonFileStore  # noqa: E402
-from ingest.stores.pgvector import copy_chunk_rows, vector_literal  # noqa: E402
+from ingest.stores.pgvector_sql import copy_chunk_rows, vector_literal  # noqa: E402
+from ingest.stores.vector_file import JsonFileStore  # noqa: E402
 from registry.backends import get_backend  # noqa: E402
 from registry.models import Document  # noqa: E402
 from registry.records import DocumentRecord, now_seconds  # noqa: E402

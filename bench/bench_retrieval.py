@@ -116,7 +116,7 @@ def build_store(path: Path, size: int) -> list[str]:
     them) written through the store's own writer; returns the document ids."""
     from ingest.search.embeddings import MINILM
     from ingest.stores.base import StoredChunks
-    from ingest.stores.json_file import JsonFileStore
+    from ingest.stores.vector_file import JsonFileStore
 
     rng = random.Random(size)
     file_ids = [f"{n:032x}" for n in range(size // CHUNKS_PER_DOCUMENT)]
@@ -143,7 +143,7 @@ def load_child(path: Path) -> None:
     """In a fresh process: load the store and build its BM25 index, then the model."""
     from ingest.search.embeddings import MINILM, get_embedder
     from ingest.search.lexical import terms
-    from ingest.stores.json_file import JsonFileStore
+    from ingest.stores.vector_file import JsonFileStore
 
     before = rss_mb()
     started = time.perf_counter()

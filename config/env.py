@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from common.db.postgresql import POSTGRESQL
 from common.networks import parse_networks
-from common.postgresql import POSTGRESQL
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off"}

@@ -17,7 +17,7 @@ from ninja import Router, Schema
 from ninja.responses import Status
 
 from ingest import warmup
-from ingest.jobs import queue_state
+from ingest.jobs.queue_health import queue_health
 from registry.backends import get_backend
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ router = Router(tags=["health"])
 
 
 class QueueOut(Schema):
-    """The background queue (ingest/jobs.py): jobs waiting and running, how long the
+    """The background queue (ingest/jobs/): jobs waiting and running, how long the
     oldest has waited, and the workers heard of in the last minute."""
 
     queued: int
@@ -63,7 +63,7 @@ async def _queue(timeout: float) -> QueueOut | None:
     """The queue, or None when it cannot be read in time (the jobs table not migrated,
     the database gone meanwhile): it never decides `ok`."""
     try:
-        state = await asyncio.wait_for(queue_state(), timeout)
+        state = await asyncio.wait_for(queue_health.state_now(), timeout)
     except (TimeoutError, DatabaseError) as exc:
         logger.warning("health: the job queue cannot be read: %s", exc or "timed out")
         return None

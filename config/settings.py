@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from common.postgresql import POSTGRESQL
+from common.db.postgresql import POSTGRESQL
 from config.env import (
     check_smaller,
     database_config,
@@ -60,12 +60,18 @@ INSTALLED_APPS = [
     "django_tasks_db",
 ]
 
+# API requests take a short path past the rest of MIDDLEWARE (config/serving/
+# api_fast_path.py): only the admin and its static files need sessions, CSRF, auth,
+# messages and ServeStatic. false: every request goes down the whole list.
+API_FAST_PATH = env_bool("API_FAST_PATH", True)
+# Each request's sync calls on a thread kept from an earlier request rather than a new
+# one (config/serving/sync_threads.py, wrapped around Django's handler by config/asgi.py).
+REUSE_SYNC_THREADS = env_bool("REUSE_SYNC_THREADS", True)
+
 MIDDLEWARE = [
-    # API requests take a short path past the rest (config/middleware.py): only the admin
-    # and its static files need sessions, CSRF, auth, messages and ServeStatic.
-    # One log line per request and its X-Request-ID (config/request_log.py).
-    "config.request_log.RequestLog",
-    "config.middleware.ApiFastPath",
+    # One log line per request and its X-Request-ID (config/serving/request_log.py).
+    "config.serving.request_log.RequestLog",
+    *(["config.serving.api_fast_path.ApiFastPath"] if API_FAST_PATH else []),
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files under gunicorn, with no web server in front:
     # ServeStatic (WhiteNoise's fork) streams them asynchronously under ASGI, where
@@ -122,10 +128,14 @@ DATABASES = {
     )
 }
 # The API's hot reads (a document, a page of documents, an API key, /health) on psycopg's
-# native async pool instead of the ORM in a thread (common/async_db.py); PostgreSQL with
+# native async pool instead of the ORM in a thread (common/db/async_reads.py); PostgreSQL with
 # DB_POOL only. Each worker then holds up to twice DB_POOL_SIZE + DB_MAX_OVERFLOW
 # connections: Django's pool and this one.
 DB_ASYNC_READS = env_bool("DB_ASYNC_READS", True)
+# While PostgreSQL is down a request needing a connection is refused at once (503), and
+# the first one after it is back is served (common/db/outage.py); false: psycopg-pool's
+# own behaviour, each request waiting DB_POOL_TIMEOUT for its 503 and its backoffs after.
+DB_FAIL_FAST = env_bool("DB_FAIL_FAST", True)
 _on_sqlite = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if not DEBUG and _on_sqlite and not env_bool("ALLOW_SQLITE_IN_PRODUCTION", False):
     raise ImproperlyConfigured(
@@ -153,7 +163,8 @@ API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 5.0, minimum=0.0)
 # staff see and lift lockouts in the admin (Axes > Access attempts: delete one), or
 # `manage.py axes_reset_username NAME`. A success clears the pair's failures. The address
 # is the request's own (REMOTE_ADDR): the server takes it from X-Forwarded-For only when
-# the request came from TRUSTED_PROXIES (config/worker.py), so a client cannot choose it.
+# the request came from TRUSTED_PROXIES (config/serving/uvicorn_worker.py), so a client
+# cannot choose it.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -208,7 +219,7 @@ EMBEDDING_DIM = env_int("EMBEDDING_DIM", 384, minimum=16)
 WARM_UP = env_bool("WARM_UP", True)
 # Threads PyTorch uses per process for embedding (gunicorn runs one process per worker).
 EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", min(os.cpu_count() or 1, 4), minimum=1)
-# --- Background ingestion (ingest/jobs.py) -------------------------------------------
+# --- Background ingestion (ingest/jobs/) ---------------------------------------------
 # Jobs are rows of the registry's database (django-tasks' database backend): no broker.
 # Workers (`manage.py db_worker`, any number, on any host) take them with row locks.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
@@ -310,19 +321,19 @@ if not DEBUG:
         # it stays the operator's choice rather than a default.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
     # Behind a TLS-terminating proxy (TRUST_X_FORWARDED_PROTO=true) the server takes the
-    # scheme from X-Forwarded-Proto of the proxies in TRUSTED_PROXIES only (config/
-    # worker.py), and Django sees it as the request's own; SECURE_PROXY_SSL_HEADER would
-    # trust the header from any client, so it is not set.
+    # scheme from X-Forwarded-Proto of the proxies in TRUSTED_PROXIES only
+    # (config/serving/uvicorn_worker.py), and Django sees it as the request's own;
+    # SECURE_PROXY_SSL_HEADER would trust the header from any client, so it is not set.
 
 # Text lines, or one JSON object per line (LOG_FORMAT=json); each names its request.
 LOG_FORMAT = env_choice("LOG_FORMAT", "text", ["text", "json"])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.request_log.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "config.serving.request_log.RequestIdFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {"()": "config.request_log.JsonLines"},
+        "json": {"()": "config.serving.request_log.JsonLines"},
     },
     "handlers": {
         "console": {

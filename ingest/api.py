@@ -15,10 +15,13 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import File, Form, Path, Query, Router, UploadedFile
 from ninja.responses import Status
 
-from ingest import jobs
+from ingest.answers.asking import AnswerEvent, answer_question, retrieve, stream_answer
 from ingest.answers.extractive import Answer, Source
 from ingest.exceptions import ContentTooLarge
+from ingest.jobs import selectors as job_selectors
+from ingest.jobs.queueing import Queued, ingest_in_background
 from ingest.models import IngestJob
+from ingest.preparing import Upload, fetch_upload
 from ingest.schemas import (
     NO_NUL,
     AskIn,
@@ -37,29 +40,12 @@ from ingest.schemas import (
     UrlIn,
     responses,
 )
-from ingest.services import (
-    AnswerEvent,
-    Ingested,
-    adocument_delete_many,
-    answer_question,
-    document_ingest,
-    document_ingest_url,
-    retrieve,
-    stream_answer,
-)
-from ingest.sources.fetching import fetch_url
+from ingest.services import Stored, adocument_delete_many, document_ingest
 from ingest.stores.base import Removed
-from registry import audit
-from registry.audit import Actor, actor_of
+from registry.audit import actor_of
 from registry.auth import api_key_auth, delete_key_auth, ingest_key_auth, scope_of
 from registry.exceptions import DocumentNotFound
-from registry.models import AuditEvent
-from registry.records import (
-    FILE_ID_MAX,
-    DocumentRecord,
-    SourceKind,
-    check_file_id,
-)
+from registry.records import FILE_ID_MAX, DocumentRecord
 from registry.selectors import document_get, document_list
 
 router = Router(tags=["ingest"], auth=api_key_auth, by_alias=True)
@@ -91,7 +77,7 @@ IN_BACKGROUND = {
 }
 
 
-def _ingested(result: Ingested) -> dict[str, Any]:
+def _ingested(result: Stored) -> dict[str, Any]:
     document = result.document
     return {
         **dataclasses.asdict(document),
@@ -132,21 +118,14 @@ def _document(record: DocumentRecord, job: IngestJob | None = None) -> dict[str,
     return {**dataclasses.asdict(record), "job": pending}
 
 
-async def _accepted(queued: jobs.Queued, response: HttpResponse) -> Any:
+async def _accepted(queued: Queued, response: HttpResponse) -> Any:
     """202 with the job; or, when the workspace already holds these bytes indexed, the
     synchronous answer for them (200, `created: false`)."""
     if queued.job is None:
-        return _ingested(Ingested(queued.document, created=False))
+        return _ingested(Stored(queued.document, created=False))
     response["Location"] = f"/jobs/{queued.job.job_id}"
     response["Preference-Applied"] = "respond-async"
     return Status(202, _job(queued.job))
-
-
-async def _audited(result: Ingested, actor: Actor) -> dict[str, Any]:
-    """The ingest's answer, once the audit trail has it (when something was stored)."""
-    if result.action is not None:
-        await audit.arecord(result.action, [result.document], actor)
-    return _ingested(result)
 
 
 def _deleted(file_id: str, result: Removed) -> dict[str, Any]:
@@ -179,20 +158,19 @@ async def ingest_file(
     same bytes sent while their job is pending get that job."""
     if file.size is not None and file.size > settings.MAX_UPLOAD_BYTES:
         raise ContentTooLarge(f"The file is over the {settings.MAX_UPLOAD_MB} MB upload limit")
-    data = await asyncio.to_thread(file.read)
-    upload = {
-        "data": data,
-        "filename": file.name or "",
-        "workspace": form.workspace,
-        "content_type": file.content_type or "",
-        "charset": file.charset,
-        "file_id": form.file_id,
-        "scope": scope_of(request),
-    }
-    actor = actor_of(request)
+    upload = Upload(
+        data=await asyncio.to_thread(file.read),
+        filename=file.name or "",
+        workspace=form.workspace,
+        content_type=file.content_type or "",
+        charset=file.charset,
+        file_id=form.file_id,
+    )
+    actor, scope = actor_of(request), scope_of(request)
     if _in_background(request, form.in_background):
-        return await _accepted(await jobs.ingest_in_background(**upload, actor=actor), response)
-    return await _audited(await document_ingest(**upload), actor)
+        queued = await ingest_in_background(upload, actor=actor, scope=scope)
+        return await _accepted(queued, response)
+    return _ingested(await document_ingest(upload, actor=actor, scope=scope))
 
 
 @router.post(
@@ -205,32 +183,17 @@ async def ingest_url(request: HttpRequest, response: HttpResponse, payload: UrlI
     """Fetch a public http(s) URL and index it, like an upload. With `async`, the page is
     fetched now (its address and its answer are checked at once) and indexed by a job."""
     actor, scope = actor_of(request), scope_of(request)
-    if not _in_background(request, payload.in_background):
-        result = await document_ingest_url(
-            url=payload.file_url,
-            workspace=payload.workspace,
-            filename=payload.filename,
-            file_id=payload.file_id,
-            scope=scope,
-        )
-        return await _audited(result, actor)
-    workspace = scope.writes(payload.workspace)  # refused before anything is fetched
-    if payload.file_id is not None:
-        check_file_id(payload.file_id)
-    resource = await fetch_url(payload.file_url)
-    queued = await jobs.ingest_in_background(
-        data=resource.data,
-        filename=payload.filename or resource.filename,
-        workspace=workspace,
-        content_type=resource.content_type,
-        charset=resource.charset,
-        source=SourceKind.URL,
-        url=resource.url,
+    upload = await fetch_upload(
+        url=payload.file_url,
+        filename=payload.filename,
+        workspace=payload.workspace,
         file_id=payload.file_id,
-        actor=actor,
         scope=scope,
     )
-    return await _accepted(queued, response)
+    if _in_background(request, payload.in_background):
+        queued = await ingest_in_background(upload, actor=actor, scope=scope)
+        return await _accepted(queued, response)
+    return _ingested(await document_ingest(upload, actor=actor, scope=scope))
 
 
 @router.post("/ask", response=responses(AskOut, 400, 502))
@@ -279,7 +242,7 @@ async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> d
         limit=filters.limit,
         offset=filters.offset,
     )
-    pending = await jobs.pending_jobs_of(
+    pending = await job_selectors.pending_jobs_of(
         [record.file_id for record in page.items], scope=scope_of(request)
     )
     return {
@@ -292,7 +255,7 @@ async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> d
 async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[str, Any]:
     scope = scope_of(request)
     record = await document_get(file_id=file_id, scope=scope)
-    pending = await jobs.pending_jobs_of([file_id], scope=scope)
+    pending = await job_selectors.pending_jobs_of([file_id], scope=scope)
     return _document(record, pending.get(file_id))
 
 
@@ -302,10 +265,11 @@ async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[
 async def delete_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[str, Any]:
     """Remove the document and all its vectors; 404 for an unknown id (or one of a
     workspace the key cannot see)."""
-    result = await adocument_delete_many(file_ids=[file_id], scope=scope_of(request))
+    result = await adocument_delete_many(
+        file_ids=[file_id], actor=actor_of(request), scope=scope_of(request)
+    )
     if not result.documents:
         raise DocumentNotFound(file_id)
-    await audit.arecord(AuditEvent.Action.DELETE, result.documents, actor_of(request))
     return _deleted(file_id, result)
 
 
@@ -314,9 +278,9 @@ async def delete(request: HttpRequest, payload: DeleteIn) -> dict[str, Any]:
     """Remove the document and all its vectors. An unknown id (or one of a workspace the
     key cannot see) is not an error here, as in the old service: the answer says
     `removed: 0, deleted: false`."""
-    result = await adocument_delete_many(file_ids=[payload.file_id], scope=scope_of(request))
-    if result.documents:
-        await audit.arecord(AuditEvent.Action.DELETE, result.documents, actor_of(request))
+    result = await adocument_delete_many(
+        file_ids=[payload.file_id], actor=actor_of(request), scope=scope_of(request)
+    )
     return _deleted(payload.file_id, result)
 
 
@@ -325,8 +289,8 @@ async def get_job(request: HttpRequest, job_id: str = JobIdPath) -> dict[str, An
     """A background ingest: its status, progress, attempts, and how it ended (the
     document, or the error the synchronous ingest would have answered)."""
     scope = scope_of(request)
-    job = await jobs.job_get(job_id, scope=scope)
-    document = (await jobs.documents_of([job], scope=scope)).get(job.file_id)
+    job = await job_selectors.job_get(job_id, scope=scope)
+    document = (await job_selectors.documents_of([job], scope=scope)).get(job.file_id)
     return _job(job, document)
 
 
@@ -334,14 +298,14 @@ async def get_job(request: HttpRequest, job_id: str = JobIdPath) -> dict[str, An
 async def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[str, Any]:
     """Background ingests newest first, by status and workspace if given."""
     scope = scope_of(request)
-    page, total = await jobs.job_page(
+    page, total = await job_selectors.job_page(
         status=filters.status,
         workspace=filters.workspace,
         limit=filters.limit,
         offset=filters.offset,
         scope=scope,
     )
-    documents = await jobs.documents_of(page, scope=scope)
+    documents = await job_selectors.documents_of(page, scope=scope)
     return {
         "items": [_job(job, documents.get(job.file_id)) for job in page],
         "total": total,

@@ -1,5 +1,5 @@
 """Domain errors of ingestion, each with its HTTP status: config/api.py answers it, and a
-background job that fails with it records it (ingest/jobs.py)."""
+background job that fails with it records it (ingest/jobs/runner.py)."""
 
 from __future__ import annotations
 

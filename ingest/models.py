@@ -12,7 +12,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 
-from django.db import models
+from django.db import models, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 from pgvector.django import VectorField
 
@@ -72,10 +73,59 @@ REPLACED = "Replaced by a newer upload of this document"
 
 
 class IngestJobQuerySet(models.QuerySet["IngestJob"]):
+    """A job's life, one update each: claimed by a worker, succeeded, finished (failed,
+    cancelled), queued again; and which jobs are pending, or held by a task."""
+
     def pending(self) -> IngestJobQuerySet:
         return self.filter(status__in=IngestJob.PENDING)
 
-    def finish(self, status: str, *, error_status: int | None = None, detail: str = "") -> int:
+    def held_by(self, task_id: str) -> IngestJobQuerySet:
+        """These jobs while `task_id` runs them: a job cancelled, or taken back and
+        queued under a new task, is no longer its old task's."""
+        return self.filter(task_id=task_id, status=IngestJob.Status.RUNNING)
+
+    def claim(self, *, task_id: str, worker_id: str) -> IngestJob | None:
+        """The job (of this one-job queryset) marked running by `worker_id`, if
+        `task_id` is its current task and it is pending; else None. Under a row lock, so
+        of two workers given the same task one runs it."""
+        with transaction.atomic():
+            job = self.select_for_update().first()
+            if job is None or job.task_id != task_id or job.status not in IngestJob.PENDING:
+                return None
+            job.status, job.attempts = IngestJob.Status.RUNNING, job.attempts + 1
+            job.started_at = job.started_at or timezone.now()
+            job.heartbeat_at, job.worker_id, job.chunks_done = Now(), worker_id, 0
+            job.save(
+                update_fields=[
+                    "status",
+                    "attempts",
+                    "started_at",
+                    "heartbeat_at",
+                    "worker_id",
+                    "chunks_done",
+                ]
+            )
+        return job
+
+    def succeed(self, *, chunks: int) -> int:
+        """These jobs stored their documents, of `chunks` chunks."""
+        return self.finish(IngestJob.Status.SUCCEEDED, chunks_done=chunks)
+
+    def requeue(self, *, task_id: str, detail: str, attempts: int | None = None) -> int:
+        """Queue these jobs again under the new task `task_id` (their old task can never
+        write them), saying why; `attempts` resets the count (a worker that let go)."""
+        fields: dict[str, object] = {
+            "status": IngestJob.Status.QUEUED,
+            "task_id": task_id,
+            "error_detail": detail,
+        }
+        if attempts is not None:
+            fields["attempts"] = attempts
+        return self.update(**fields)
+
+    def finish(
+        self, status: str, *, error_status: int | None = None, detail: str = "", **more: object
+    ) -> int:
         """End these jobs with `status`; their uploads go unless they failed (a retry
         needs it). Returns how many ended."""
         fields: dict[str, object] = {
@@ -83,6 +133,7 @@ class IngestJobQuerySet(models.QuerySet["IngestJob"]):
             "finished_at": timezone.now(),
             "error_status": error_status,
             "error_detail": detail,
+            **more,
         }
         if status != IngestJob.Status.FAILED:
             fields["data"] = b""
@@ -96,7 +147,7 @@ class IngestJobQuerySet(models.QuerySet["IngestJob"]):
 
 
 class IngestJob(models.Model):
-    """A document being ingested in the background (ingest/jobs.py): its upload, until
+    """A document being ingested in the background (ingest/jobs/): its upload, until
     the job succeeded or was cancelled; where it has got; how it ended.
 
     `task_id` names the django-tasks result that may run the job now. A worker runs the

@@ -1,9 +1,12 @@
 """The audit trail: who ingested, re-ingested or deleted a document, when and from where
-(registry.models.AuditEvent). The API and the admin name who asks (`actor_of`); a
-background job records the one who asked for it, when it stores the document."""
+(registry.models.AuditEvent). The API and the admin name who asks (`actor_of`), a
+command names itself (`Actor.command`); a background job records the one who asked for
+it, when it stores the document. The events are written by ingest's write path
+(ingest/services.py), inside the unit of work of the change they record."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,11 @@ class Actor:
 
     def in_background(self) -> Actor:
         return Actor(self.name, f"{self.via} (background)", self.address)
+
+    @classmethod
+    def command(cls, name: str) -> Actor:
+        """A management command run on this host (import_registry --sync, say)."""
+        return cls(f"command {name}", "command", socket.gethostname())
 
 
 def actor_of(request: HttpRequest) -> Actor:
@@ -53,7 +61,3 @@ def event(action: str, document: DocumentRecord, actor: Actor) -> AuditEvent:
 
 def record(action: str, documents: list[DocumentRecord], actor: Actor) -> None:
     AuditEvent.objects.bulk_create([event(action, document, actor) for document in documents])
-
-
-async def arecord(action: str, documents: list[DocumentRecord], actor: Actor) -> None:
-    await AuditEvent.objects.abulk_create([event(action, d, actor) for d in documents])

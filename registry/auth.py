@@ -20,7 +20,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import APIKeyHeader
 
-from common import async_db
+from common.db import async_reads
 from common.singletons import Singleton
 from registry.exceptions import ReadOnlyKey
 from registry.models import ApiKey, hash_api_key
@@ -110,8 +110,8 @@ class ApiKeyAuth(APIKeyHeader):
 
 async def _find(key_hash: str) -> ApiKey | None:
     keys = ApiKey.objects.filter(key_hash=key_hash)
-    if async_db.native_reads():
-        found = await async_db.fetch_models(keys[:1])
+    if async_reads.native_reads():
+        found = await async_reads.fetch_models(keys[:1])
         return found[0] if found else None
     return await keys.afirst()
 

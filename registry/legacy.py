@@ -116,7 +116,7 @@ class LegacyRecord(BaseModel):
     @classmethod
     def _not_a_boolean(cls, value: Any) -> Any:
         # Pydantic reads true as 1; a boolean where a count belongs is a broken record
-        # (tests/test_import_registry.py shows the refusal).
+        # (tests/cutover/test_import_registry.py shows the refusal).
         if isinstance(value, bool):
             raise ValueError("a boolean")
         return value

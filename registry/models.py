@@ -58,7 +58,7 @@ class Document(models.Model):
         db_table = "documents"
         ordering = ["-created_at", "-file_id"]
         # The same content is stored once per workspace unless a client names a new id for
-        # it (a copy): registry/backends/db.py `create` checks under a lock, not a
+        # it (a copy): registry/backends/database.py `create` checks under a lock, not a
         # constraint, which a copy could not pass.
         indexes = [
             models.Index(fields=["workspace", "sha256"], name="documents_ws_sha256_idx"),

@@ -13,16 +13,10 @@ from django.db import connection
 
 from common.singletons import reset_all
 from registry.backends.base import RegistryBackend
-from registry.backends.db import DatabaseRegistry
-from registry.backends.json_file import JsonFileRegistry
-from tests.helpers import (
-    LiveService,
-    Postgres,
-    child_env,
-    postgres_url,
-    run_manage,
-    running_server,
-)
+from registry.backends.database import DatabaseRegistry
+from registry.backends.json_registry import JsonFileRegistry
+from tests.support.live import LiveService
+from tests.support.processes import Postgres, child_env, postgres_url, run_manage, running_server
 
 # The suite embeds with hashing-v1 (no model, fast) unless EMBEDDER says otherwise; the
 # tests of the real model ask for it themselves. Child processes inherit the choice.

@@ -20,8 +20,8 @@ from pathlib import Path
 from common.progress import Progress
 from ingest.exceptions import VectorStoreError
 from ingest.search.embeddings import get_embedder
-from ingest.stores.json_file import JsonFileStore
 from ingest.stores.pgvector import PgVectorStore
+from ingest.stores.vector_file import JsonFileStore
 from registry.backends import get_backend
 
 

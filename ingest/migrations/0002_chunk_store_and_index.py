@@ -20,7 +20,7 @@ def create_index(apps, schema_editor) -> None:
         if not cursor.fetchone()[0]:
             return
     from ingest.search.embeddings import get_embedder
-    from ingest.stores.pgvector import create_hnsw_index
+    from ingest.stores.pgvector_sql import create_hnsw_index
 
     with connection.cursor() as cursor:
         create_hnsw_index(cursor, get_embedder().dim)

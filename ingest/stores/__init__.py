@@ -21,7 +21,7 @@ def build_vector_store(embedder: str, dim: int) -> VectorStore:
         from ingest.stores.pgvector import PgVectorStore
 
         return PgVectorStore(embedder=embedder, dim=dim)
-    from ingest.stores.json_file import JsonFileStore
+    from ingest.stores.vector_file import JsonFileStore
 
     return JsonFileStore(settings.VECTOR_JSON_PATH, embedder=embedder, dim=dim)
 

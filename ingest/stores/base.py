@@ -1,4 +1,4 @@
-"""The vector store interface, implemented by the store file (json_file.py) and the
+"""The vector store interface, implemented by the store file (vector_file.py) and the
 pgvector table (pgvector.py), and the values it reads and writes.
 
 A store holds each document's chunks: text, headings, vector and what lexical search

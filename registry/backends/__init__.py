@@ -22,8 +22,8 @@ JSON = "json"
 def registry_backends(json_path: Path | None = None) -> dict[str, RegistryBackend]:
     """Both registries, the database first, whichever is live: for comparing them. The
     JSON one is at `json_path`, by default REGISTRY_JSON_PATH."""
-    from registry.backends.db import DatabaseRegistry
-    from registry.backends.json_file import JsonFileRegistry
+    from registry.backends.database import DatabaseRegistry
+    from registry.backends.json_registry import JsonFileRegistry
 
     return {
         DATABASE: DatabaseRegistry(),

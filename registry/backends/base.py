@@ -9,7 +9,7 @@ from typing import Any, ClassVar, TypeVar
 
 from asgiref.sync import sync_to_async
 
-from common import probes
+from common.db import probes
 from registry.exceptions import DocumentNotFound, RegistryError
 from registry.records import DocumentRecord, WorkspaceFilter
 
@@ -20,6 +20,10 @@ Records = list[DocumentRecord]
 Names = list[str]
 # Called with the removed documents once their removal is durable.
 OnDeleted = Callable[[Records], None]
+# Called with the documents a write changes, before the change is durable: inside the
+# table's transaction, or under the file's lock before the file is replaced. What it
+# writes to the database (the audit trail) then stands or falls with the change.
+Journal = Callable[[Records], None]
 R = TypeVar("R")
 
 
@@ -41,6 +45,9 @@ class RegistryBackend(abc.ABC):
     """
 
     name: ClassVar[str]
+    # Whether its writes are rows of the database, inside the caller's transaction (the
+    # table), or not (the JSON file: see ingest/services.py for what that guarantees).
+    in_database: ClassVar[bool] = True
     # Database work must stay on Django's one sync thread per request; file work need not.
     thread_sensitive: ClassVar[bool] = True
     # Whether staff may add and delete documents through the admin, which shows the
@@ -63,15 +70,19 @@ class RegistryBackend(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def upsert(self, record: DocumentRecord) -> DocumentRecord:
-        """Create the document, or replace every field of the one with its file_id."""
+    def upsert(self, record: DocumentRecord, *, journal: Journal | None = None) -> DocumentRecord:
+        """Create the document, or replace every field of the one with its file_id;
+        `journal` is told of it (see Journal)."""
 
     @abc.abstractmethod
-    def create(self, record: DocumentRecord, *, copy: bool = False) -> tuple[DocumentRecord, bool]:
+    def create(
+        self, record: DocumentRecord, *, copy: bool = False, journal: Journal | None = None
+    ) -> tuple[DocumentRecord, bool]:
         """Add a new document unless one with the same content (workspace and sha256)
         exists: returns (the stored document, whether it was created). Atomic, so two
         identical uploads at once store one document. A `copy` (a new id a client chose
-        for content the workspace holds) is added all the same."""
+        for content the workspace holds) is added all the same. `journal` is told of a
+        document created, not of one found."""
 
     @abc.abstractmethod
     def get_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
@@ -93,10 +104,15 @@ class RegistryBackend(abc.ABC):
 
     @abc.abstractmethod
     def delete_many(
-        self, file_ids: Collection[str], *, on_deleted: OnDeleted | None = None
+        self,
+        file_ids: Collection[str],
+        *,
+        on_deleted: OnDeleted | None = None,
+        journal: Journal | None = None,
     ) -> Records:
-        """Remove the documents of these ids that exist and return them; call
-        `on_deleted` with them once the removal is durable (not at all if none was)."""
+        """Remove the documents of these ids that exist and return them; tell `journal`
+        of them before the removal is durable, and call `on_deleted` with them once it
+        is (neither, if none was removed)."""
 
     @abc.abstractmethod
     def check(self) -> None:
@@ -131,12 +147,6 @@ class RegistryBackend(abc.ABC):
 
     def _async(self, method: Callable[..., R], *args: Any, **kwargs: Any) -> Any:
         return sync_to_async(method, thread_sensitive=self.thread_sensitive)(*args, **kwargs)
-
-    async def aupsert(self, record: DocumentRecord) -> DocumentRecord:
-        return await self._async(self.upsert, record)
-
-    async def acreate(self, record: DocumentRecord) -> tuple[DocumentRecord, bool]:
-        return await self._async(self.create, record)
 
     async def aget(self, file_id: str) -> DocumentRecord:
         found = (await self.aget_many([file_id])).get(file_id)

@@ -1,8 +1,9 @@
-"""`manage.py db_worker`: django-tasks-db's worker, which runs the background jobs, with
-what this service adds around it (ingest/jobs.py):
+"""`manage.py db_worker`: django-tasks-db's worker, which runs the background jobs
+(ingest/jobs/runner.py), with what this service adds around it:
 
-- a supervisor thread that says every JOB_LEASE_SECONDS / 4 that the worker and its job
-  in hand are alive, and takes back jobs whose workers went quiet;
+- a supervisor thread (ingest/jobs/supervision.py) that says every JOB_LEASE_SECONDS / 4
+  that the worker and its job in hand are alive, and takes back jobs whose workers went
+  quiet;
 - the embedder is loaded and warmed before the first job is taken;
 - the database going away does not end it: it waits and carries on by itself;
 - SIGTERM (and Ctrl-C) lets the job in hand finish its batch and go back to the queue,
@@ -30,7 +31,9 @@ from django.db import DatabaseError, close_old_connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 
-from ingest import jobs, warmup
+from ingest import warmup
+from ingest.jobs.runner import runner
+from ingest.jobs.supervision import Supervisor
 
 logger = logging.getLogger("ingest.jobs")
 
@@ -52,8 +55,8 @@ def lower_priority(by: int) -> None:
 
 class Worker(db_worker.Worker):
     def run(self) -> None:
-        jobs.set_worker_id(self.worker_id)
-        supervisor = jobs.Supervisor()
+        runner.serve_as(self.worker_id)
+        supervisor = Supervisor(runner)
         supervisor.start()
         warmup.warm_up(store=False)
         try:
@@ -76,7 +79,7 @@ class Worker(db_worker.Worker):
             supervisor.stop()
 
     def shutdown(self, signum: int, frame: FrameType | None) -> None:
-        jobs.release_requested.set()
+        runner.release()
         super().shutdown(signum, frame)
 
 

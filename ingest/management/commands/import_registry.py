@@ -24,7 +24,8 @@ from django.db import DatabaseError, transaction
 from common.progress import ProgressBar
 from common.text import plural
 from ingest.services import document_delete_many
-from registry.backends.db import DatabaseRegistry
+from registry.audit import Actor
+from registry.backends.database import DatabaseRegistry
 from registry.exceptions import InvalidRegistryFile, MissingTable
 from registry.importing import ImportReport, documents_not_in, import_registry
 from registry.models import require_documents_table
@@ -108,10 +109,14 @@ class Command(BaseCommand):
                 report = import_registry(path=path, dry_run=dry_run, strict=strict, progress=bar)
                 if gone and report.written:
                     database = DatabaseRegistry()  # whichever registry is live
+                    actor = Actor.command("import_registry --sync")
                     ids = [record.file_id for record in gone]
                     for start in range(0, len(ids), DELETE_BATCH):
                         batch = ids[start : start + DELETE_BATCH]
-                        deleted += document_delete_many(file_ids=batch, registry=database).documents
+                        removed = document_delete_many(
+                            file_ids=batch, registry=database, actor=actor
+                        )
+                        deleted += removed.documents
         except (InvalidRegistryFile, MissingTable) as exc:
             raise CommandError(str(exc)) from None
         except DatabaseError as exc:

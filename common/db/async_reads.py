@@ -1,0 +1,172 @@
+"""Reads on psycopg's native async pool: the API's hot read paths on PostgreSQL.
+
+Why: the ORM's async methods (`afirst`, `acount`, …) run the sync ORM in a thread, and
+under ASGI asgiref starts a new thread for every request (its ThreadSensitiveContext) and
+joins it at the end. At a few hundred requests a second that was a fifth of a request's
+cost in py-spy (bench/bench_http.py). psycopg 3 talks to PostgreSQL from the event loop.
+
+What: reads only. The SQL is the ORM's own (`queryset.query.sql_with_params()`), so
+tables, columns and filters are written once, in the models and querysets. Connections
+are made from Django's own connection parameters (the same database and timeouts, UTC
+datetimes, client-side binding and no prepared statements, so PgBouncer and Neon's
+pooled endpoint work) in a psycopg_pool.AsyncConnectionPool sized like Django's pool
+(DB_POOL_SIZE + DB_MAX_OVERFLOW, DB_POOL_RECYCLE, DB_POOL_TIMEOUT) and checking each
+connection on checkout, as Django's pool does. Writes stay on Django's connections and
+transactions. Database errors come out as Django's (django.db.OperationalError, …), as
+from the ORM.
+
+When (`native_reads()`): PostgreSQL with the pool on (DB_POOL) and DB_ASYNC_READS on
+(the default), and no sync caller waiting on this coroutine. A coroutine that sync code
+runs through async_to_sync (Django's test client, a management command) reads through
+that caller's thread, as asgiref itself does: its connection may hold a transaction
+that no other connection can see.
+
+One pool per event loop, opened on first use: a worker runs one loop for its life, so
+it has one pool. A pool whose loop has closed (a test's asyncio.run) is dropped, and its
+connections close when it is collected; `close_pool()` closes the running loop's pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from asgiref.sync import AsyncToSync
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model, QuerySet
+from psycopg_pool import AsyncConnectionPool
+
+from common.db.outage import WatchedAsyncPool, outage
+from common.db.postgresql import POSTGRESQL
+
+M = TypeVar("M", bound=Model)
+
+_pools: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = {}
+
+
+def native_reads() -> bool:
+    """Whether this coroutine may read on the native pool (see the module's docstring)."""
+    database = settings.DATABASES[DEFAULT_DB_ALIAS]
+    return (
+        settings.DB_ASYNC_READS
+        and database["ENGINE"] == POSTGRESQL
+        and bool(database.get("OPTIONS", {}).get("pool"))
+        and getattr(AsyncToSync.executors, "current", None) is None
+    )
+
+
+def _connection_kwargs() -> dict[str, Any]:
+    """Django's parameters for a new connection, for psycopg's async connection."""
+    params = connections[DEFAULT_DB_ALIAS].get_connection_params()
+    params["cursor_factory"] = psycopg.AsyncClientCursor  # Django's SQL, Django's binding
+    params["autocommit"] = True  # reads only: no transaction left open on return
+    return params
+
+
+async def _open_pool() -> AsyncConnectionPool:
+    sizes = settings.DATABASES[DEFAULT_DB_ALIAS]["OPTIONS"]["pool"]
+    pool_class = WatchedAsyncPool if settings.DB_FAIL_FAST else AsyncConnectionPool
+    pool: AsyncConnectionPool = pool_class(
+        kwargs=_connection_kwargs(),
+        min_size=1,
+        max_size=sizes["max_size"],
+        max_lifetime=sizes["max_lifetime"],
+        timeout=sizes["timeout"],
+        check=AsyncConnectionPool.check_connection,
+        name="async-reads",
+        open=False,
+    )
+    await pool.open()
+    return pool
+
+
+async def _pool() -> AsyncConnectionPool:
+    loop = asyncio.get_running_loop()
+    opening = _pools.get(loop)
+    if opening is None:
+        for other in [other for other in _pools if other.is_closed()]:
+            del _pools[other]
+        # A task, so that requests arriving while it opens all wait for the one pool.
+        opening = _pools[loop] = loop.create_task(_open_pool())
+    if opening.done() and not opening.cancelled() and opening.exception() is None:
+        return opening.result()
+    try:
+        return await asyncio.shield(opening)
+    except BaseException:
+        if opening.done() and _pools.get(loop) is opening:
+            del _pools[loop]  # the next request tries again
+        raise
+
+
+def _probe() -> None:
+    params = connections[DEFAULT_DB_ALIAS].get_connection_params()
+    psycopg.connect(**params).close()
+
+
+async def close_pool() -> None:
+    """Close the running loop's pool, if it has one."""
+    opening = _pools.pop(asyncio.get_running_loop(), None)
+    if opening is not None:
+        await (await opening).close()
+
+
+@asynccontextmanager
+async def cursor() -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+    """A cursor on a pooled connection, in autocommit; psycopg's errors raised as
+    Django's."""
+    # Django's own wrapper: psycopg's errors come out as the ORM's (django.db.*Error).
+    with connections[DEFAULT_DB_ALIAS].wrap_database_errors:
+        if outage.down:  # refused at once, or probed in a thread (common/db/outage.py)
+            await asyncio.to_thread(outage.check, _probe)
+        pool = await _pool()
+        async with pool.connection() as connection, connection.cursor() as cur:
+            yield cur
+
+
+async def fetch_rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async with cursor() as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchall()
+
+
+def select_sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+    """The SQL and parameters the ORM would run for this queryset."""
+    return queryset.query.sql_with_params()
+
+
+def count_sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+    """The SQL and parameters counting this queryset's rows (what `count()` answers)."""
+    sql, params = select_sql(queryset.order_by().values_list("pk"))
+    return f"SELECT COUNT(*) FROM ({sql}) AS counted", params  # noqa: S608
+
+
+async def fetch_models(queryset: QuerySet[M]) -> list[M]:
+    """The queryset's model instances, every concrete field loaded and converted as the
+    ORM converts it (a JSONField's text parsed, say)."""
+    model = queryset.model
+    concrete = model._meta.concrete_fields
+    fields = [field.attname for field in concrete]
+    connection = connections[queryset.db]
+    converters = [
+        (index, converter, field)
+        for index, field in enumerate(concrete)
+        for converter in field.get_db_converters(connection)
+    ]
+    rows = await fetch_rows(*select_sql(queryset.values_list(*fields)))
+    models = []
+    for row in rows:
+        values = list(row)
+        for index, convert, field in converters:
+            values[index] = convert(values[index], field, connection)
+        models.append(model.from_db(queryset.db, fields, values))
+    return models
+
+
+async def pool_stats() -> dict[str, int]:
+    """psycopg_pool's counters for the running loop's pool (empty before its first use)."""
+    opening = _pools.get(asyncio.get_running_loop())
+    return (await opening).get_stats() if opening is not None else {}

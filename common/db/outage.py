@@ -1,0 +1,227 @@
+"""Failing fast while PostgreSQL is down, and serving again the moment it is back.
+
+The limit it works around: psycopg-pool 3.3.3 slows an outage and the recovery from it
+three ways, described below. What would retire it: psycopg-pool failing its waiting
+clients when its attempt to connect fails (no upstream issue asks for it yet; the
+nearest, psycopg#370 and #1315, are closed), which would retire WatchedPool's override of
+the private `_connect` and `_getconn_with_check_loop` (it also uses `_lock`, `_waiting`,
+`_getconn_unchecked`, `_check_connection` and `_putconn`: psycopg-pool is pinned for
+them). Setting: DB_FAIL_FAST=false builds psycopg-pool's own pools and keeps no record.
+
+Without this, every request during an outage waits DB_POOL_TIMEOUT for a connection the
+pool cannot make (psycopg's pool keeps its waiting clients until their timeout, whatever
+its own attempts to connect meet); and after the outage psycopg's backoffs hold requests
+back: a pool retries a lost connection after 1, 2, 4 … seconds (the slot is taken
+meanwhile, so after a long outage a request waited DB_POOL_TIMEOUT and got 503 with
+the database long back), and a request that finds its pooled connections broken sleeps
+1, 2, 4 … seconds between them (a restart breaks them all).
+
+So each process keeps one record: the last attempt to connect failed (the pools' own
+attempts, and requests' own), or it did not. When a pool's attempt fails, the requests
+waiting on that pool are refused. While the record says down, a request that needs a
+connection first tries one of its own (waiting DB_CONNECT_TIMEOUT at most), shared with
+the requests arriving meanwhile: one attempt at a time, and a request whose shared
+attempt began before it arrived and failed tries once more. So the first request after
+PostgreSQL accepts connections again clears the record and is served, and none is
+refused on old news; while the database refuses connections, each is refused in the
+time it takes to be refused (503). A request that would wait more than JOIN_WAIT for
+another's attempt (a host that does not answer at all) is refused without waiting.
+Once the record is clear the pools serve again: their lost connections were dropped
+rather than retried with a backoff (reconnect_timeout 0: a new one is made when a
+request needs it), and the connections that went broken while idle are replaced one
+after another without a pause (WatchedPool).
+
+A connection that fails its check on checkout is not an outage (Neon closes idle
+connections when it suspends a compute): only a failed attempt to connect is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+logger = logging.getLogger("docservice.database")
+
+JOIN_WAIT = 1.0  # seconds a request waits for another's attempt to connect, at most
+
+
+class DatabaseUnavailable(psycopg.OperationalError):
+    """Raised instead of waiting for a connection while the database is known down."""
+
+
+class Outage:
+    """This process's view of whether the database can be reached."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._error = ""
+        self._attempt: _Attempt | None = None  # a request's attempt to connect, under way
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def failed(self, error: BaseException) -> None:
+        """An attempt to connect failed."""
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        with self._lock:
+            self._error = message
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
+        logger.error("database unavailable: %s; refusing requests until it answers", message)
+
+    def succeeded(self) -> None:
+        """An attempt to connect succeeded."""
+        if self._down_since is None:  # the common case: no lock
+            return
+        with self._lock:
+            if self._down_since is None:
+                return
+            lasted = time.monotonic() - self._down_since
+            self._down_since = None
+        logger.warning("database available again after %.1fs", lasted)
+
+    def refusal(self) -> DatabaseUnavailable:
+        with self._lock:
+            since = time.monotonic() - (self._down_since or time.monotonic())
+            error = self._error
+        return DatabaseUnavailable(f"the database has not answered for {since:.0f}s: {error}")
+
+    def check(self, probe: Callable[[], None]) -> None:
+        """Return when a connection may be sought; while the database is known down, once
+        an attempt to connect (`probe`, a connection opened and closed) that began after
+        the caller arrived has succeeded, and raise DatabaseUnavailable if it failed."""
+        if self._down_since is None:
+            return
+        arrived = time.monotonic()
+        while True:
+            with self._lock:
+                if self._down_since is None:
+                    return
+                attempt = self._attempt
+                if mine := attempt is None:
+                    attempt = self._attempt = _Attempt()
+            if mine:
+                self._try(attempt, probe)
+            elif not attempt.done.wait(max(0.0, attempt.started + JOIN_WAIT - time.monotonic())):
+                raise self.refusal()  # connecting hangs: refused now, not at its timeout
+            if attempt.error is None:
+                return
+            if mine or attempt.started >= arrived:
+                raise self.refusal()
+            # It began before this caller arrived: the answer may be old news; once more.
+
+    def _try(self, attempt: _Attempt, probe: Callable[[], None]) -> None:
+        try:
+            probe()
+        except BaseException as exc:
+            attempt.error = exc
+            if isinstance(exc, psycopg.Error):
+                self.failed(exc)
+            else:
+                raise
+        else:
+            self.succeeded()
+        finally:
+            with self._lock:
+                self._attempt = None
+            attempt.done.set()
+
+
+class _Attempt:
+    """One attempt to connect, which the requests arriving while it lasts wait for."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+outage = Outage()
+
+
+class WatchedPool(ConnectionPool):
+    """psycopg's pool, reporting its attempts to connect to `outage`; when one fails,
+    the requests waiting for a connection are refused there and then (as psycopg's own
+    close() refuses them) instead of each waiting out its timeout, and the lost
+    connection is not retried in the background (a request that needs one makes it).
+    A request that finds pooled connections broken takes the next one without psycopg's
+    pause between them. Uses the pool's private `_connect`, `_lock`, `_waiting`,
+    `_getconn_unchecked`, `_check_connection` and `_putconn`: psycopg-pool is pinned
+    for that."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("reconnect_timeout", 0)
+        super().__init__(*args, **kwargs)
+
+    def _connect(self, timeout: float | None = None) -> Any:
+        try:
+            connection = super()._connect(timeout)
+        except psycopg.OperationalError as exc:
+            outage.failed(exc)
+            with self._lock:
+                waiting = list(self._waiting)
+                self._waiting.clear()
+            for client in waiting:
+                client.fail(outage.refusal())
+            raise
+        outage.succeeded()
+        return connection
+
+    def _getconn_with_check_loop(self, deadline: float) -> Any:
+        for _ in range(self.max_size):  # each connection it holds may have gone broken
+            connection = self._getconn_unchecked(deadline - time.monotonic())
+            try:
+                self._check_connection(connection)
+            except Exception:
+                self._putconn(connection, from_getconn=True)  # dropped, a new one made
+            except BaseException:  # cancelled: the connection goes back, no more tries
+                self._putconn(connection, from_getconn=True)
+                raise
+            else:
+                return connection
+        return super()._getconn_with_check_loop(deadline)  # psycopg's, with its pauses
+
+
+class WatchedAsyncPool(AsyncConnectionPool):
+    """The async pool's counterpart of WatchedPool."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("reconnect_timeout", 0)
+        super().__init__(*args, **kwargs)
+
+    async def _connect(self, timeout: float | None = None) -> Any:
+        try:
+            connection = await super()._connect(timeout)
+        except psycopg.OperationalError as exc:
+            outage.failed(exc)
+            async with self._lock:
+                waiting = list(self._waiting)
+                self._waiting.clear()
+            for client in waiting:
+                await client.fail(outage.refusal())
+            raise
+        outage.succeeded()
+        return connection
+
+    async def _getconn_with_check_loop(self, deadline: float) -> Any:
+        for _ in range(self.max_size):
+            connection = await self._getconn_unchecked(deadline - time.monotonic())
+            try:
+                await self._check_connection(connection)
+            except Exception:
+                await self._putconn(connection, from_getconn=True)
+            except BaseException:
+                await self._putconn(connection, from_getconn=True)
+                raise
+            else:
+                return connection
+        return await super()._getconn_with_check_loop(deadline)

@@ -1,0 +1,252 @@
+"""The SQL of the pgvector store (pgvector.py): its search statement and the parts it is
+made of, the HNSW and GIN indexes' DDL, and the COPY of chunk rows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from django.db import ProgrammingError, transaction
+from pgvector.psycopg.vector import register_vector_info
+from psycopg.types import TypeInfo
+
+from ingest.exceptions import VectorStoreError
+from ingest.search.fusion import K
+
+logger = logging.getLogger("ingest.stores.pgvector")
+
+# maintenance_work_mem while an import builds the indexes: an HNSW graph built within it
+# is built several times faster (100,000 vectors of 384 dimensions take about 200 MB).
+BUILD_MEMORY = "512MB"
+
+
+def _index(dim: int) -> str:
+    return f"chunks_embedding_hnsw_{int(dim)}"
+
+
+def create_hnsw_index(cursor: Any, dim: int) -> None:
+    """The HNSW index for cosine distance at this dimension, unless it exists (DDL locks
+    the table: once per dimension). A role that may not create it (the service's, after
+    `grant_app_role`) leaves searches exact and slower, and says so in the log, rather
+    than failing the write; `migrate`, `reindex` and `import_vectors` run as the owner
+    build it.
+
+    The index is partial, over the rows of this dimension: a reindex rewrites every row
+    in one transaction, and the versions it replaced stay in the table until vacuumed,
+    where building an index of their cast to the new dimension failed ("expected 256
+    dimensions, not 384") once the rows did not fit their pages."""
+    cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [_index(dim)])
+    if cursor.fetchone() is not None:
+        return
+    try:
+        with transaction.atomic():
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {_index(dim)} ON chunks "
+                f"USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops) "
+                f"WHERE vector_dims(embedding) = {int(dim)}"
+            )
+    except ProgrammingError as exc:  # insufficient privilege: not the table's owner
+        logger.warning(
+            "the chunks table has no HNSW index for %s dimensions and this role cannot "
+            "build it (%s): searches scan every row until the owner runs `manage.py "
+            "migrate` (or reindex) with this EMBEDDER",
+            dim,
+            str(exc).strip(),
+        )
+
+
+def drop_other_hnsw_indexes(cursor: Any, dim: int) -> None:
+    """Drop the HNSW indexes made for another dimension than `dim`."""
+    cursor.execute(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'chunks' "
+        "AND indexname LIKE 'chunks_embedding_hnsw_%%' AND indexname <> %s",
+        [_index(dim)],
+    )
+    for (name,) in cursor.fetchall():
+        try:
+            with transaction.atomic():
+                cursor.execute(f'DROP INDEX "{name}"')
+        except ProgrammingError as exc:  # insufficient privilege: not the table's owner
+            raise VectorStoreError(
+                f"the chunks table has the index {name} for vectors of another dimension, "
+                f"and this role cannot drop it ({str(exc).strip()}): run `manage.py "
+                f"reindex` as the database owner to move the store to {dim} dimensions"
+            ) from None
+
+
+def copy_chunk_rows(cursor: Any, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """COPY rows of (file_id, workspace, chunk_index, context, text, float32 vector) into
+    `table`, in binary: each vector goes as its float32s (pgvector's dumper, on this cursor
+    only); formatting 100,000 vectors as text took longer than the COPY itself."""
+    raw = cursor.cursor
+    register_vector_info(raw, TypeInfo.fetch(raw.connection, "vector"))
+    with raw.copy(
+        f"COPY {table} (file_id, workspace, chunk_index, context, text, embedding) "
+        "FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["varchar", "varchar", "int4", "text", "text", "vector"])
+        for row in rows:
+            copy.write_row(row)
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """pgvector's text form; nine significant digits carry a float32 exactly."""
+    return "[" + ",".join(f"{value:.9g}" for value in vector.astype(np.float32)) + "]"
+
+
+def parse_vector(text: str) -> np.ndarray:
+    return np.array(text.strip("[]").split(","), dtype=np.float32)
+
+
+def lexeme_query(stems: Iterable[str]) -> str:
+    """An OR tsquery of the stems (already stemmed and free of stopwords)."""
+    return " | ".join(f"'{stem}'" for stem in dict.fromkeys(stems) if stem.isalnum())
+
+
+def drop_search_indexes(cursor: Any) -> list[str]:
+    """Drop the table's HNSW and GIN indexes; the statements that build them again.
+
+    Building an index over the copied rows at once is several times faster than adding
+    each row to it (an HNSW graph most of all), so a load that brings at least as many
+    rows as the table keeps drops them first. The table is locked until the commit; a
+    smaller load keeps them and the table stays readable.
+    """
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks' "
+        "AND (indexdef LIKE '%%USING hnsw%%' OR indexdef LIKE '%%USING gin%%')"
+    )
+    found = cursor.fetchall()
+    for name, _ in found:
+        cursor.execute(f'DROP INDEX "{name}"')
+    return [definition for _, definition in found]
+
+
+ONE = {"dense": 7, "lexical": 8}  # the column of a method's own score
+
+
+def searchable_stems(stems: Iterable[str]) -> list[str]:
+    """The distinct stems a tsquery can hold (the analyzer's stems are alphanumeric)."""
+    return [stem for stem in dict.fromkeys(stems) if stem.isalnum()]
+
+
+# Each query stem's BM25 IDF, log(1 + (N - df + 0.5) / (df + 0.5)), 0 for a stem no chunk
+# holds, as the json store computes it. Below 10,000 rows N and every df are counted.
+# Above, N is the planner's row estimate, and the df of a common stem is its frequency
+# among the column's most common lexemes, which ANALYZE (and autovacuum) records in
+# pg_stats (counting a stem held by a third of 100,000 chunks takes 100 ms). Rarer stems
+# are still counted through the GIN index, quickly. A few percent off moves an IDF by less.
+WEIGHTS = """
+n AS MATERIALIZED (
+    SELECT CASE WHEN reltuples >= 10000 THEN reltuples::float8
+    ELSE (SELECT count(*) FROM chunks)::float8 END AS n
+    FROM pg_class WHERE oid = 'chunks'::regclass
+),
+common AS MATERIALIZED (
+    SELECT e.lexeme, e.freq
+    FROM pg_stats s
+    CROSS JOIN LATERAL unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
+        AS e(lexeme, freq)
+    WHERE s.schemaname = current_schema() AND s.tablename = 'chunks'
+        AND s.attname = 'search' AND (SELECT n FROM n) >= 10000
+),
+w AS MATERIALIZED (
+    SELECT t.lexeme, t.i, t.lexeme::tsquery AS q, f.df,
+        CASE WHEN f.df = 0 THEN 0.0::float8
+        ELSE ln(1 + (n.n - f.df + 0.5) / (f.df + 0.5)) END AS idf
+    FROM unnest(%(stems)s::text[]) WITH ORDINALITY AS t(lexeme, i)
+    CROSS JOIN n
+    LEFT JOIN common ON common.lexeme = t.lexeme
+    CROSS JOIN LATERAL (
+        SELECT coalesce(
+            common.freq * n.n,
+            (SELECT count(*) FROM chunks WHERE search @@ t.lexeme::tsquery)
+        )::float8 AS df
+    ) AS f
+)"""
+
+# A chunk's lexical score: the sum over the query's stems of IDF times ts_rank of that
+# stem alone (which grows with the stem's count in the chunk and saturates), BM25's shape
+# over the generated tsvector; normalization 0, as chunks are cut to similar lengths.
+# Fused, it ranks at MRR@10 0.628 against 0.639 for BM25 in the json store; the variants
+# tried (length normalization, ts_rank of the whole query, exact BM25) ranked lower or no
+# better: `bench/eval_retrieval.py --store pgvector` measures it.
+LEXICAL_SCORE = "coalesce((SELECT sum(w.idf * ts_rank(c.search, w.q, 0)) FROM w), 0.0)"
+
+DENSE = """
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM (
+        SELECT id, embedding::vector({dim}) <=> %(query)s::vector({dim}) AS distance
+        FROM chunks WHERE vector_dims(embedding) = {dim} {scope}
+        ORDER BY distance LIMIT %(depth)s
+    ) AS nearest"""
+
+LEXICAL = (
+    """
+    SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
+        SELECT c.id, """
+    + LEXICAL_SCORE
+    + """ AS score
+        FROM chunks c WHERE c.search @@ (SELECT q FROM candidates) {scope}
+        ORDER BY score DESC, c.id LIMIT %(depth)s
+    ) AS best"""
+)
+
+# Which chunks the lexical side scores: those holding one of the question's rarest stems,
+# taken rarest first while they add up to at most CANDIDATE_ROWS chunks (the rarest one
+# always). A chunk holding only common stems scores below one holding a rare one. At
+# 100,000 chunks the hybrid search takes 16 ms (p50) with this budget against 150 ms
+# scoring every chunk that holds a stem, ranking as well (bench/bench_pgvector.py,
+# bench/eval_retrieval.py --store pgvector).
+CANDIDATE_ROWS = 1000
+CANDIDATES = (
+    """
+candidates AS MATERIALIZED (
+    SELECT coalesce(
+        (SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | '))
+         FROM (SELECT lexeme, df, sum(df) OVER (ORDER BY df, lexeme) AS running
+               FROM w WHERE df > 0) AS rarest
+         WHERE running - df < """
+    + str(CANDIDATE_ROWS)
+    + """),
+        to_tsquery('simple', %(any)s)
+    ) AS q
+)"""
+)
+
+NOTHING = "SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE FALSE"
+
+# The nearest chunks by the HNSW index (re-sorted: an iterative scan may return them
+# slightly out of order) and the best lexical matches, both filtered by workspace inside
+# the query, fused by reciprocal rank fusion (ingest/search/fusion.py: 1 / (60 + rank), ties
+# by row id) or ranked by one of them; with each hit its cosine similarity, its lexical
+# score, which embedder built the store, and the query stems' weights.
+SEARCH = (
+    """
+WITH {weights}, {candidates},
+dense AS MATERIALIZED ({dense}),
+lexical AS MATERIALIZED ({lexical}),
+fused AS (
+    SELECT id,
+        CASE %(method)s
+            WHEN 'dense' THEN -d.rank::float8
+            WHEN 'lexical' THEN -l.rank::float8
+            ELSE coalesce(1.0::float8 / ("""
+    + str(K)
+    + """ + d.rank), 0.0)
+                + coalesce(1.0::float8 / ("""
+    + str(K)
+    + """ + l.rank), 0.0)
+        END AS fused
+    FROM dense d FULL JOIN lexical l USING (id)
+    ORDER BY fused DESC, id LIMIT %(top_k)s
+)
+SELECT c.id, c.file_id, c.workspace, c.chunk_index, c.context, c.text, f.fused,
+    1 - (c.embedding::vector({dim}) <=> %(query)s::vector({dim})),
+    """
+    + LEXICAL_SCORE
+    + """,
+    s.embedder, s.dim, (SELECT array_agg(w.idf ORDER BY w.i) FROM w)
+FROM fused f JOIN chunks c ON c.id = f.id LEFT JOIN chunk_store s ON s.id = 1
+ORDER BY f.fused DESC, c.id"""
+)

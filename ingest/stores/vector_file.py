@@ -1,0 +1,391 @@
+"""The vector store file (VECTOR_JSON_PATH, data/vectors.json): every chunk's document,
+workspace, number, heading context, text, vector and BM25 term counts, in the format of
+vector_file_format.py.
+
+Each process keeps the parsed store and reloads only when the file changed on disk.
+Writes hold the flock across read-modify-write and replace the file atomically, like the
+JSON registry, so several gunicorn workers can ingest at once.
+
+The old service's data/vec.json (a JSON array of chunks with 768-float embeddings) is
+recognised and never written: every write reads the file first, and reading it is an
+error that says to run `import_legacy_vectors`, which reads it into this store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import orjson
+from django.db import connection
+
+from common.fileio import ParsedFile, locked
+from ingest.exceptions import VectorStoreError
+from ingest.search.fusion import Ranking, fuse, searchable
+from ingest.search.lexical import Vocabulary, terms
+from ingest.stores.base import (
+    ChunkHit,
+    ChunkText,
+    DeleteRows,
+    Found,
+    Removed,
+    StoredChunks,
+    VectorsFor,
+    VectorStore,
+    WriteRow,
+    check_built_by,
+)
+from ingest.stores.vector_file_format import Snapshot, chunk_entries, dump_snapshot, parse_snapshot
+from registry.records import DocumentRecord, WorkspaceFilter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Analysed:
+    """New chunks, their terms counted before the lock is taken."""
+
+    meta: list[dict[str, Any]]
+    matrix: np.ndarray
+    counted: list[Counter[str]]
+
+
+class JsonFileStore(VectorStore):
+    """The store file at `path`: the parsed file in memory, rewritten whole on a change."""
+
+    thread_sensitive: ClassVar[bool] = False
+
+    def __init__(self, path: Path, *, embedder: str, dim: int) -> None:
+        super().__init__(embedder=embedder, dim=dim)
+        self.path = Path(path)
+        self._file: ParsedFile[Snapshot] = ParsedFile(
+            self.path,
+            parse=self._parse,
+            empty=lambda: Snapshot.empty(self.embedder, self.dim),
+            unreadable=lambda exc: VectorStoreError(
+                f"vector store {self.path} cannot be read: {exc}"
+            ),
+        )
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    @property
+    def short_label(self) -> str:
+        return self.path.name
+
+    def uses_file(self, path: Path) -> bool:
+        return Path(path).resolve() == self.path.resolve()
+
+    # -- reading the file ----------------------------------------------------------------
+    def _snapshot(self) -> Snapshot:
+        return self._file.read()
+
+    def _parse(self, data: bytes) -> Snapshot:
+        try:
+            doc = orjson.loads(data)
+            if isinstance(doc, list):  # this service's store is always an object
+                raise VectorStoreError(
+                    f"vector store {self.path} is the old service's vector file (a JSON "
+                    "array of chunks), which this service reads but never writes: point "
+                    "VECTOR_JSON_PATH at a file of this service's own (the default is "
+                    "data/vectors.json) and run `manage.py import_legacy_vectors "
+                    f"{self.path}`"
+                )
+            return parse_snapshot(doc)
+        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise VectorStoreError(
+                f"vector store {self.path} is damaged ({exc}); restore it from a backup "
+                "or re-ingest the documents"
+            ) from None
+
+    def _compatible(self, snapshot: Snapshot) -> Snapshot:
+        check_built_by(
+            f"vector store {self.path}", (snapshot.embedder, snapshot.dim), self.embedder, self.dim
+        )
+        return snapshot
+
+    def _current(self) -> Snapshot:
+        """The snapshot to change: the file's, or an empty one of this embedder."""
+        current = self._snapshot()
+        if current.meta:
+            return self._compatible(current)
+        return Snapshot.empty(self.embedder, self.dim)
+
+    # -- writing the file ----------------------------------------------------------------
+    def _write(self, snapshot: Snapshot) -> None:
+        try:
+            self._file.write(dump_snapshot(snapshot), snapshot)
+        except OSError as exc:
+            raise VectorStoreError(f"vector store {self.path} cannot be written: {exc}") from exc
+
+    def _with(self, base: Snapshot, new: _Analysed) -> Snapshot:
+        vocabulary = Vocabulary(base.vocabulary.terms)  # the base's stays as it was
+        ids, counts, lengths = [base.term_ids], [base.term_counts], [base.term_lengths]
+        for counted in new.counted:
+            chunk_ids, chunk_counts = vocabulary.ids_and_counts(counted)
+            ids.append(chunk_ids)
+            counts.append(chunk_counts)
+            lengths.append(np.array([len(chunk_ids)], dtype=np.int64))
+        return Snapshot(
+            self.embedder,
+            self.dim,
+            base.meta + new.meta,
+            np.vstack([base.matrix, new.matrix]),
+            vocabulary,
+            np.concatenate(ids),
+            np.concatenate(counts),
+            np.concatenate(lengths),
+            {**base.owners, **dict.fromkeys((m["file_id"] for m in new.meta), database_label())},
+        )
+
+    def _analyse(self, documents: list[StoredChunks]) -> _Analysed:
+        meta: list[dict[str, Any]] = []
+        for document in documents:
+            expected = (len(document.texts), self.dim)
+            if document.vectors.shape != expected or len(document.indexes) != expected[0]:
+                raise ValueError(
+                    f"expected {expected[0]} indexes and vectors of {self.dim} for "
+                    f"{document.file_id}, got {document.vectors.shape}"
+                )
+            meta.extend(chunk_entries(document))
+        matrix = (
+            np.vstack([d.vectors.astype(np.float32, copy=False) for d in documents])
+            if documents
+            else np.zeros((0, self.dim), dtype=np.float32)
+        )
+        counted = [Counter(terms(searchable(m["context"], m["text"]))) for m in meta]
+        return _Analysed(meta, matrix, counted)
+
+    # -- the services' units of work -----------------------------------------------------
+    def write_document(
+        self, chunks: StoredChunks, write_row: WriteRow
+    ) -> tuple[DocumentRecord, bool]:
+        """The chunks first, then the row. A file and a table cannot share a transaction,
+        so the document's previous chunks (none for a new one) come back when the row
+        cannot be written, or is another upload's. Writes of documents take turns on this
+        host's file, so a put-back never undoes another write that came between. (A
+        delete does not wait: at worst a put-back after it leaves chunks of no document,
+        never cited, which `check_registry --fix` removes.)"""
+        with self._unit_of_work():
+            previous = self.documents([chunks.file_id])
+            self.replace([chunks])
+            try:
+                stored, kept = write_row()
+            except BaseException:
+                self._put_back(chunks.file_id, previous)
+                raise
+            if not kept:
+                self._put_back(chunks.file_id, previous)
+            return stored, kept
+
+    def _unit_of_work(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.path.with_name(f"{self.path.name}.writes"))
+
+    def _put_back(self, file_id: str, previous: list[StoredChunks]) -> None:
+        if previous:
+            self.replace(previous)
+        else:
+            self.remove_chunks([file_id])
+
+    def remove_documents(self, file_ids: Collection[str], delete_rows: DeleteRows) -> Removed:
+        """The rows first; their chunks once that is durable (after the commit)."""
+        removed: list[int] = []
+
+        def remove_their_chunks(documents: list[DocumentRecord]) -> None:
+            gone = [document.file_id for document in documents]
+            try:
+                removed.append(self.remove_chunks(gone))
+            except Exception:
+                logger.exception("vectors of deleted documents %s were not removed", gone)
+
+        documents = delete_rows(file_ids, on_deleted=remove_their_chunks)
+        return Removed(documents, sum(removed))
+
+    # -- bulk writes ---------------------------------------------------------------------
+    def replace(self, documents: list[StoredChunks]) -> int:
+        new = self._analyse(documents)
+        with locked(self.path):
+            current = self._current()
+            replaced = {d.file_id for d in documents}
+            keep = np.fromiter(
+                (m["file_id"] not in replaced for m in current.meta), bool, len(current.meta)
+            )
+            self._write(self._with(current.keeping(keep), new))
+        return len(new.meta)
+
+    def write_all(self, documents: list[StoredChunks]) -> int:
+        """Make the file hold exactly these documents' chunks (whatever it held), in one
+        atomic write; returns the chunks written."""
+        new = self._analyse(documents)
+        with locked(self.path):
+            self._write(self._with(Snapshot.empty(self.embedder, self.dim), new))
+        return len(new.meta)
+
+    def remove_chunks(self, file_ids: Iterable[str]) -> int:
+        wanted = set(file_ids)
+        if not wanted:
+            return 0
+        with locked(self.path):
+            snapshot = self._snapshot()
+            keep = np.fromiter(
+                (m["file_id"] not in wanted for m in snapshot.meta), bool, len(snapshot.meta)
+            )
+            removed = int(len(keep) - keep.sum())
+            if removed:
+                self._write(snapshot.keeping(keep))
+        return removed
+
+    def reembed(self, vectors_for: VectorsFor, *, embedder: str, dim: int) -> int:
+        """Under the lock: chunks changed since the caller embedded pass through
+        `vectors_for` as they are now."""
+        with locked(self.path):
+            snapshot = self._snapshot()
+            matrix = vectors_for(snapshot.meta)
+            if matrix.shape != (len(snapshot.meta), dim):
+                raise ValueError(f"expected {len(snapshot.meta)} vectors of {dim}")
+            self._write(
+                Snapshot(
+                    embedder,
+                    dim,
+                    snapshot.meta,
+                    matrix.astype(np.float32, copy=False),
+                    snapshot.vocabulary,
+                    snapshot.term_ids,
+                    snapshot.term_counts,
+                    snapshot.term_lengths,
+                    snapshot.owners,
+                )
+            )
+        return len(snapshot.meta)
+
+    # -- reading -------------------------------------------------------------------------
+    def built_by(self) -> tuple[str, int] | None:
+        snapshot = self._snapshot()
+        return (snapshot.embedder, snapshot.dim) if snapshot.meta else None
+
+    def search(
+        self,
+        query: np.ndarray,
+        query_terms: Sequence[str],
+        *,
+        workspace: WorkspaceFilter,
+        top_k: int,
+        method: str = "hybrid",
+    ) -> Found:
+        """Cosine similarity against every vector and BM25 over the term counts, each
+        cut to its best rows, then fused."""
+        snapshot = self._snapshot()
+        weights = _weights(snapshot, query_terms)
+        if not snapshot.meta or top_k <= 0:
+            return Found([], weights)
+        self._compatible(snapshot)
+        mask = snapshot.workspace_mask(workspace)
+        dense = snapshot.matrix @ query.astype(np.float32, copy=False)
+        lexical = snapshot.bm25.scores(snapshot.vocabulary.known(query_terms))
+        depth = max(50, 4 * top_k)
+        rankings = {
+            "dense": _best(dense, mask, depth),
+            "lexical": _best(lexical, mask, depth, positive=True),
+        }
+        ranked = fuse(rankings.values()) if method == "hybrid" else rankings[method]
+        hits = [
+            ChunkHit(
+                score=round(score, 6),
+                dense=float(dense[row]),
+                lexical=float(lexical[row]),
+                **snapshot.meta[row],
+            )
+            for row, score in ranked[:top_k]
+        ]
+        return Found(hits, weights)
+
+    def chunks(self) -> list[dict[str, Any]]:
+        return list(self._snapshot().meta)
+
+    def chunk_texts(self, file_id: str) -> list[ChunkText]:
+        rows = (meta for meta in self._snapshot().meta if meta["file_id"] == file_id)
+        return sorted(
+            (ChunkText(meta["chunk_index"], meta["context"], meta["text"]) for meta in rows),
+            key=lambda chunk: chunk.index,
+        )
+
+    def documents(self, file_ids: Collection[str] | None = None) -> list[StoredChunks]:
+        snapshot = self._snapshot()
+        wanted = None if file_ids is None else set(file_ids)
+        rows: dict[str, list[int]] = {}
+        for row, meta in enumerate(snapshot.meta):
+            if wanted is None or meta["file_id"] in wanted:
+                rows.setdefault(meta["file_id"], []).append(row)
+        if rows:
+            self._compatible(snapshot)
+        out = []
+        for file_id, positions in rows.items():
+            positions.sort(key=lambda row: snapshot.meta[row]["chunk_index"])
+            metas = [snapshot.meta[row] for row in positions]
+            out.append(
+                StoredChunks(
+                    file_id=file_id,
+                    workspace=metas[0]["workspace"],
+                    indexes=[m["chunk_index"] for m in metas],
+                    texts=[m["text"] for m in metas],
+                    vectors=snapshot.matrix[positions],
+                    contexts=[m["context"] for m in metas],
+                )
+            )
+        return out
+
+    def chunk_counts(self, file_ids: Collection[str] | None = None) -> dict[str, int]:
+        wanted = None if file_ids is None else set(file_ids)
+        counts: dict[str, int] = {}
+        for meta in self._snapshot().meta:
+            file_id = meta["file_id"]
+            if wanted is None or file_id in wanted:
+                counts[file_id] = counts.get(file_id, 0) + 1
+        return counts
+
+    def written_elsewhere(self) -> dict[str, str]:
+        """The file is shared between settings, as when development and production run
+        in one checkout: file_id → the other database's label."""
+        here = database_label()
+        return {f: owner for f, owner in self._snapshot().owners.items() if owner != here}
+
+
+def _weights(snapshot: Snapshot, stems: Iterable[str]) -> dict[str, float]:
+    """Each stem's IDF among the stored chunks (0 for a stem no chunk has)."""
+    idf = snapshot.bm25.idf
+    ids = snapshot.vocabulary.ids_of(stems)
+    return {stem: float(idf[index]) if index is not None else 0.0 for stem, index in ids.items()}
+
+
+def database_label() -> str:
+    """The database this process's registry rows live in, as the store file records it:
+    `sqlite:<absolute path>` or `<vendor>:<database name>`. No host, user or password: the
+    same database reached through a pooler (Neon's `-pooler` host, PgBouncer's port) is
+    the same database."""
+    params = connection.settings_dict
+    name = str(params["NAME"])
+    if connection.vendor == "sqlite" and not name.startswith("file:") and name != ":memory:":
+        name = str(Path(name).resolve())
+    return f"{connection.vendor}:{name}"
+
+
+def _best(
+    scores: np.ndarray, mask: np.ndarray | None, depth: int, *, positive: bool = False
+) -> Ranking:
+    """The `depth` best rows by score (within `mask`), best first, ties by row."""
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    if positive:
+        scores = np.where(scores > 0, scores, -np.inf)
+    k = min(depth, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.lexsort((top, -scores[top]))]
+    return [(int(row), float(scores[row])) for row in top if np.isfinite(scores[row])]

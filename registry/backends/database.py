@@ -1,0 +1,231 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    connection,
+    transaction,
+)
+from django.db.models import QuerySet
+
+from common.db import async_reads
+from registry.backends import DATABASE
+from registry.backends.base import Health, Journal, Names, OnDeleted, Records, RegistryBackend
+from registry.exceptions import FileIdTaken, RegistryError, RegistryUnavailable
+from registry.models import Document
+from registry.records import RECORD_FIELDS, DocumentRecord, WorkspaceFilter, workspace_names
+
+logger = logging.getLogger(__name__)
+
+
+def _lock_content(workspace: str, sha256: str) -> None:
+    """Until the transaction ends, hold the lock of this content in this workspace, so
+    that of two identical uploads at once one creates and the other finds it. SQLite's
+    transactions are IMMEDIATE (config/env.py): one writer at a time already."""
+    if connection.vendor != "postgresql":
+        return
+    # A stable signed 64-bit key (Python's hash() is salted per process).
+    digest = hashlib.blake2b(f"{workspace}\0{sha256}".encode(), digest_size=8).digest()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)]
+        )
+
+
+@contextlib.contextmanager
+def _database_errors() -> Iterator[None]:
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise RegistryUnavailable(f"database unavailable: {exc}".strip()) from exc
+
+
+def _in_workspace(workspace: WorkspaceFilter) -> QuerySet[Document]:
+    queryset = Document.objects.all()
+    names = workspace_names(workspace)
+    if names is None:
+        return queryset
+    if len(names) == 1:  # the plain `=` of one workspace, as before scopes
+        return queryset.filter(workspace=next(iter(names)))
+    return queryset.filter(workspace__in=sorted(names))
+
+
+def _page(workspace: WorkspaceFilter, limit: int, offset: int) -> QuerySet[Document]:
+    return _in_workspace(workspace).order_by("-created_at", "-file_id")[offset : offset + limit]
+
+
+def _records(queryset: QuerySet[Document]) -> QuerySet[Document, tuple[Any, ...]]:
+    """The queryset's rows as DocumentRecord's fields, in their order."""
+    return queryset.values_list(*RECORD_FIELDS)
+
+
+def _record(row: tuple[Any, ...]) -> DocumentRecord:
+    return DocumentRecord(*row)
+
+
+class DatabaseRegistry(RegistryBackend):
+    """The registry on the `documents` table."""
+
+    name = DATABASE
+    staff_may_write = True
+
+    @property
+    def label(self) -> str:
+        return "the database registry (the documents table)"
+
+    def upsert(self, record: DocumentRecord, *, journal: Journal | None = None) -> DocumentRecord:
+        with _database_errors(), transaction.atomic():
+            document, _ = Document.objects.update_or_create(
+                file_id=record.file_id, defaults=Document.fields_from_record(record)
+            )
+            stored = document.to_record()
+            if journal is not None:
+                journal([stored])
+        return stored
+
+    def create(
+        self, record: DocumentRecord, *, copy: bool = False, journal: Journal | None = None
+    ) -> tuple[DocumentRecord, bool]:
+        with _database_errors(), transaction.atomic():
+            if record.sha256 and not copy:
+                _lock_content(record.workspace, record.sha256)
+                existing = self.find_by_sha256(workspace=record.workspace, sha256=record.sha256)
+                if existing:
+                    return existing, False
+            document = Document.from_record(record)
+            try:
+                with transaction.atomic():  # a savepoint: the failure is answered, not fatal
+                    document.save(force_insert=True)
+            except IntegrityError as exc:
+                if Document.objects.filter(file_id=record.file_id).exists():
+                    raise FileIdTaken(record.file_id) from exc  # made while this was indexed
+                raise  # any other refusal is the database's (a trigger, say)
+            stored = document.to_record()
+            if journal is not None:
+                journal([stored])
+            return stored, True
+
+    def get_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
+        if not file_ids:
+            return {}
+        with _database_errors():
+            documents = Document.objects.filter(file_id__in=list(file_ids)).order_by()
+            return {document.file_id: document.to_record() for document in documents}
+
+    def find_by_sha256(self, *, workspace: str, sha256: str) -> DocumentRecord | None:
+        with _database_errors():
+            document = (
+                Document.objects.filter(workspace=workspace, sha256=sha256)
+                .order_by("created_at", "file_id")
+                .first()
+            )
+        return document.to_record() if document else None
+
+    def list(
+        self, *, workspace: WorkspaceFilter = None, limit: int = 50, offset: int = 0
+    ) -> Records:
+        with _database_errors():
+            return [document.to_record() for document in _page(workspace, limit, offset)]
+
+    def count(self, *, workspace: WorkspaceFilter = None) -> int:
+        with _database_errors():
+            return _in_workspace(workspace).count()
+
+    # The API's reads, on the native async pool when it is available (common/db/async_reads.py);
+    # the same querysets as the sync methods above.
+
+    async def aget_many(self, file_ids: Collection[str]) -> dict[str, DocumentRecord]:
+        if not async_reads.native_reads():
+            return await super().aget_many(file_ids)
+        if not file_ids:
+            return {}
+        queryset = _records(Document.objects.filter(file_id__in=list(file_ids)).order_by())
+        with _database_errors():
+            rows = await async_reads.fetch_rows(*async_reads.select_sql(queryset))
+        return {record.file_id: record for record in map(_record, rows)}
+
+    async def apage(
+        self, *, workspace: WorkspaceFilter = None, limit: int = 50, offset: int = 0
+    ) -> tuple[Records, int]:
+        if not async_reads.native_reads():
+            return await super().apage(workspace=workspace, limit=limit, offset=offset)
+        page = async_reads.select_sql(_records(_page(workspace, limit, offset)))
+        counted = async_reads.count_sql(_in_workspace(workspace))
+        with _database_errors():
+            async with async_reads.cursor() as cursor:
+                await cursor.execute(*page)
+                rows = await cursor.fetchall()
+                await cursor.execute(*counted)
+                total = (await cursor.fetchone() or (0,))[0]
+        return [_record(row) for row in rows], int(total)
+
+    async def acheck(self) -> None:
+        if not async_reads.native_reads():
+            return await super().acheck()
+        try:
+            await async_reads.fetch_rows(*async_reads.select_sql(Document.objects.values("pk")[:1]))
+        except DatabaseError as exc:
+            raise RegistryUnavailable(f"database unavailable: {exc}".strip()) from exc
+
+    def delete_many(
+        self,
+        file_ids: Collection[str],
+        *,
+        on_deleted: OnDeleted | None = None,
+        journal: Journal | None = None,
+    ) -> Records:
+        if not file_ids:
+            return []
+        with _database_errors(), transaction.atomic():
+            rows = list(
+                Document.objects.select_for_update()
+                .filter(file_id__in=list(file_ids))
+                .order_by("file_id")
+            )
+            removed = [document.to_record() for document in rows]
+            if removed:
+                Document.objects.filter(pk__in=[document.pk for document in rows]).delete()
+                if journal is not None:
+                    journal(removed)
+                if on_deleted is not None:
+                    transaction.on_commit(lambda: on_deleted(removed))
+        return removed
+
+    def check(self) -> None:
+        try:
+            Document.objects.exists()  # the connection, and the table the registry needs
+        except DatabaseError as exc:
+            raise RegistryUnavailable(f"database unavailable: {exc}".strip()) from exc
+
+    def workspaces(self) -> Names:
+        with _database_errors():
+            return list(
+                Document.objects.order_by("workspace")
+                .values_list("workspace", flat=True)
+                .distinct()
+            )
+
+    async def aprobe(self, timeout: float) -> Health:
+        """On the native pool, one read of the table answers for the database too."""
+        if not async_reads.native_reads():
+            return await super().aprobe(timeout)
+        try:
+            await asyncio.wait_for(self.acheck(), timeout)
+            return Health(database=True, registry=True)
+        except TimeoutError:
+            logger.warning("health: the database did not answer within %.1fs", timeout)
+            return Health(database=False, registry=False)
+        except RegistryError as exc:
+            logger.warning("health: database registry unavailable: %s", exc)
+            # A table that is missing (not migrated) is on a database that answered.
+            return Health(database=isinstance(exc.__cause__, ProgrammingError), registry=False)
