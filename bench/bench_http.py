@@ -19,6 +19,11 @@ workspace, write: what keys made before scopes are) and with a scoped read-only 
 three workspaces, the two the registry has among them (issue 26); a second table gives
 the scoped key's rate over the unscoped one's, and a third the two keys' latencies
 requested one at a time, alternating (`--pairs`). `--without-old` measures only those.
+
+`--versus NAME=VALUE` serves the project a second time with that setting (say
+DB_ASYNC_READS=false) and measures it beside the first in every round, on every endpoint,
+with the unscoped key: the last table gives the second's rate over the first's.
+`--pairs 0` skips the one-at-a-time latencies.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ ANCHOR_PYTHON = Path("/tmp/anchor-venv/bin/python")
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCRATCH_DB = "bench_http"
 SECRET = "bench-" + "x" * 60
+LOGS: list[Path] = []  # each server's log, shown when a server answers errors
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,6 +68,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=3000, help="scoped/unscoped pairs")
     parser.add_argument(
         "--without-old", action="store_true", help="skip the old stack: scoped vs unscoped only"
+    )
+    parser.add_argument(
+        "--versus", metavar="NAME=VALUE", help="also serve the project with this setting"
     )
     return parser.parse_args()
 
@@ -80,6 +89,7 @@ def free_port() -> int:
 def serve(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
     """A server writing its log to a file: a pipe nobody reads fills up and stops a
     server that logs each request."""
+    LOGS.append(log)
     with log.open("w") as out:
         return subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -140,12 +150,23 @@ def answer(url: str, key: str | None) -> str:
 
 def wrk(url: str, seconds: int, connections: int, key: str | None) -> tuple[float, float, float]:
     """req/s, p50 ms, p99 ms; fails on any non-2xx answer."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    # A request slower than 10 s is an error; slower than wrk's default 2 s, a latency.
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        url,
+    ]
     if key:
         command[1:1] = ["-H", f"X-API-Key: {key}"]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     if "Non-2xx" in out or "Socket errors" in out:
-        sys.exit(f"{url} answered errors under load ({answer(url, key)}):\n{out}")
+        tails = "\n".join(f"{log}:\n{log.read_text()[-3000:]}" for log in LOGS)
+        sys.exit(f"{url} answered errors under load ({answer(url, key)}):\n{out}\n{tails}")
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()
@@ -237,6 +258,16 @@ def main() -> None:
             )
             processes = [project]
             project_base = f"http://127.0.0.1:{project_port}"
+            versus_base = ""
+            if args.versus:
+                name, _, value = args.versus.partition("=")
+                versus_port, versus_log = free_port(), Path(scratch) / "versus.log"
+                versus_env = {**project_env, name: value, "BIND": f"127.0.0.1:{versus_port}"}
+                processes.append(
+                    serve([*gunicorn, "config.asgi:application"], ROOT, versus_env, versus_log)
+                )
+                versus_base = f"http://127.0.0.1:{versus_port}"
+                wait_for(versus_base + "/health", processes[-1], versus_log)
             anchor_base = f"http://127.0.0.1:{anchor_port}"
             if not args.without_old:
                 uvicorn = [str(ANCHOR_PYTHON), "-m", "uvicorn", "app:app", "--workers", "2"]
@@ -254,6 +285,10 @@ def main() -> None:
             runs = [("project", project_base, key), ("scoped", project_base, scoped_key)]
             if not args.without_old:
                 runs.insert(0, ("old", anchor_base, None))
+            if args.versus:
+                runs.insert(
+                    runs.index(("project", project_base, key)) + 1, ("versus", versus_base, key)
+                )
             results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
             for _ in range(args.rounds):
                 for endpoint in endpoints:
@@ -263,7 +298,9 @@ def main() -> None:
                         measured = wrk(base + endpoint, args.seconds, args.connections, sent)
                         results.setdefault((endpoint, name), []).append(measured)
             keys = {"unscoped": key, "scoped": scoped_key}
-            pairs = {e: paired(project_base, e, keys, args.pairs) for e in endpoints[1:]}
+            pairs = {
+                e: paired(project_base, e, keys, args.pairs) for e in endpoints[1:] if args.pairs
+            }
 
         def median(endpoint: str, name: str) -> list[float]:
             rounds = results[(endpoint, name)]
@@ -295,6 +332,20 @@ def main() -> None:
                 f"{unscoped[1]:>5.1f}/{unscoped[2]:<6.1f} {scoped[0]:>9,.0f} "
                 f"{scoped[1]:>5.1f}/{scoped[2]:<6.1f} {scoped[0] / unscoped[0]:>6.2f}"
             )
+        if args.versus:
+            print(
+                f"\n{'endpoint (project)':<40} {'req/s':>10} {'p50/p99 ms':>12} "
+                f"{args.versus[:22]:>22} {'p50/p99 ms':>12} {'ratio':>6}"
+            )
+            for endpoint in endpoints:
+                first, second = median(endpoint, "project"), median(endpoint, "versus")
+                print(
+                    f"{endpoint[:40]:<40} {first[0]:>10,.0f} {first[1]:>5.1f}/{first[2]:<6.1f} "
+                    f"{second[0]:>22,.0f} {second[1]:>5.1f}/{second[2]:<6.1f} "
+                    f"{second[0] / first[0]:>6.2f}"
+                )
+        if not pairs:
+            return
         print(
             f"\n{args.pairs:,} requests per key, one at a time, the two keys alternating on "
             "one connection each (ms)"

@@ -1,9 +1,17 @@
 """Reads on psycopg's native async pool: the API's hot read paths on PostgreSQL.
 
-Why: the ORM's async methods (`afirst`, `acount`, …) run the sync ORM in a thread, and
-under ASGI asgiref starts a new thread for every request (its ThreadSensitiveContext) and
-joins it at the end. At a few hundred requests a second that was a fifth of a request's
-cost in py-spy (bench/bench_http.py). psycopg 3 talks to PostgreSQL from the event loop.
+The limit it works around: Django 5.2.19 has no async database cursor; the ORM's async
+methods (`afirst`, `acount`, …) are `sync_to_async` around the sync ORM, so each query
+leaves the event loop for the request's thread and comes back, and holds that thread
+while PostgreSQL answers. psycopg 3 talks to PostgreSQL from the event loop. What it
+saves beside config/serving/sync_threads.py (which saves the per-request threads, for
+both paths): bench/bench_http.py --versus DB_ASYNC_READS=false, 2026-12-07, 2 workers,
+wrk -c32: /health 768 against 415 req/s without it, a document 295 against 275, a page
+of 50 documents 99 against 91; in a run of three rounds the ORM path answered timeouts
+and 503s on the page under the same load. What would retire it: async database cursors
+in Django (ticket #35629, https://code.djangoproject.com/ticket/35629; PRs #18408 and
+#19576 open). Setting: DB_ASYNC_READS=false sends the same reads through the ORM, and
+each worker then holds one pool instead of two.
 
 What: reads only. The SQL is the ORM's own (`queryset.query.sql_with_params()`), so
 tables, columns and filters are written once, in the models and querysets. Connections
