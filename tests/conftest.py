@@ -15,12 +15,27 @@ from common.singletons import reset_all
 from registry.backends.base import RegistryBackend
 from registry.backends.database import DatabaseRegistry
 from registry.backends.json_registry import JsonFileRegistry
+from tests.passes import ALL, passes_of, slow_first
 from tests.support.live import LiveService
 from tests.support.processes import Postgres, child_env, postgres_url, run_manage, running_server
 
 # The suite embeds with hashing-v1 (no model, fast) unless EMBEDDER says otherwise; the
 # tests of the real model ask for it themselves. Child processes inherit the choice.
 os.environ.setdefault("EMBEDDER", "hashing-v1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under SUITE_PASS (make test), only the tests of that pass (tests/passes.py)."""
+    suite_pass = os.environ.get("SUITE_PASS", "")
+    if not suite_pass:
+        return
+    if suite_pass not in ALL:
+        raise pytest.UsageError(f"SUITE_PASS={suite_pass!r} is not one of {', '.join(ALL)}")
+    kept = [item for item in items if suite_pass in passes_of(item.nodeid)]
+    left = [item for item in items if suite_pass not in passes_of(item.nodeid)]
+    if left:
+        config.hook.pytest_deselected(items=left)
+    items[:] = sorted(kept, key=lambda item: slow_first(item.nodeid))  # a stable sort
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +48,14 @@ def _json_store_only(request, settings) -> None:
 @pytest.fixture(autouse=True)
 def _test_embedder(settings) -> None:
     settings.EMBEDDER = os.environ["EMBEDDER"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    """Staff passwords hashed in this process with Django's fastest hasher: PBKDF2's
+    iterations, 0.3 s a hash, were a third of the admin tests' time. No test is about
+    the hash; the services the tests start keep Django's default."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -148,10 +171,16 @@ def child_api_key(_migrated_sqlite: tuple[Path, str]) -> str:
 
 
 def _serve(
-    servers: contextlib.ExitStack, data: Path, database_url: str, key: str, **overrides: str
+    servers: contextlib.ExitStack,
+    data: Path,
+    database_url: str,
+    key: str,
+    *,
+    workers: int,
+    **overrides: str,
 ) -> LiveService:
-    """The service under gunicorn (3 workers) on `data` and `database_url`, stopped when
-    `servers` closes."""
+    """The service under gunicorn (`workers` workers) on `data` and `database_url`,
+    stopped when `servers` closes."""
     from django.conf import settings
 
     data.mkdir()
@@ -163,7 +192,7 @@ def _serve(
         "INGEST_ALLOW_PRIVATE_URLS": "false",
     }
     env = child_env(**{**defaults, **overrides})
-    base_url = servers.enter_context(running_server(env, workers=3))
+    base_url = servers.enter_context(running_server(env, workers=workers))
     return LiveService(base_url, key, data, env)
 
 
@@ -171,8 +200,10 @@ def _serve(
 def start_live_service(
     tmp_path: Path, child_database_url: str, _migrated_sqlite: tuple[Path, str]
 ) -> Iterator[Callable[..., LiveService]]:
-    """Start the service under gunicorn (3 workers) on this test's data directory and the
-    test run's database, with any settings given; each is stopped after the test.
+    """Start the service under gunicorn on this test's data directory and the test run's
+    database, with any settings given; each is stopped after the test. One worker
+    unless `workers` says more: each costs a second of CPU to start, and only a test of
+    several workers at once needs more.
 
     On PostgreSQL it serves the test database, so tests using it must be marked
     django_db(transaction=True) for their rows to be visible to it; on SQLite, whose test
@@ -181,10 +212,10 @@ def start_live_service(
     started = itertools.count()
     with contextlib.ExitStack() as servers:
 
-        def start(**overrides: str) -> LiveService:
+        def start(*, workers: int = 1, **overrides: str) -> LiveService:
             key = live_api_key(_migrated_sqlite)
             data = tmp_path / f"live-data-{next(started)}"
-            return _serve(servers, data, child_database_url, key, **overrides)
+            return _serve(servers, data, child_database_url, key, workers=workers, **overrides)
 
         yield start
 
@@ -200,11 +231,11 @@ def _module_services(
     (emptied after each transactional test), a SQLite copy of its own otherwise. Under
     xdist each worker that runs some of the module's tests starts its own."""
     directory = tmp_path_factory.mktemp("module-service")
-    running: dict[tuple[tuple[str, str], ...], LiveService] = {}
+    running: dict[tuple[object, ...], LiveService] = {}
     with contextlib.ExitStack() as servers:
 
-        def start(**overrides: str) -> LiveService:
-            settings_key = tuple(sorted(overrides.items()))
+        def start(*, workers: int = 1, **overrides: str) -> LiveService:
+            settings_key = (workers, *sorted(overrides.items()))
             if settings_key not in running:
                 number = len(running)
                 if connection.vendor == "postgresql":
@@ -215,7 +246,7 @@ def _module_services(
                     database_url = f"sqlite:///{copy}"
                 data = directory / f"live-data-{number}"
                 running[settings_key] = _serve(
-                    servers, data, database_url, _migrated_sqlite[1], **overrides
+                    servers, data, database_url, _migrated_sqlite[1], workers=workers, **overrides
                 )
             return running[settings_key]
 
@@ -230,8 +261,8 @@ def start_module_service(
     module, and so its documents (on PostgreSQL the test database is emptied after each
     test, while the store file keeps their chunks). Each test gets a key of its own."""
 
-    def started(**overrides: str) -> LiveService:
-        service = _module_services(**overrides)
+    def started(*, workers: int = 1, **overrides: str) -> LiveService:
+        service = _module_services(workers=workers, **overrides)
         return dataclasses.replace(service, api_key=live_api_key(_migrated_sqlite))
 
     return started

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 import pytest
-from django.db import connection
 
 from tests.support.documents import HANDBOOK_PDF_PAGES, make_pdf
+from tests.support.http_server import slow_embeddings
 from tests.support.inspection import kept_upload, service_rows, stored_chunks
 from tests.support.live import LiveService, multipart
 from tests.support.processes import running_server, running_worker, service_of_its_own
@@ -253,10 +253,11 @@ class TestFaults:
     """Workers killed, stopped, or cut off from the database."""
 
     @pytest.fixture
-    def slow_service(self, start_live_service: Callable[..., LiveService]) -> LiveService:
-        # The real model on one thread: about 20 chunks/s, so a job of 150 chunks runs
-        # for seconds, in batches of 64.
-        return start_live_service(EMBEDDER="minilm", EMBEDDING_THREADS="1", JOB_LEASE_SECONDS="4")
+    def slow_service(self, start_live_service: Callable[..., LiveService]) -> Iterator[LiveService]:
+        # An embedding service that answers each batch of 100 chunks after 1.5 s: a job of
+        # 150 chunks runs for seconds, counted after its first batch, without a core.
+        with slow_embeddings(seconds_per_batch=1.5) as embedder:
+            yield start_live_service(JOB_LEASE_SECONDS="4", **embedder)
 
     def test_a_job_outlives_a_killed_worker_and_a_stopped_one(self, slow_service):
         job = post_async(slow_service, "manifest.txt", long_text(150))[2]
@@ -329,34 +330,30 @@ class TestFaults:
             written_once(service, job["fileId"], job["document"]["numChunks"])
 
 
-@pytest.mark.skipif(
-    connection.vendor != "sqlite",
-    reason="its PostgreSQL is a server of its own, whatever the pass: it runs once, in the "
-    "SQLite pass",
-)
 def test_a_worker_carries_on_by_itself_when_the_database_comes_back(postgres, tmp_path):
-    """PostgreSQL stops for a few seconds under a worker with a job in hand: the worker
-    is not restarted, and the job is retried or taken back, not lost."""
+    """PostgreSQL (a server of the test's own, whatever the pass) stops for a few seconds
+    under a worker with a job in hand: the worker is not restarted, and the job is
+    retried or taken back, not lost."""
     data = tmp_path / "own"
-    env, key = service_of_its_own(
-        postgres.url,
-        data,
-        VECTOR_STORE="json",
-        EMBEDDER="minilm",
-        EMBEDDING_THREADS="1",
-        JOB_LEASE_SECONDS="4",
-        JOB_RETRY_SECONDS="1",
-    )
     log: list[str] = []
-    with running_server(env, workers=1) as base, running_worker(env, log=log) as worker:
-        service = LiveService(base, key, data, env)
-        job = post_async(service, "manifest.txt", long_text(150))[2]
-        wait_for(service, job["jobId"], lambda j: j["progress"]["chunksDone"] >= 64)
-        postgres.stop()
-        time.sleep(6)  # past JOB_LEASE_SECONDS: its next write fails, or its lease ends
-        postgres.start()
-        done = wait_for(service, job["jobId"], ended, seconds=180)
-        assert worker.poll() is None, log[-20:]  # the same process, still running
+    with slow_embeddings(seconds_per_batch=1.5) as embedder:
+        env, key = service_of_its_own(
+            postgres.url,
+            data,
+            VECTOR_STORE="json",
+            JOB_LEASE_SECONDS="4",
+            JOB_RETRY_SECONDS="1",
+            **embedder,
+        )
+        with running_server(env, workers=1) as base, running_worker(env, log=log) as worker:
+            service = LiveService(base, key, data, env)
+            job = post_async(service, "manifest.txt", long_text(150))[2]
+            wait_for(service, job["jobId"], lambda j: j["progress"]["chunksDone"] >= 64)
+            postgres.stop()
+            time.sleep(6)  # past JOB_LEASE_SECONDS: its next write fails, or its lease ends
+            postgres.start()
+            done = wait_for(service, job["jobId"], ended, seconds=180)
+            assert worker.poll() is None, log[-20:]  # the same process, still running
     assert done["status"] == "succeeded", (done, log[-20:])
     assert done["attempts"] >= 2
     written_once(service, job["fileId"], done["document"]["numChunks"])

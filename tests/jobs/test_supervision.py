@@ -1,5 +1,7 @@
-"""What the workers' supervision repairs and forgets (ingest/jobs/supervision.py): a job whose task
-a worker took and never ran, and jobs, task records and workers long gone."""
+"""What the workers' supervision repairs and forgets (ingest/jobs/supervision.py), in this
+process on the pass's database: a job whose worker went quiet, taken back after its lease
+and never again its old task's; a job whose task a worker took and never ran; jobs, task
+records and workers long gone. (Workers really killed mid-job: jobs/test_background_ingest.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from ingest.jobs.runner import runner
-from ingest.jobs.supervision import prune, recover_orphaned_jobs
+from ingest.jobs.supervision import prune, recover_orphaned_jobs, recover_stale_jobs
 from ingest.models import IngestJob, JobWorker
 
 pytestmark = pytest.mark.django_db
@@ -81,3 +83,46 @@ def test_prune_forgets_what_ended_long_ago_and_keeps_the_rest(api, settings, dat
     assert set(IngestJob.objects.values_list("pk", flat=True)) == {recent.pk, pending.pk}
     assert list(JobWorker.objects.values_list("worker_id", flat=True)) == ["here"]
     assert DBTaskResult.objects.filter(id=recent.task_id).exists()
+
+
+def running_in(job: IngestJob, worker: str, *, heard_of_seconds_ago: float) -> IngestJob:
+    """As a worker leaves a job it was running, last heard of `heard_of_seconds_ago`."""
+    claimed = IngestJob.objects.filter(pk=job.pk).claim(task_id=job.task_id, worker_id=worker)
+    assert claimed is not None
+    heard = timezone.now() - timedelta(seconds=heard_of_seconds_ago)
+    IngestJob.objects.filter(pk=job.pk).update(heartbeat_at=heard)
+    DBTaskResult.objects.filter(id=job.task_id).update(status=TaskResultStatus.RUNNING)
+    return IngestJob.objects.get(pk=job.pk)
+
+
+def test_a_job_whose_worker_went_quiet_is_taken_back_and_its_old_task_can_never_run_it(
+    api, data_dir: Path
+):
+    job = running_in(queue(api), "lost-host:4242", heard_of_seconds_ago=30)
+    assert recover_stale_jobs() == 1
+    back = IngestJob.objects.get(pk=job.pk)
+    assert (back.status, back.attempts) == ("queued", 1)
+    assert back.error_detail == "Its worker (lost-host:4242) stopped answering; taken back"
+    assert back.task_id != job.task_id
+    assert DBTaskResult.objects.get(id=job.task_id).status == TaskResultStatus.FAILED
+    runner.run(job.job_id, task_id=job.task_id)  # the lost worker, back from the dead
+    assert IngestJob.objects.get(pk=job.pk).status == "queued"
+    runner.run(back.job_id, task_id=back.task_id)
+    done = IngestJob.objects.get(pk=job.pk)
+    assert (done.status, done.attempts, done.chunks_done) == ("succeeded", 2, 1)
+    stored = api.get(f"/documents/{job.file_id}").json()
+    assert (stored["indexed"], stored["numChunks"]) == (True, 1)
+
+
+def test_a_job_heard_of_within_its_lease_is_left_and_one_out_of_attempts_fails(
+    api, settings, data_dir: Path
+):
+    alive = running_in(queue(api, "alive.txt"), "here:1", heard_of_seconds_ago=1)
+    settings.JOB_MAX_ATTEMPTS = 1
+    spent = running_in(queue(api, "spent.txt"), "gone:2", heard_of_seconds_ago=30)
+    assert recover_stale_jobs() == 0  # none taken back: one is alive, one has failed
+    assert IngestJob.objects.get(pk=alive.pk).task_id == alive.task_id
+    failed = IngestJob.objects.get(pk=spent.pk)
+    assert (failed.status, failed.error_status) == ("failed", 503)
+    assert failed.error_detail == "Its worker stopped answering 1 times"
+    assert api.get(f"/documents/{spent.file_id}").status_code == 404  # listed no more

@@ -28,8 +28,9 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the server reads committ
 
 @pytest.fixture
 def live_service(start_module_service) -> LiveService:
-    """One server for the module's tests; each keeps to a workspace of its own."""
-    return start_module_service()
+    """One server of three workers for the module's tests; each keeps to a workspace of
+    its own."""
+    return start_module_service(workers=3)
 
 
 def file_ids_in(service: LiveService, workspace: str) -> list[str]:

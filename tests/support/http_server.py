@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -23,6 +26,11 @@ class CannedHandler(BaseHTTPRequestHandler):
             self.respond(404, b"not found")
         else:
             route(self)
+
+    do_POST = do_GET  # a route reads the body itself (`body()`)
+
+    def body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def respond(
         self,
@@ -107,3 +115,35 @@ class CannedServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
         self._thread.join()
+
+
+GEMINI_EMBEDDINGS = "/v1beta/models/text-embedding-004:batchEmbedContents"
+
+
+@contextlib.contextmanager
+def slow_embeddings(seconds_per_batch: float) -> Iterator[dict[str, str]]:
+    """A stand-in for Google's embedding API (the Gemini embedder's wire protocol, on a
+    loopback server) that answers each batch of up to 100 texts after
+    `seconds_per_batch`: a job that takes seconds without taking a core, for the tests
+    that stop workers mid-job. Yields the settings that point the service at it."""
+
+    def answer(handler: CannedHandler) -> None:
+        texts = [r["content"]["parts"][0]["text"] for r in json.loads(handler.body())["requests"]]
+        handler.server.stopping.wait(seconds_per_batch)
+        vectors = [_vector(text) for text in texts]
+        body = json.dumps({"embeddings": [{"values": v} for v in vectors]}).encode()
+        handler.respond(200, body, [("Content-Type", "application/json")])
+
+    with CannedServer() as server:
+        server.routes[GEMINI_EMBEDDINGS] = answer
+        yield {
+            "EMBEDDER": "gemini",
+            "GOOGLE_API_KEY": "test-key-for-a-loopback-server",
+            "GEMINI_BASE_URL": server.url(),
+        }
+
+
+def _vector(text: str) -> list[float]:
+    """768 numbers that depend on the text alone."""
+    seed = hashlib.sha256(text.encode()).digest()
+    return [(byte - 127.5) / 127.5 for byte in (seed * 24)]
