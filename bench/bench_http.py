@@ -310,40 +310,27 @@ def main() -> None:
             f"\n{args.records} rows, wrk -t2 -c{args.connections} -d{args.seconds}s, "
             f"median of {args.rounds} alternating rounds"
         )
+
+        def table(heading: str, first: str, second: str, labels: tuple[str, str]) -> None:
+            """Each endpoint measured for both runs: req/s, p50/p99, second over first."""
+            print(
+                f"\n{heading:<40} {labels[0][:10]:>10} {'p50/p99 ms':>12} "
+                f"{labels[1][:22]:>22} {'p50/p99 ms':>12} {'ratio':>6}"
+            )
+            for endpoint in endpoints:
+                if (endpoint, second) not in results:
+                    continue
+                a, b = median(endpoint, first), median(endpoint, second)
+                print(
+                    f"{endpoint[:40]:<40} {a[0]:>10,.0f} {a[1]:>5.1f}/{a[2]:<6.1f} "
+                    f"{b[0]:>22,.0f} {b[1]:>5.1f}/{b[2]:<6.1f} {b[0] / a[0]:>6.2f}"
+                )
+
         if not args.without_old:
-            print(
-                f"{'endpoint':<40} {'old req/s':>10} {'p50/p99 ms':>12} {'project':>9} "
-                f"{'p50/p99 ms':>12} {'ratio':>6}"
-            )
-            for endpoint in endpoints:
-                old, new = median(endpoint, "old"), median(endpoint, "project")
-                print(
-                    f"{endpoint[:40]:<40} {old[0]:>10,.0f} {old[1]:>5.1f}/{old[2]:<6.1f} "
-                    f"{new[0]:>9,.0f} {new[1]:>5.1f}/{new[2]:<6.1f} {new[0] / old[0]:>6.2f}"
-                )
-        print(
-            f"\n{'endpoint (project)':<40} {'unscoped':>10} {'p50/p99 ms':>12} {'scoped':>9} "
-            f"{'p50/p99 ms':>12} {'ratio':>6}"
-        )
-        for endpoint in endpoints[1:]:
-            unscoped, scoped = median(endpoint, "project"), median(endpoint, "scoped")
-            print(
-                f"{endpoint[:40]:<40} {unscoped[0]:>10,.0f} "
-                f"{unscoped[1]:>5.1f}/{unscoped[2]:<6.1f} {scoped[0]:>9,.0f} "
-                f"{scoped[1]:>5.1f}/{scoped[2]:<6.1f} {scoped[0] / unscoped[0]:>6.2f}"
-            )
+            table("endpoint", "old", "project", ("old req/s", "project"))
+        table("endpoint (project)", "project", "scoped", ("unscoped", "scoped"))
         if args.versus:
-            print(
-                f"\n{'endpoint (project)':<40} {'req/s':>10} {'p50/p99 ms':>12} "
-                f"{args.versus[:22]:>22} {'p50/p99 ms':>12} {'ratio':>6}"
-            )
-            for endpoint in endpoints:
-                first, second = median(endpoint, "project"), median(endpoint, "versus")
-                print(
-                    f"{endpoint[:40]:<40} {first[0]:>10,.0f} {first[1]:>5.1f}/{first[2]:<6.1f} "
-                    f"{second[0]:>22,.0f} {second[1]:>5.1f}/{second[2]:<6.1f} "
-                    f"{second[0] / first[0]:>6.2f}"
-                )
+            table("endpoint (project)", "project", "versus", ("req/s", args.versus))
         if not pairs:
             return
         print(
