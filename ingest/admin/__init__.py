@@ -1,6 +1,7 @@
-"""ingest's admin: the documents (registry.Document, whose add, ask and delete use
-ingest's services) and the background jobs. Django's autodiscovery imports this."""
+"""ingest's admin: the documents (document_admin.py: registry.Document's, kept here
+because its add, ask and delete use ingest's services) and the background jobs
+(job_admin.py). Django's autodiscovery imports this."""
 
-from ingest.admin import documents, jobs
+from ingest.admin import document_admin, job_admin
 
-__all__ = ["documents", "jobs"]
+__all__ = ["document_admin", "job_admin"]
