@@ -45,13 +45,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import orjson  # noqa: E402
 from bench_import import scratch_database  # noqa: E402
 
-from tests.helpers import (  # noqa: E402
-    LiveService,
-    multipart,
-    run_manage,
-    running_server,
-    running_worker,
-)
+from tests.support.live import LiveService, multipart  # noqa: E402
+from tests.support.processes import run_manage, running_server, running_worker  # noqa: E402
 
 MANUAL = Path("/usr/share/doc/postgresql-doc-15/html")
 QUESTIONS = ROOT / "bench" / "data" / "pg15_questions.json"

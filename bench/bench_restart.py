@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 import psycopg  # noqa: E402
 
-from tests.helpers import (  # noqa: E402
-    LiveService,
+from tests.support.live import LiveService  # noqa: E402
+from tests.support.processes import (  # noqa: E402
     Postgres,
     child_process,
     run_manage,
@@ -159,7 +159,7 @@ def sync_loop(postgres: Postgres, env: dict[str, str], key: str, options) -> Non
     with tempfile.TemporaryDirectory() as scratch:
         for seconds in options.outages:
             output = Path(scratch) / f"requests-{seconds}.jsonl"
-            args = ["-m", "tests.sync_client_loop", key, "3600", str(output)]
+            args = ["-m", "tests.support.sync_client_loop", key, "3600", str(output)]
             with child_process(args, {**env, "DEBUG": "true"}, None):
                 while not output.exists() or not output.read_bytes():
                     time.sleep(0.1)
