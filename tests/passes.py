@@ -58,6 +58,20 @@ PASSES: dict[str, tuple[str, ...]] = {
     # A PostgreSQL server of its own, whatever the pass: once.
     "tests/jobs/test_background_ingest.py::test_a_worker_carries_on_by_itself_when_the_database_"
     "comes_back": (SQLITE,),
+    # The API's side of a background ingest (how it is asked for, what is refused before
+    # a job exists, a job's 404, the page fetched at once): no pass changes it.
+    "tests/jobs/test_background_ingest.py::TestQueued::test_prefer_respond_async_and_the_"
+    "query_parameter_ask_for_it_too": (POSTGRES,),
+    "tests/jobs/test_background_ingest.py::TestQueued::test_what_needs_no_parsing_is_refused_"
+    "at_once": (POSTGRES,),
+    "tests/jobs/test_background_ingest.py::TestQueued::test_without_async_the_answer_is_the_"
+    "synchronous_one": (POSTGRES,),
+    "tests/jobs/test_background_ingest.py::TestQueued::test_an_unknown_job_is_404": (POSTGRES,),
+    "tests/jobs/test_background_ingest.py::TestRun::test_an_async_url_is_fetched_now_and_"
+    "indexed_by_the_job": (POSTGRES,),
+    # A job cancelled before it ran writes no chunk: the queue's rows alone.
+    "tests/jobs/test_background_ingest.py::TestRun::test_deleting_a_queued_document_cancels_"
+    "its_job": (SQLITE, POSTGRES),
     # A worker's own process (its CPU priority, a model it cannot load): no pass changes it.
     "tests/jobs/test_background_ingest.py::TestRun::test_a_worker_runs_below_the_api_s_cpu_"
     "priority": (POSTGRES,),
@@ -86,6 +100,8 @@ PASSES: dict[str, tuple[str, ...]] = {
     # -- operations --------------------------------------------------------------------
     # What a checkout's `make run` meets: its default, SQLite.
     "tests/operations/test_make_run.py": (SQLITE,),
+    # The table itself names real tests: no database.
+    "tests/operations/test_suite_passes.py": (SQLITE,),
     # Settings refused at start-up, DATABASE_URL parsed: no database answers.
     "tests/operations/test_settings.py": (SQLITE,),
     "tests/operations/test_database_url.py": (POSTGRES,),
