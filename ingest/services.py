@@ -55,7 +55,6 @@ class Stored:
     document: DocumentRecord
     created: bool  # a new document; False: re-ingested, or these bytes were already held
     copy_of: str | None = None  # the document that held these bytes when a new id was asked
-    action: str | None = None  # what the audit trail recorded; None: nothing was stored
 
 
 class _Journal:
@@ -135,7 +134,7 @@ def document_store(
         return record, True  # only after the JSON file was written and its event lost
 
     stored, kept = get_vector_store().write_document(chunks, write_row)
-    return Stored(stored, created=kept and replaces is None, action=action if kept else None)
+    return Stored(stored, created=kept and replaces is None)
 
 
 async def document_ingest(upload: Upload, *, actor: Actor, scope: Scope = EVERYTHING) -> Stored:

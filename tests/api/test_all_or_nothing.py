@@ -44,16 +44,26 @@ def test_vectors_are_removed_when_the_registry_write_fails(api, data_dir: Path):
     assert ask(api, "passwords")["sources"] == []
 
 
-def test_a_failed_re_ingest_puts_the_old_vectors_back(api, data_dir: Path):
-    before = upload(api, "a.txt", "Passwords must be rotated every ninety days.", file_id="policy")
+def refused_re_ingest_leaves_the_document_as_it_was(
+    api, data_dir: Path, file_id: str, *, refused: tuple[str, str]
+) -> None:
+    """A.txt ingested as `file_id`, then b.txt sent to replace it while the database
+    refuses `refused` (an operation and a table): 503, and a.txt stands, chunks and all."""
+    before = upload(api, "a.txt", "Passwords must be rotated every ninety days.", file_id=file_id)
     assert before.status_code == 200
     stored = stored_chunks(data_dir)
-    with refusing("UPDATE", "documents"):
-        response = upload(api, "b.txt", "Laptops must use full disk encryption.", file_id="policy")
-    assert response.status_code == 503
+    with refusing(*refused):
+        response = upload(api, "b.txt", "Laptops must use full disk encryption.", file_id=file_id)
+        assert response.status_code == 503
     assert stored_chunks(data_dir) == stored
-    assert api.get("/documents/policy").json()["filename"] == "a.txt"
-    assert ask(api, "passwords")["sources"][0]["fileId"] == "policy"
+    assert api.get(f"/documents/{file_id}").json()["filename"] == "a.txt"
+    assert ask(api, "passwords")["sources"][0]["fileId"] == file_id
+
+
+def test_a_failed_re_ingest_puts_the_old_vectors_back(api, data_dir: Path):
+    refused_re_ingest_leaves_the_document_as_it_was(
+        api, data_dir, "policy", refused=("UPDATE", "documents")
+    )
     assert ask(api, "laptops encryption")["sources"] == []
 
 
@@ -80,15 +90,9 @@ def test_an_ingest_whose_event_is_refused_stores_nothing(api, registry_mode, dat
 def test_a_re_ingest_whose_event_is_refused_leaves_the_document_as_it_was(
     api, registry_mode, data_dir: Path
 ):
-    first = upload(api, "a.txt", "Passwords must be rotated every ninety days.", file_id="p")
-    assert first.status_code == 200
-    stored = stored_chunks(data_dir)
-    with refusing("INSERT", "audit_events"):
-        response = upload(api, "b.txt", "Laptops must use full disk encryption.", file_id="p")
-        assert response.status_code == 503
-    assert stored_chunks(data_dir) == stored
-    assert api.get("/documents/p").json()["filename"] == "a.txt"
-    assert ask(api, "passwords")["sources"][0]["fileId"] == "p"
+    refused_re_ingest_leaves_the_document_as_it_was(
+        api, data_dir, "p", refused=("INSERT", "audit_events")
+    )
     assert actions() == ["ingest"]
 
 
