@@ -189,6 +189,22 @@ MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 25, minimum=1)
 PDF_TIME_LIMIT = env_float("PDF_TIME_LIMIT", 30, minimum=0.5)
 PDF_MEMORY_LIMIT_MB = env_int("PDF_MEMORY_LIMIT_MB", 1024, minimum=128)
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+# Office, OpenDocument and EPUB files are zip archives: refused past this many MB expanded,
+# or when a member expands more than MAX_EXPANSION_RATIO times (a zip bomb). 413.
+MAX_EXPANDED_MB = env_int("MAX_EXPANDED_MB", 256, minimum=1)
+MAX_EXPANSION_RATIO = env_int("MAX_EXPANSION_RATIO", 200, minimum=10)
+# Spreadsheets (xlsx, xls, ods, csv): refused past this many rows, or cells, in all. 413.
+MAX_SHEET_ROWS = env_int("MAX_SHEET_ROWS", 200_000, minimum=1)
+MAX_SHEET_CELLS = env_int("MAX_SHEET_CELLS", 2_000_000, minimum=1)
+# Scans (PDF pages without a text layer, PNG, JPEG, TIFF) are read by Tesseract
+# (ingest/sources/ocr.py) in the PDF reader's child process: in these languages (its
+# language packs, "eng+deu"), within OCR_PAGE_TIME_LIMIT seconds a page, at most
+# OCR_MAX_PAGES pages a document (413 past it). An image larger than MAX_IMAGE_PIXELS is
+# refused (413: a decompression bomb).
+OCR_LANGUAGES = env_str("OCR_LANGUAGES") or "eng"
+OCR_PAGE_TIME_LIMIT = env_float("OCR_PAGE_TIME_LIMIT", 60, minimum=1)
+OCR_MAX_PAGES = env_int("OCR_MAX_PAGES", 500, minimum=1)
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 100_000_000, minimum=1_000_000)
 CHUNK_SIZE_WORDS = env_int("CHUNK_SIZE_WORDS", 120, minimum=10)
 CHUNK_OVERLAP_WORDS = env_int("CHUNK_OVERLAP_WORDS", 20, minimum=0)
 check_smaller(

@@ -27,10 +27,25 @@ class EmptyDocument(IngestError):
     status = 422
 
 
+class UnreadableDocument(IngestError):
+    """422: a document of an accepted type that cannot be read: encrypted, truncated or
+    damaged. The message says which."""
+
+    status = 422
+
+
 class ContentTooLarge(IngestError):
-    """413: over MAX_UPLOAD_MB."""
+    """413: over MAX_UPLOAD_MB, or over a limit of what a document may expand to (a zip
+    or image bomb, too many pages, rows or cells)."""
 
     status = 413
+
+
+class OcrUnavailable(IngestError):
+    """503: a scan needs Tesseract, which is not installed here; the message names the
+    package. Not retried: it takes an operator to install it."""
+
+    status = 503
 
 
 class UrlRefused(IngestError):

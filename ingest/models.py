@@ -41,6 +41,9 @@ class Chunk(models.Model):
     context = models.TextField(default="")
     text = models.TextField()
     embedding = VectorField()
+    # The pages the chunk spans, 1-based; NULL for a format without pages (0006).
+    first_page = models.IntegerField(null=True)
+    last_page = models.IntegerField(null=True)
 
     class Meta:
         db_table = "chunks"
@@ -182,6 +185,9 @@ class IngestJob(models.Model):
     data = models.BinaryField(default=b"", editable=False)  # the upload; b"" once done
     chunks_done = models.PositiveIntegerField(default=0)
     chunks_total = models.PositiveIntegerField(default=0)
+    # Pages read so far of a paged document being read (OCR is slow: seen page by page).
+    pages_done = models.PositiveIntegerField(default=0)
+    pages_total = models.PositiveIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
     error_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error_detail = models.TextField(blank=True, default="")

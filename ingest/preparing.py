@@ -24,7 +24,7 @@ from ingest.exceptions import ContentConflict, ContentTooLarge, EmptyDocument
 from ingest.search.embeddings import get_embedder
 from ingest.search.fusion import searchable
 from ingest.sources.chunking import chunk_sections
-from ingest.sources.extraction import Extracted, extract
+from ingest.sources.extraction import Extracted, PageProgress, extract
 from ingest.sources.fetching import fetch_url
 from ingest.stores.base import StoredChunks
 from registry.backends import get_backend
@@ -136,6 +136,7 @@ class Cut:
     extracted: Extracted
     texts: list[str]
     contexts: list[str]
+    pages: list[tuple[int, int] | None]  # the pages each chunk spans; None: no pages
 
     def searchable(self) -> list[str]:
         """What is embedded for each chunk: its headings, then its text."""
@@ -150,6 +151,7 @@ class Cut:
             texts=self.texts,
             vectors=vectors,
             contexts=self.contexts,
+            pages=self.pages,
         )
 
 
@@ -161,25 +163,27 @@ class Prepared:
     vectors: np.ndarray
 
 
-def cut(upload: Upload) -> Cut:
-    """Extract the text and cut each section into chunks; EmptyDocument if none."""
+def cut(upload: Upload, *, progress: PageProgress | None = None) -> Cut:
+    """Extract the text and cut each section into chunks; EmptyDocument if none.
+    `progress` hears of each page read where pages are slow to read (OCR)."""
     extracted = extract(
         upload.data,
         filename=upload.filename,
         content_type=upload.content_type,
         charset=upload.charset,
+        progress=progress,
     )
-    texts, contexts = chunk_sections(
+    chunked = chunk_sections(
         extracted.sections, size=settings.CHUNK_SIZE_WORDS, overlap=settings.CHUNK_OVERLAP_WORDS
     )
-    if not texts:
+    if not chunked.texts:
         raise EmptyDocument("No text to index: the document is empty")
-    return Cut(extracted, texts, contexts)
+    return Cut(extracted, chunked.texts, chunked.contexts, chunked.pages)
 
 
-def prepare(upload: Upload) -> Prepared:
+def prepare(upload: Upload, *, progress: PageProgress | None = None) -> Prepared:
     """cut(), then embed each chunk with its headings."""
-    pieces = cut(upload)
+    pieces = cut(upload, progress=progress)
     return Prepared(pieces, get_embedder().embed(pieces.searchable()))
 
 

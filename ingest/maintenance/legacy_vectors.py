@@ -119,9 +119,10 @@ class LegacyDocument:
             sections = extract(self.whole_text.encode(), filename=name).sections
         except EmptyDocument:
             sections = []
-        self.new_texts, self.new_contexts = chunk_sections(
+        chunked = chunk_sections(
             sections, size=settings.CHUNK_SIZE_WORDS, overlap=settings.CHUNK_OVERLAP_WORDS
         )
+        self.new_texts, self.new_contexts = chunked.texts, chunked.contexts
         if not self.new_texts:  # nothing but white space: kept as it was
             self.new_texts, self.new_contexts = self.ordered_texts(), [""] * len(self.texts)
 

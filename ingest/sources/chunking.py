@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ingest.sources.extraction import Section
 
@@ -63,15 +64,24 @@ def chunk_text(text: str, *, size: int, overlap: int) -> list[str]:
     return chunks
 
 
-def chunk_sections(
-    sections: Iterable[Section], *, size: int, overlap: int
-) -> tuple[list[str], list[str]]:
-    """Each section cut into chunks (chunk_text); the chunks' texts, and each chunk's
-    context (the headings of its section)."""
-    texts: list[str] = []
-    contexts: list[str] = []
+@dataclass(frozen=True)
+class Chunked:
+    """A document's chunks: each one's text, its section's headings, and the pages it
+    spans (None for a format without pages)."""
+
+    texts: list[str]
+    contexts: list[str]
+    pages: list[tuple[int, int] | None]
+
+
+def chunk_sections(sections: Iterable[Section], *, size: int, overlap: int) -> Chunked:
+    """Each section cut into chunks (chunk_text). A paged document's sections are its
+    pages (or a slide each), so its chunks do not cross a page break: each cites the
+    page it is on."""
+    chunked = Chunked([], [], [])
     for section in sections:
         chunks = chunk_text(section.text, size=size, overlap=overlap)
-        texts.extend(chunks)
-        contexts.extend([section.context] * len(chunks))
-    return texts, contexts
+        chunked.texts.extend(chunks)
+        chunked.contexts.extend([section.context] * len(chunks))
+        chunked.pages.extend([section.pages] * len(chunks))
+    return chunked

@@ -1,33 +1,42 @@
 """Recognise a document's type from its content and name, and extract its text.
 
-Accepted: plain text (.txt), Markdown (.md), HTML (.html, .htm) and PDF (.pdf). The content
-decides the parser; the name may only narrow it. A PDF named .txt is read as a PDF, a PNG
-named .txt is refused, and a file named .pdf that is not a PDF is refused.
+Accepted: plain text, Markdown, HTML, PDF (its text layer, and its scanned pages by OCR),
+Word (.docx), PowerPoint (.pptx), Excel (.xlsx, .xls), CSV and TSV, OpenDocument (.odt,
+.ods, .odp), EPUB, RTF, e-mail (.eml) and images of text (PNG, JPEG, TIFF, by OCR). The
+content decides the reader; the name may only narrow it. A PDF named .txt is read as a
+PDF, a file named .pdf that is not a PDF is refused, and a zip archive is a .docx, .xlsx
+or EPUB by what it holds, not by its name.
 
-HTML and Markdown keep their structure as sections: the text under each heading, with the
-path of headings above it ("Title > Chapter > Section"), which chunks carry as context.
-Markdown syntax and page furniture (navigation, headers, footers) never reach the text.
+Each reader gives the document as sections: the text under each heading, with the path
+of headings above it ("Title > Chapter > Section"), which chunks carry as context, and
+for formats with pages (PDF, slides, images) the pages it spans. Markup and page
+furniture (navigation, headers, footers) never reach the text.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Protocol
 
 from bs4 import BeautifulSoup
 from charset_normalizer import from_bytes
-from django.conf import settings
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from ingest.exceptions import EmptyDocument, UnsupportedFileType
-from ingest.sources.pdf_text import PdfRefused, read_pdf
+from ingest.exceptions import EmptyDocument, UnreadableDocument, UnsupportedFileType
 
 logger = logging.getLogger(__name__)
 
-ACCEPTED = "text (.txt), Markdown (.md), HTML (.html, .htm) and PDF (.pdf)"
+ACCEPTED = (
+    "text (.txt), Markdown (.md), HTML (.html), PDF (.pdf), Word (.docx), PowerPoint "
+    "(.pptx), Excel (.xlsx, .xls), CSV (.csv, .tsv), OpenDocument (.odt, .ods, .odp), "
+    "EPUB (.epub), RTF (.rtf), e-mail (.eml) and images of text (.png, .jpg, .tiff)"
+)
 EXTENSIONS = {
     ".txt": "text",
     ".text": "text",
@@ -35,34 +44,108 @@ EXTENSIONS = {
     ".markdown": "markdown",
     ".html": "html",
     ".htm": "html",
+    ".xhtml": "html",
     ".pdf": "pdf",
+    ".docx": "docx",
+    ".docm": "docx",  # macro-enabled: the text is read, the macros never run
+    ".pptx": "pptx",
+    ".pptm": "pptx",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".xls": "xls",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".odt": "odt",
+    ".ods": "ods",
+    ".odp": "odp",
+    ".epub": "epub",
+    ".rtf": "rtf",
+    ".eml": "eml",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
 }
-CONTENT_TYPES = {
-    "text/plain": "text",
-    "text/markdown": "markdown",
-    "text/x-markdown": "markdown",
-    "text/html": "html",
-    "application/xhtml+xml": "html",
-    "application/pdf": "pdf",
-}
+# Formats read from a binary container, which the content must match.
+BINARY_KINDS = frozenset(
+    ["pdf", "docx", "pptx", "xlsx", "xls", "odt", "ods", "odp", "epub", "png", "jpeg", "tiff"]
+)
+_OOXML = "application/vnd.openxmlformats-officedocument"
 MEDIA_TYPES = {
     "text": "text/plain",
     "markdown": "text/markdown",
     "html": "text/html",
     "pdf": "application/pdf",
+    "docx": f"{_OOXML}.wordprocessingml.document",
+    "pptx": f"{_OOXML}.presentationml.presentation",
+    "xlsx": f"{_OOXML}.spreadsheetml.sheet",
+    "xls": "application/vnd.ms-excel",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "odp": "application/vnd.oasis.opendocument.presentation",
+    "epub": "application/epub+zip",
+    "rtf": "application/rtf",
+    "eml": "message/rfc822",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "tiff": "image/tiff",
+}
+CONTENT_TYPES = {media: kind for kind, media in MEDIA_TYPES.items()} | {
+    "text/x-markdown": "markdown",
+    "application/xhtml+xml": "html",
+    "application/vnd.ms-word.document.macroenabled.12": "docx",
+    "application/vnd.ms-powerpoint.presentation.macroenabled.12": "pptx",
+    "application/vnd.ms-excel.sheet.macroenabled.12": "xlsx",
+    "application/csv": "csv",
+    "text/rtf": "rtf",
+    "image/jpg": "jpeg",
+}
+# Legacy binary Office formats: nothing here reads them (no LibreOffice in the image).
+_LEGACY_OFFICE = {
+    ".doc": "a legacy Word document (.doc): save it as .docx and upload that",
+    ".dot": "a legacy Word template (.dot): save it as .docx and upload that",
+    ".ppt": "a legacy PowerPoint presentation (.ppt): save it as .pptx and upload that",
+    ".pps": "a legacy PowerPoint slide show (.pps): save it as .pptx and upload that",
 }
 # Signatures of binary formats people upload by mistake, for a precise refusal.
 _BINARY_SIGNATURES = {
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
     b"GIF8": "a GIF image",
-    b"PK\x03\x04": "a ZIP archive (or a .docx/.xlsx/.odt document)",
-    b"\xd0\xcf\x11\xe0": "a legacy Microsoft Office document",
     b"\x7fELF": "an executable",
     b"MZ": "a Windows executable",
     b"\x1f\x8b": "a gzip archive",
+    b"Rar!": "a RAR archive",
+    b"7z\xbc\xaf": "a 7-Zip archive",
+}
+_IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "png",
+    b"\xff\xd8\xff": "jpeg",
+    b"II*\x00": "tiff",
+    b"MM\x00*": "tiff",
+}
+_ZIP = b"PK\x03\x04"
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ODF_MEDIA = {
+    "application/vnd.oasis.opendocument.text": "odt",
+    "application/vnd.oasis.opendocument.spreadsheet": "ods",
+    "application/vnd.oasis.opendocument.presentation": "odp",
+    "application/epub+zip": "epub",
+}
+_OOXML_PARTS = {
+    "word/document.xml": "docx",
+    "ppt/presentation.xml": "pptx",
+    "xl/workbook.xml": "xlsx",
 }
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
+# An RFC 5322 message: header lines from the first, with a From: and a Subject: or Date:.
+_MAIL_HEADER = re.compile(
+    rb"^(Return-Path|Received|From|To|Delivered-To|MIME-Version|Message-ID|Date|Subject|"
+    rb"X-[\w-]+):[ \t]",
+    re.I,
+)
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
@@ -100,6 +183,9 @@ _HEADING_MARK = "\ue000"  # a private-use character: never in a real document
 class Section:
     headings: tuple[str, ...]  # the headings above the text, outermost first
     text: str
+    # The first and last page the text is on, 1-based as a PDF viewer counts them (not
+    # the printed numbers); None for a format without pages.
+    pages: tuple[int, int] | None = None
 
     @property
     def context(self) -> str:
@@ -107,8 +193,26 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Read:
+    """What a reader makes of a document: its sections, and its title if it names one."""
+
+    sections: list[Section]
+    title: str = ""
+
+
+# Pages read so far and the document's pages: a reader of slow pages (OCR) reports each.
+PageProgress = Callable[[int, int], None]
+
+
+class Reader(Protocol):
+    def __call__(
+        self, data: bytes, *, charset: str | None, progress: PageProgress | None
+    ) -> Read: ...
+
+
+@dataclass(frozen=True)
 class Extracted:
-    kind: str  # text, markdown, html or pdf
+    kind: str  # a key of MEDIA_TYPES
     content_type: str
     sections: list[Section]
     title: str = ""
@@ -118,61 +222,212 @@ class Extracted:
         return "\n\n".join(section.text for section in self.sections)
 
 
+# Each kind's reader, imported when a document of the kind first comes: "module:function".
+READERS: dict[str, str] = {
+    "text": "ingest.sources.extraction:read_text",
+    "markdown": "ingest.sources.extraction:read_markdown",
+    "html": "ingest.sources.extraction:read_html",
+    "pdf": "ingest.sources.scans:read_pdf",
+    "png": "ingest.sources.scans:read_image",
+    "jpeg": "ingest.sources.scans:read_image",
+    "tiff": "ingest.sources.scans:read_image",
+    "docx": "ingest.sources.office:read_docx",
+    "pptx": "ingest.sources.office:read_pptx",
+    "xlsx": "ingest.sources.spreadsheets:read_xlsx",
+    "xls": "ingest.sources.spreadsheets:read_xls",
+    "csv": "ingest.sources.spreadsheets:read_csv",
+    "tsv": "ingest.sources.spreadsheets:read_tsv",
+    "odt": "ingest.sources.opendocument:read_odt",
+    "ods": "ingest.sources.opendocument:read_ods",
+    "odp": "ingest.sources.opendocument:read_odp",
+    "epub": "ingest.sources.ebooks:read_epub",
+    "rtf": "ingest.sources.rtf:read_rtf",
+    "eml": "ingest.sources.mail:read_eml",
+}
+
+
+def reader_of(kind: str) -> Reader:
+    module, _, name = READERS[kind].partition(":")
+    reader: Reader = getattr(importlib.import_module(module), name)
+    return reader
+
+
 def detect_kind(data: bytes, *, filename: str = "", content_type: str = "") -> str:
-    """The document kind, or UnsupportedFileType naming the accepted types."""
+    """The document kind (a key of MEDIA_TYPES), or UnsupportedFileType naming the
+    accepted types, or UnreadableDocument for an encrypted or damaged container."""
     suffix = PurePosixPath(filename).suffix.lower() if filename else ""
+    if suffix in _LEGACY_OFFICE and not data.startswith((b"%PDF-", _ZIP, b"{\\rtf")):
+        raise UnsupportedFileType(
+            f"{filename!r} is {_LEGACY_OFFICE[suffix]} (accepted are {ACCEPTED})"
+        )
     named = EXTENSIONS.get(suffix)
     if suffix and named is None:
         raise UnsupportedFileType(f"{filename!r} is not an accepted type: accepted are {ACCEPTED}")
     declared = CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
+    expected = named or declared
 
-    if data.startswith(b"%PDF-"):
-        return "pdf"
+    found = _binary_kind(data, expected=expected, filename=filename)
+    if found:
+        return found
     for signature, what in _BINARY_SIGNATURES.items():
         if data.startswith(signature):
             raise UnsupportedFileType(f"the content is {what}: accepted are {ACCEPTED}")
-    if named == "pdf" or (declared == "pdf" and not named):
+    if expected in BINARY_KINDS:
         raise UnsupportedFileType(
-            f"{filename or 'the document'} is not a PDF (it does not start with %PDF-): "
-            f"accepted are {ACCEPTED}"
+            f"{filename or 'the document'} is not {_A[expected]}: its content is not one "
+            f"(accepted are {ACCEPTED})"
         )
+    if data.lstrip()[:5] == b"{\\rtf":
+        return "rtf"
     if not _looks_like_text(data):
         raise UnsupportedFileType(f"the content is binary, not text: accepted are {ACCEPTED}")
-    if named:
-        return named
-    if declared:
-        return declared
-    return "html" if _HTML_START.match(data[:2048]) else "text"
+    if expected:
+        return expected
+    if _HTML_START.match(data[:2048]):
+        return "html"
+    return "eml" if _looks_like_mail(data) else "text"
+
+
+_A = {
+    "pdf": "a PDF (it does not start with %PDF-)",
+    "docx": "a Word document (.docx)",
+    "pptx": "a PowerPoint presentation (.pptx)",
+    "xlsx": "an Excel workbook (.xlsx)",
+    "xls": "an Excel 97-2003 workbook (.xls)",
+    "odt": "an OpenDocument text (.odt)",
+    "ods": "an OpenDocument spreadsheet (.ods)",
+    "odp": "an OpenDocument presentation (.odp)",
+    "epub": "an EPUB e-book",
+    "png": "a PNG image",
+    "jpeg": "a JPEG image",
+    "tiff": "a TIFF image",
+}
+
+
+def _binary_kind(data: bytes, *, expected: str | None, filename: str) -> str | None:
+    """The kind of a binary container by its content; None when it is none of ours."""
+    if data.startswith(b"%PDF-"):
+        return "pdf"
+    for signature, kind in _IMAGE_SIGNATURES.items():
+        if data.startswith(signature):
+            return kind
+    if data.startswith(_ZIP):
+        return _zip_kind(data, expected=expected, filename=filename)
+    if data.startswith(_OLE):
+        return _ole_kind(data)
+    return None
+
+
+def _zip_kind(data: bytes, *, expected: str | None, filename: str) -> str:
+    """A zip's kind by what it holds: ODF and EPUB name their type in a first member
+    `mimetype`, Office Open XML files by their main part."""
+    import io
+    import zipfile
+
+    try:
+        names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+        mimetype = ""
+        if "mimetype" in names:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                mimetype = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        if expected in BINARY_KINDS:
+            raise UnreadableDocument(
+                f"{filename or 'The document'} cannot be read: the file is damaged or "
+                f"truncated ({exc})"
+            ) from None
+        raise UnsupportedFileType(
+            f"the content is a damaged ZIP archive: accepted are {ACCEPTED}"
+        ) from None
+    if mimetype in _ODF_MEDIA:
+        return _ODF_MEDIA[mimetype]
+    for part, kind in _OOXML_PARTS.items():
+        if part in names:
+            return kind
+    raise UnsupportedFileType(
+        f"the content is a ZIP archive, not an Office, OpenDocument or EPUB file: "
+        f"accepted are {ACCEPTED}"
+    )
+
+
+def _ole_kind(data: bytes) -> str:
+    """A Microsoft compound file's kind by its streams' names (UTF-16 in its directory):
+    an .xls workbook, or a refusal saying what it is (a password-protected Office Open XML
+    file is such a container too)."""
+
+    def has(stream: str) -> bool:
+        return stream.encode("utf-16-le") in data
+
+    if has("EncryptedPackage"):
+        raise UnreadableDocument(
+            "The document is encrypted with a password: remove the password and upload it again"
+        )
+    if has("Workbook") or has("Book"):
+        return "xls"
+    if has("WordDocument"):
+        raise UnsupportedFileType(
+            f"the content is {_LEGACY_OFFICE['.doc']} (accepted are {ACCEPTED})"
+        )
+    if has("PowerPoint Document"):
+        raise UnsupportedFileType(
+            f"the content is {_LEGACY_OFFICE['.ppt']} (accepted are {ACCEPTED})"
+        )
+    raise UnsupportedFileType(
+        f"the content is a legacy Microsoft Office file: accepted are {ACCEPTED}"
+    )
+
+
+def _looks_like_mail(data: bytes) -> bool:
+    """Whether the text is an e-mail message: header lines from its first line on, with
+    From: and Subject: or Date: among them, before the first blank line."""
+    head = data[:8192].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].split(b"\n")
+    if not head or not _MAIL_HEADER.match(head[0]):
+        return False
+    names = {line.split(b":", 1)[0].lower() for line in head if b":" in line[:80]}
+    return b"from" in names and bool(names & {b"subject", b"date"})
 
 
 def extract(
-    data: bytes, *, filename: str = "", content_type: str = "", charset: str | None = None
+    data: bytes,
+    *,
+    filename: str = "",
+    content_type: str = "",
+    charset: str | None = None,
+    progress: PageProgress | None = None,
 ) -> Extracted:
-    """Text of the document, or EmptyDocument when there is none to index."""
+    """Text of the document, or EmptyDocument when there is none to index. `progress`
+    hears of each page read, from readers whose pages are slow (OCR)."""
     kind = detect_kind(data, filename=filename, content_type=content_type)
-    title = ""
-    if kind == "pdf":
-        sections = [Section((), _pdf_text(data))]
-    elif kind == "html":
-        sections, title = _html_sections(data, charset)
-    elif kind == "markdown":
-        sections = markdown_sections(decode_text(data, charset))
-    else:
-        sections = [Section((), decode_text(data, charset))]
+    read = reader_of(kind)(data, charset=charset, progress=progress)
     sections = [
-        Section(section.headings, text)
-        for section in sections
+        Section(section.headings, text, section.pages)
+        for section in read.sections
         if (text := normalise_whitespace(section.text))
     ]
     if not sections:
-        reason = (
-            "the PDF has no text layer (a scanned document needs OCR, which this service "
-            "does not do)"
-            if kind == "pdf"
-            else "the document is empty"
-        )
-        raise EmptyDocument(f"No text to index: {reason}")
-    return Extracted(kind=kind, content_type=MEDIA_TYPES[kind], sections=sections, title=title)
+        raise EmptyDocument("No text to index: the document is empty")
+    return Extracted(kind=kind, content_type=MEDIA_TYPES[kind], sections=sections, title=read.title)
+
+
+def read_text(data: bytes, *, charset: str | None, progress: PageProgress | None = None) -> Read:
+    return Read([Section((), decode_text(data, charset))])
+
+
+def read_markdown(
+    data: bytes, *, charset: str | None, progress: PageProgress | None = None
+) -> Read:
+    return Read(markdown_sections(decode_text(data, charset)))
+
+
+def read_html(data: bytes, *, charset: str | None, progress: PageProgress | None = None) -> Read:
+    sections, title = _html_sections(data, charset)
+    return Read(sections, title)
+
+
+def html_sections(data: bytes, charset: str | None = None) -> tuple[list[Section], str]:
+    """An HTML page's sections and title (for readers of formats made of HTML: EPUB's
+    chapters, an e-mail's HTML body)."""
+    return _html_sections(data, charset)
 
 
 def decode_text(data: bytes, charset: str | None = None) -> str:
@@ -380,15 +635,3 @@ def markdown_inline_text(children: list[Token]) -> str:
             # text, code, an image's alt text, a <placeholder>; *_open/close have none
             parts.append(content)
     return "".join(parts)
-
-
-def _pdf_text(data: bytes) -> str:
-    """The PDF's text, read in a child process within PDF_TIME_LIMIT and
-    PDF_MEMORY_LIMIT_MB (ingest/pdf_text.py)."""
-    try:
-        return read_pdf(
-            data, seconds=settings.PDF_TIME_LIMIT, memory_mb=settings.PDF_MEMORY_LIMIT_MB
-        )
-    except PdfRefused as exc:
-        logger.info("PDF refused: %s", exc)
-        raise EmptyDocument(str(exc)) from None

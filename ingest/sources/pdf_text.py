@@ -34,8 +34,8 @@ class PdfRefused(Exception):
     """The PDF cannot be read, or not within the limits; the message says why."""
 
 
-def pdf_text(data: bytes) -> str:
-    """The text of every page (in this process: the child's work)."""
+def pdf_pages(data: bytes) -> list[str]:
+    """The text of every page, in order (in this process: the child's work)."""
     from pypdf import PdfReader
 
     try:
@@ -45,7 +45,7 @@ def pdf_text(data: bytes) -> str:
         pages = reader.pages
         if len(pages) > MAX_PDF_PAGES:
             raise PdfRefused(f"The PDF has {len(pages)} pages; at most {MAX_PDF_PAGES} are read")
-        return "\n\n".join(without_furniture([page.extract_text() or "" for page in pages]))
+        return without_furniture([page.extract_text() or "" for page in pages])
     except (PdfRefused, MemoryError):
         raise
     except Exception as exc:
@@ -85,9 +85,9 @@ def without_furniture(pages: list[str]) -> list[str]:
     return kept
 
 
-def read_pdf(data: bytes, *, seconds: float, memory_mb: int) -> str:
-    """The PDF's text, read by a child process; PdfRefused when it cannot be read, runs
-    past `seconds` or needs more than `memory_mb`."""
+def read_pdf_pages(data: bytes, *, seconds: float, memory_mb: int) -> list[str]:
+    """The text of each of the PDF's pages, read by a child process; PdfRefused when it
+    cannot be read, runs past `seconds` or needs more than `memory_mb`."""
     try:
         done = subprocess.run(
             [sys.executable, "-m", "ingest.sources.pdf_text", str(memory_mb)],
@@ -111,16 +111,16 @@ def read_pdf(data: bytes, *, seconds: float, memory_mb: int) -> str:
         raise PdfRefused("No text to index: the PDF cannot be read (its reader failed)") from None
     if "refused" in result:
         raise PdfRefused(result["refused"])
-    return str(result["text"])
+    return [str(page) for page in result["pages"]]
 
 
 def main() -> None:
-    """The child: the PDF on stdin, `{"text": …}` or `{"refused": …}` on stdout."""
+    """The child: the PDF on stdin, `{"pages": […]}` or `{"refused": …}` on stdout."""
     memory = int(sys.argv[1]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     data = sys.stdin.buffer.read()
     try:
-        result = {"text": pdf_text(data)}
+        result: dict[str, object] = {"pages": pdf_pages(data)}
     except PdfRefused as exc:
         result = {"refused": str(exc)}
     except MemoryError:

@@ -61,9 +61,14 @@ class StoredChunks:
     texts: list[str]
     vectors: np.ndarray
     contexts: list[str] | None = None  # each chunk's headings; None when it has none
+    # Each chunk's first and last page (None: no pages); None when no chunk has pages.
+    pages: list[tuple[int, int] | None] | None = None
 
     def context(self, position: int) -> str:
         return self.contexts[position] if self.contexts else ""
+
+    def page_span(self, position: int) -> tuple[int, int] | None:
+        return self.pages[position] if self.pages else None
 
 
 @dataclass(frozen=True, slots=True)

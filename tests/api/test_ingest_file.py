@@ -132,9 +132,12 @@ class TestRefusals:
     @pytest.mark.parametrize(
         "name, data, fragment",
         [
-            ("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "not an accepted type"),
-            ("photo.txt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "the content is a PNG image"),
-            ("report.docx", b"PK\x03\x04" + b"\x00" * 64, "not an accepted type"),
+            ("photo.gif", b"GIF89a" + b"\x00" * 64, "not an accepted type"),
+            ("photo.txt", b"GIF89a" + b"\x00" * 64, "the content is a GIF image"),
+            ("report.docx", b"%!PS-Adobe-3.0\n" + b"\x00" * 64, "is not a Word document"),
+            ("archive.zip", b"PK\x03\x04" + b"\x00" * 64, "not an accepted type"),
+            ("letter.doc", b"\xd0\xcf\x11\xe0" + b"\x00" * 64, "save it as .docx"),
+            ("slides.ppt", b"\xd0\xcf\x11\xe0" + b"\x00" * 64, "save it as .pptx"),
             ("fake.pdf", b"This is not a PDF at all.", "is not a PDF"),
             ("blob", bytes(range(256)) * 4, "binary, not text"),
             ("program.exe", b"MZ\x90\x00", "not an accepted type"),

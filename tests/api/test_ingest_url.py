@@ -35,7 +35,7 @@ def site() -> Iterator[CannedServer]:
             302, headers=[("Location", f"http://127.0.0.2:{server.port}/")]
         )
         server.routes["/image"] = lambda h: h.respond(
-            200, b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, [("Content-Type", "image/png")]
+            200, b"GIF89a" + b"\x00" * 32, [("Content-Type", "image/gif")]
         )
         yield server
 
