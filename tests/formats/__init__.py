@@ -1,0 +1,1 @@
+"""Each format the service reads (issue 33), through the API."""
