@@ -183,7 +183,7 @@ LEGACY_VECTOR_JSON_PATH = env_path(
     "LEGACY_VECTOR_JSON_PATH", DATA_DIR / "vec.json", base_dir=BASE_DIR
 )
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 25, minimum=1)
-# A PDF is read by a child process (ingest/pdf_text.py), killed past this many seconds and
+# A PDF is read by a child process (ingest/sources/child.py), killed past this many seconds and
 # unable to allocate more than this many MB: a PDF made to be slow or to blow up cannot
 # hold a worker. Either answers 422.
 PDF_TIME_LIMIT = env_float("PDF_TIME_LIMIT", 30, minimum=0.5)
@@ -200,7 +200,9 @@ MAX_SHEET_CELLS = env_int("MAX_SHEET_CELLS", 2_000_000, minimum=1)
 # (ingest/sources/ocr.py) in the PDF reader's child process: in these languages (its
 # language packs, "eng+deu"), within OCR_PAGE_TIME_LIMIT seconds a page, at most
 # OCR_MAX_PAGES pages a document (413 past it). An image larger than MAX_IMAGE_PIXELS is
-# refused (413: a decompression bomb).
+# refused (413: a decompression bomb). TESSERACT_COMMAND is the program (a name on PATH
+# or a path); where it is missing, scans are refused with 503.
+TESSERACT_COMMAND = env_str("TESSERACT_COMMAND") or "tesseract"
 OCR_LANGUAGES = env_str("OCR_LANGUAGES") or "eng"
 OCR_PAGE_TIME_LIMIT = env_float("OCR_PAGE_TIME_LIMIT", 60, minimum=1)
 OCR_MAX_PAGES = env_int("OCR_MAX_PAGES", 500, minimum=1)

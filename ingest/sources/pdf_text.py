@@ -1,23 +1,16 @@
-"""A PDF's text, read in a child process under a time and a memory limit.
+"""A PDF's text layer, page by page, without its page furniture: the reading child's work
+(child.py), in pypdf.
 
 pypdf is pure Python, and a PDF can be made to be slow: a page of a million tiny text
 operators costs about ten seconds and compresses to a few kilobytes, so a small upload
 of such pages could hold a worker thread (and a share of its process's GIL) for hours.
-A thread cannot be stopped; a process can. Each PDF is read by `python -m
-ingest.sources.pdf_text` (pypdf only, no Django: about 0.2 s to start), which is killed
-when it runs past PDF_TIME_LIMIT and cannot allocate beyond PDF_MEMORY_LIMIT_MB.
+That is why it runs in a child process, which is killed past PDF_TIME_LIMIT.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import logging
 import re
-import resource
-import subprocess
-import sys
-from pathlib import Path
 
 MAX_PDF_PAGES = 2000
 EDGE_LINES = 2  # lines at the top and at the bottom of a page where furniture sits
@@ -25,17 +18,14 @@ FURNITURE_SHARE = 0.5  # of the pages (at least 3) a line must recur on to be fu
 # A table of contents' entry: a title, dot leaders, a page number ("1 Introduction .... 3").
 _DOT_LEADER = re.compile(r"(?:\.\s*){4,}\s*[\divxlcIVXLC]+\s*$|(?:\s\.){3,}")
 _DIGITS = re.compile(r"\d+")
-ROOT = Path(__file__).resolve().parents[2]  # the project, where `-m` finds the package
-
-logger = logging.getLogger(__name__)
 
 
 class PdfRefused(Exception):
     """The PDF cannot be read, or not within the limits; the message says why."""
 
 
-def pdf_pages(data: bytes) -> list[str]:
-    """The text of every page, in order (in this process: the child's work)."""
+def pdf_layer(data: bytes) -> list[str]:
+    """The text layer of every page, in order, as pypdf extracts it."""
     from pypdf import PdfReader
 
     try:
@@ -45,7 +35,7 @@ def pdf_pages(data: bytes) -> list[str]:
         pages = reader.pages
         if len(pages) > MAX_PDF_PAGES:
             raise PdfRefused(f"The PDF has {len(pages)} pages; at most {MAX_PDF_PAGES} are read")
-        return without_furniture([page.extract_text() or "" for page in pages])
+        return [page.extract_text() or "" for page in pages]
     except (PdfRefused, MemoryError):
         raise
     except Exception as exc:
@@ -83,50 +73,3 @@ def without_furniture(pages: list[str]) -> list[str]:
             )
         )
     return kept
-
-
-def read_pdf_pages(data: bytes, *, seconds: float, memory_mb: int) -> list[str]:
-    """The text of each of the PDF's pages, read by a child process; PdfRefused when it
-    cannot be read, runs past `seconds` or needs more than `memory_mb`."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "ingest.sources.pdf_text", str(memory_mb)],
-            input=data,
-            capture_output=True,
-            timeout=seconds,
-            cwd=ROOT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:  # run() has killed the child
-        raise PdfRefused(
-            f"No text to index: reading the PDF took longer than {seconds:g} s "
-            "(PDF_TIME_LIMIT); it may have been made to be slow"
-        ) from None
-    try:
-        result = json.loads(done.stdout)
-    except ValueError:
-        logger.warning(
-            "PDF reader exited %s: %s", done.returncode, done.stderr.decode(errors="replace")[-500:]
-        )
-        raise PdfRefused("No text to index: the PDF cannot be read (its reader failed)") from None
-    if "refused" in result:
-        raise PdfRefused(result["refused"])
-    return [str(page) for page in result["pages"]]
-
-
-def main() -> None:
-    """The child: the PDF on stdin, `{"pages": […]}` or `{"refused": …}` on stdout."""
-    memory = int(sys.argv[1]) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    data = sys.stdin.buffer.read()
-    try:
-        result: dict[str, object] = {"pages": pdf_pages(data)}
-    except PdfRefused as exc:
-        result = {"refused": str(exc)}
-    except MemoryError:
-        result = {"refused": f"No text to index: reading the PDF needs more than {sys.argv[1]} MB"}
-    sys.stdout.write(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,9 @@
 """PDFs and images of text: each page a section of its own, with its page number.
 
-A page's text comes from the PDF's text layer, read in a child process under a time and
-a memory limit (pdf_text.py).
+A PDF page's text comes from its text layer; a page whose layer is too thin (a scan) and
+every page of an image (PNG, JPEG, each frame of a TIFF) are read by Tesseract. Both run
+in a child process under a time and a memory limit (child.py), which reports each page
+as it is read to `progress`.
 """
 
 from __future__ import annotations
@@ -11,34 +13,59 @@ import logging
 from django.conf import settings
 
 from ingest.exceptions import EmptyDocument
+from ingest.sources.child import Pages, read_in_child
 from ingest.sources.extraction import PageProgress, Read, Section
-from ingest.sources.pdf_text import PdfRefused, read_pdf_pages
+from ingest.sources.ocr import OcrLimits
 
 logger = logging.getLogger(__name__)
 
 
 def read_pdf(data: bytes, *, charset: str | None, progress: PageProgress | None = None) -> Read:
     """The PDF's pages as sections, each with its page number (1-based)."""
-    try:
-        pages = read_pdf_pages(
-            data, seconds=settings.PDF_TIME_LIMIT, memory_mb=settings.PDF_MEMORY_LIMIT_MB
-        )
-    except PdfRefused as exc:
-        logger.info("PDF refused: %s", exc)
-        raise EmptyDocument(str(exc)) from None
-    sections = [
-        Section((), text, (number, number))
-        for number, text in enumerate(pages, start=1)
-        if text.strip()
-    ]
+    sections = _sections(_read("pdf", data, progress))
     if not sections:
         raise EmptyDocument(
-            "No text to index: the PDF has no text layer (a scanned document needs OCR, "
-            "which this service does not do)"
+            "No text to index: the PDF has no text layer, and OCR found no text on its pages"
         )
     return Read(sections)
 
 
 def read_image(data: bytes, *, charset: str | None, progress: PageProgress | None = None) -> Read:
-    """An image of text, read by OCR (not yet: issue 33)."""
-    raise EmptyDocument("No text to index: images are read by OCR, which is not ready yet")
+    """An image of text, read by OCR: each page (a TIFF's frame) a section."""
+    sections = _sections(_read("image", data, progress))
+    if not sections:
+        raise EmptyDocument("No text to index: OCR found no text in the image")
+    return Read(sections)
+
+
+def ocr_limits() -> OcrLimits:
+    """What OCR may take, from the settings."""
+    return OcrLimits(
+        command=settings.TESSERACT_COMMAND,
+        languages=settings.OCR_LANGUAGES,
+        page_seconds=settings.OCR_PAGE_TIME_LIMIT,
+        max_pages=settings.OCR_MAX_PAGES,
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+    )
+
+
+def _read(kind: str, data: bytes, progress: PageProgress | None) -> Pages:
+    pages = read_in_child(
+        kind,
+        data,
+        seconds=settings.PDF_TIME_LIMIT,
+        memory_mb=settings.PDF_MEMORY_LIMIT_MB,
+        ocr=ocr_limits(),
+        progress=progress,
+    )
+    if pages.not_read:
+        logger.warning("PDF read in part: %s", pages.not_read)
+    return pages
+
+
+def _sections(pages: Pages) -> list[Section]:
+    return [
+        Section((), text, (number, number))
+        for number, text in enumerate(pages.texts, start=1)
+        if text.strip()
+    ]
