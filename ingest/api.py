@@ -103,7 +103,12 @@ def _job(job: IngestJob, document: DocumentRecord | None = None) -> dict[str, An
         "file_id": job.file_id,
         "filename": job.name,
         "workspace": job.workspace,
-        "progress": {"chunks_done": job.chunks_done, "chunks_total": job.chunks_total},
+        "progress": {
+            "chunks_done": job.chunks_done,
+            "chunks_total": job.chunks_total,
+            "pages_done": job.pages_done,
+            "pages_total": job.pages_total,
+        },
         "attempts": job.attempts,
         "error": {"status": job.error_status, "detail": job.error_detail} if failed else None,
         "document": _document(document) if document is not None else None,

@@ -237,6 +237,14 @@ class IngestOut(DocumentOut):
 class JobProgressOut(CamelOut):
     chunks_done: int = Field(description="Chunks embedded so far.")
     chunks_total: int = Field(description="The document's chunks; 0 until it has been read.")
+    pages_done: int = Field(
+        description="Pages read so far, for a PDF or an image (scans are read by OCR, "
+        "seconds a page); 0 for a format without pages."
+    )
+    pages_total: int = Field(
+        description="The document's pages; 0 until its reader has counted them, and for a "
+        "format without pages."
+    )
 
 
 class JobErrorOut(Schema):

@@ -13,6 +13,8 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -36,6 +38,7 @@ logger = logging.getLogger("ingest.jobs")
 
 Status = IngestJob.Status
 EMBED_BATCH = 64  # chunks embedded between two progress counts
+PAGES_EVERY = 1.0  # seconds between two counts of pages read (a page by OCR takes 1-3 s)
 
 
 class JobTakenAway(Exception):
@@ -111,7 +114,7 @@ class Runner:
 
     def _ingest(self, job: IngestJob, held: IngestJobQuerySet) -> None:
         upload = job_upload(job)
-        pieces = cut(upload)
+        pieces = cut(upload, progress=self._pages_progress(held))
         texts = pieces.searchable()
         if not held.update(chunks_total=len(texts)):
             raise JobTakenAway
@@ -160,6 +163,24 @@ class Runner:
             job=job,
             fence=fence,
         )
+
+    def _pages_progress(self, held: IngestJobQuerySet) -> Callable[[int, int], None]:
+        """Pages read, for readers whose pages are slow (OCR): counted at most once every
+        PAGES_EVERY seconds, and at the first and the last page; stop if asked to."""
+        counted = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal counted
+            if self.releasing.is_set():
+                raise Released
+            now = time.monotonic()
+            if now - counted < PAGES_EVERY and 0 < done < total:
+                return
+            if not held.update(pages_done=done, pages_total=total, heartbeat_at=Now()):
+                raise JobTakenAway
+            counted = now
+
+        return progress
 
 
 runner = Runner()

@@ -82,7 +82,12 @@ class TestQueued:
             "parking.txt",
             "default",
         )
-        assert job["progress"] == {"chunksDone": 0, "chunksTotal": 0}
+        assert job["progress"] == {
+            "chunksDone": 0,
+            "chunksTotal": 0,
+            "pagesDone": 0,
+            "pagesTotal": 0,
+        }
         assert (job["error"], job["document"], job["attempts"]) == (None, None, 0)
         assert job_of(service, job["jobId"]) == job
         listed = service.call("GET", "/documents")[1]["items"]
@@ -150,7 +155,12 @@ class TestRun:
             done = wait_for(service, job["jobId"], ended)
         assert done["status"] == "succeeded", done
         chunks = done["document"]["numChunks"]
-        assert done["progress"] == {"chunksDone": chunks, "chunksTotal": chunks}
+        assert done["progress"] == {
+            "chunksDone": chunks,
+            "chunksTotal": chunks,
+            "pagesDone": 2,  # the PDF's two pages, read
+            "pagesTotal": 2,
+        }
         assert (done["attempts"], done["error"]) == (1, None)
         assert done["startedAt"] <= done["finishedAt"]
         assert done["document"]["indexed"] is True and done["document"]["job"] is None
