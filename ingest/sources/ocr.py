@@ -19,7 +19,7 @@ import subprocess
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ingest.exceptions import ContentTooLarge, OcrUnavailable, UnreadableDocument
 
@@ -94,7 +94,7 @@ def language_package(language: str) -> str:
 
 def read_image(image: Image, *, limits: OcrLimits, page: int, dpi: int | None) -> str:
     """The text Tesseract reads in a grayscale image ('' for a blank one)."""
-    low, high = image.getextrema()
+    low, high = cast(tuple[int, int], image.getextrema())  # one band: "L"
     if high - low < BLANK_RANGE:
         return ""
     pgm = io.BytesIO()
@@ -129,7 +129,7 @@ def pdf_page_images(
     """Each of the PDF's pages `numbers` (0-based) rendered in grayscale at 300 dpi, or
     less where 300 dpi would pass `limits.max_pixels` (a poster-sized page), with its
     resolution."""
-    import pypdfium2
+    import pypdfium2  # type: ignore[import-untyped]
 
     try:
         document = pypdfium2.PdfDocument(data)
