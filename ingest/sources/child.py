@@ -130,7 +130,11 @@ def _listen(
                 return result
             *lines, buffered = (buffered + chunk).split(b"\n")
             for line in lines:
-                message = json.loads(line)
+                try:
+                    message = json.loads(line)
+                except ValueError:  # a library of the child's writing on its stdout
+                    logger.warning("%s reader said: %r", kind, line[:200])
+                    continue
                 if "pages" in message or "error" in message:
                     result = message
                     continue
