@@ -38,9 +38,16 @@ from ingest.schemas import (
     SourceOut,
     UploadForm,
     UrlIn,
+    error_responses,
     responses,
 )
-from ingest.services import Stored, adocument_delete_many, document_ingest
+from ingest.services import (
+    Stored,
+    adocument_delete_many,
+    document_ingest,
+    document_original,
+    original_response,
+)
 from ingest.stores.base import Removed
 from registry.audit import actor_of
 from registry.auth import api_key_auth, delete_key_auth, ingest_key_auth, scope_of
@@ -257,6 +264,28 @@ async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[
     record = await document_get(file_id=file_id, scope=scope)
     pending = await job_selectors.pending_jobs_of([file_id], scope=scope)
     return _document(record, pending.get(file_id))
+
+
+@documents_router.get(
+    "/documents/{fileId}/file",
+    response=error_responses(404),
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file as it was uploaded, with its content type and "
+                "its name in Content-Disposition (PDFs and images inline: a PDF "
+                "opens at a cited page with #page=N).",
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+async def get_document_file(request: HttpRequest, file_id: str = FileIdPath) -> HttpResponse:
+    """The document's original file; 404 for an unknown id (or one of a workspace the key
+    cannot see), or when no original was kept (a document imported from the old
+    registry)."""
+    record, data = await document_original(file_id=file_id, scope=scope_of(request))
+    return original_response(record, data)
 
 
 @documents_router.delete(

@@ -159,6 +159,7 @@ class Runner:
             replaces=current,
             job=job,
             fence=fence,
+            original=upload.data,
         )
 
 
