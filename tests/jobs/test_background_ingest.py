@@ -108,7 +108,7 @@ class TestQueued:
         assert (status, job["status"]) == (202, "queued")
 
     def test_what_needs_no_parsing_is_refused_at_once(self, service):
-        status, _, error = post_async(service, "photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+        status, _, error = post_async(service, "photo.gif", b"GIF89a" + b"\x00" * 64)
         assert status == 415 and "not an accepted type" in error["detail"]
         status, _, error = post_async(service, "a.txt", b"text", workspace="no spaces")
         assert status == 400 and error["detail"].startswith("Invalid workspace")
