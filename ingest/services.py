@@ -260,6 +260,41 @@ async def adocument_delete_many(
     return await delete(file_ids=file_ids, actor=actor, scope=scope)
 
 
+def document_reextract(record: DocumentRecord, *, actor: Actor) -> Stored | None:
+    """Read a document's kept original again with today's readers, and store what they
+    make of it in place of its chunks (its id, name, workspace and first ingest kept):
+    `reindex --reextract`. None when no original is kept (a document imported from the
+    old registry). The reader's refusals (IngestError) leave the document as it was."""
+    data = read_original(record)
+    if data is None:
+        return None
+    upload = Upload(
+        data=data,
+        filename=record.filename,
+        workspace=record.workspace,
+        content_type=record.content_type,
+        source=record.source,
+        url=record.url,
+        file_id=record.file_id,
+    )
+    prepared = prepare(upload)
+    extracted = prepared.cut.extracted
+    renewed = document_record(
+        upload,
+        file_id=record.file_id,
+        sha256=record.sha256,
+        content_type=extracted.content_type,
+        chunks=len(prepared.cut.texts),
+        created_at=record.created_at,
+    )
+    return document_store(
+        record=dataclasses.replace(renewed, filename=record.filename),
+        chunks=prepared.cut.chunks(record.file_id, record.workspace, prepared.vectors),
+        actor=actor,
+        replaces=record,
+    )
+
+
 async def document_original(*, file_id: str, scope: Scope) -> tuple[DocumentRecord, bytes]:
     """The document and its original bytes: DocumentNotFound as for reading it,
     OriginalNotKept when none was kept."""
