@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from ingest.stores import get_vector_store
 from registry.models import AuditEvent
@@ -62,3 +64,24 @@ def test_documents_without_an_original_are_named_and_left_alone(api, data_dir: P
 def test_an_unknown_id_is_refused(db, data_dir: Path):
     _, error = run_command("reindex", "--reextract", "no-such-id")
     assert error == "No such document: no-such-id"
+
+
+def test_check_registry_names_documents_without_an_original_and_removes_leftovers(
+    api, data_dir: Path
+):
+    guide = ingest(api, "guide.pdf", make_pdf(PAGES))
+    notes = ingest(api, "notes.txt", "Children under five need no ticket.")
+    shutil.rmtree(data_dir / "originals" / guide["fileId"])  # as if imported
+    leftover = data_dir / "originals" / "gone" / ("0" * 64)  # a removal that failed
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"old bytes")
+    out = StringIO()
+    call_command("check_registry", stdout=out)
+    report = out.getvalue()
+    assert "1 document without an original kept (imported from the old registry" in report
+    assert guide["fileId"] in report and notes["fileId"] not in report
+    assert "1 original left over that no document names" in report
+    assert "Everything agrees" in report
+    call_command("check_registry", "--fix", stdout=StringIO())
+    assert not leftover.exists()
+    assert (data_dir / "originals" / notes["fileId"]).exists()
