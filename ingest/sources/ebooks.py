@@ -59,7 +59,7 @@ def _package_path(book: Container) -> str:
         path = rootfile.get("full-path", "")
         if path and rootfile.get("media-type", "") in ("", "application/oebps-package+xml"):
             return unquote(path)
-    raise UnreadableDocument(f"{_WHAT.capitalize()} is damaged: container.xml names no package")
+    raise UnreadableDocument("The EPUB e-book is damaged: container.xml names no package")
 
 
 def _spine(package: Any, *, base: str) -> list[str]:
@@ -77,7 +77,7 @@ def _spine(package: Any, *, base: str) -> list[str]:
             href = unquote(item.get("href").split("#")[0])
             paths.append(posixpath.normpath(posixpath.join(base, href)))
     if not paths:
-        raise UnreadableDocument(f"{_WHAT.capitalize()} is damaged: its spine lists no chapter")
+        raise UnreadableDocument("The EPUB e-book is damaged: its spine lists no chapter")
     return paths
 
 
@@ -91,7 +91,7 @@ def _refuse_encrypted(book: Container, chapters: list[str]) -> None:
     }
     if encrypted & set(chapters):
         raise UnreadableDocument(
-            f"{_WHAT.capitalize()} is encrypted (DRM): its chapters cannot be read; upload a "
+            "The EPUB e-book is encrypted (DRM): its chapters cannot be read; upload a "
             "copy without DRM"
         )
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ingest.exceptions import UnreadableDocument
-from ingest.sources.containers import Container, parse_xml
+from ingest.sources.containers import Container, capitalised, parse_xml
 from ingest.sources.extraction import PageProgress, Read, Section
 
 _NS = {
@@ -34,7 +34,7 @@ def _q(name: str) -> str:
     return f"{{{_NS[prefix]}}}{local}"
 
 
-_H, _P, _LIST, _TABLE = _q("text:h"), _q("text:p"), _q("text:list"), _q("table:table")
+_H, _P, _TABLE = _q("text:h"), _q("text:p"), _q("table:table")
 _SPACE, _TAB, _BREAK = _q("text:s"), _q("text:tab"), _q("text:line-break")
 _NOTE, _NOTE_BODY = _q("text:note"), _q("text:note-body")
 _ROW, _CELL = _q("table:table-row"), _q("table:table-cell")
@@ -131,18 +131,18 @@ def _open(data: bytes, *, what: str, body: str) -> tuple[str, Any]:
         manifest = parse_xml(container.read("META-INF/manifest.xml"), what=f"{what}'s manifest")
         if manifest.find(f".//{_q('manifest:encryption-data')}") is not None:
             raise UnreadableDocument(
-                f"{what.capitalize()} is encrypted with a password: save it without one and "
+                f"{capitalised(what)} is encrypted with a password: save it without one and "
                 "upload it again"
             )
     content = container.read("content.xml")
     if not content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         raise UnreadableDocument(
-            f"{what.capitalize()} is encrypted or damaged: its content.xml is not XML"
+            f"{capitalised(what)} is encrypted or damaged: its content.xml is not XML"
         )
     root = parse_xml(content, what=f"{what}'s content.xml")
     element = root.find(f"{_q('office:body')}/{_q(body)}")
     if element is None:
-        raise UnreadableDocument(f"{what.capitalize()} is damaged: content.xml has no {body}")
+        raise UnreadableDocument(f"{capitalised(what)} is damaged: content.xml has no {body}")
     title = ""
     if "meta.xml" in container:
         found = parse_xml(container.read("meta.xml"), what=f"{what}'s meta.xml").find(
