@@ -1,6 +1,6 @@
 """EPUB e-books, read from their zip and XML: META-INF/container.xml names the package
 (the OPF), whose spine lists the chapters' XHTML documents in reading order; each is
-read by the HTML reader, under the book's title.
+read by the HTML reader, under the book's title, its footnotes as text of their own.
 
 Not read: the navigation document and the NCX (a table of contents repeats the
 chapters' headings), stylesheets, images. A book whose chapters are encrypted (DRM,
@@ -11,6 +11,7 @@ lists too, are no reason to.
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,6 +25,14 @@ _DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
 _CIPHER_REFERENCE = "{http://www.w3.org/2001/04/xmlenc#}CipherReference"
 _XHTML = frozenset(["application/xhtml+xml", "text/html"])
 _WHAT = "the EPUB e-book"
+# EPUB 3's footnotes, marked by epub:type or their ARIA role: the reference's number
+# would end up inside the sentence that cites it ("capped with wax.1"), and the note is an
+# <aside>, which the HTML reader drops as page furniture. The reference goes, the note is
+# read as a block. Tags are found by a scan that stops at the next < or >, so a page of
+# unclosed tags costs linear time.
+_TAG = re.compile(rb"<(/?)(a|aside)\b([^<>]*+)>", re.I)
+_NOTE_REFERENCE = re.compile(rb'(?:epub:type|role)\s*=\s*"[^"]*\b(?:doc-)?noteref\b', re.I)
+_NOTE = re.compile(rb'(?:epub:type|role)\s*=\s*"[^"]*\b(?:doc-)?(?:foot|end|rear)note\b', re.I)
 
 
 def read_epub(data: bytes, *, charset: str | None, progress: PageProgress | None = None) -> Read:
@@ -42,7 +51,7 @@ def read_epub(data: bytes, *, charset: str | None, progress: PageProgress | None
     for path in chapters:
         if path not in book:
             continue  # a spine entry the zip lacks: readers skip it, and so do we
-        chapter, page_title = html_sections(book.read(path))
+        chapter, page_title = html_sections(_with_notes_as_text(book.read(path)))
         for section in chapter:
             headings = section.headings
             if page_title and headings[:1] == (page_title,) and _says_nothing(page_title, title):
@@ -94,6 +103,34 @@ def _refuse_encrypted(book: Container, chapters: list[str]) -> None:
             "The EPUB e-book is encrypted (DRM): its chapters cannot be read; upload a "
             "copy without DRM"
         )
+
+
+def _with_notes_as_text(page: bytes) -> bytes:
+    if b"note" not in page:
+        return page
+    out = []
+    copied = 0  # where the part of the page not yet in `out` starts
+    skipping = False  # inside a note reference, up to its </a>
+    asides: list[bool] = []  # for each <aside> open, whether it is a note
+    for tag in _TAG.finditer(page):
+        closing, name, attributes = tag.group(1), tag.group(2).lower(), tag.group(3)
+        if name == b"a":
+            if not closing and not skipping and _NOTE_REFERENCE.search(attributes):
+                out.append(page[copied : tag.start()])
+                copied, skipping = tag.start(), True
+            elif closing and skipping:
+                copied, skipping = tag.end(), False
+            continue
+        if closing:
+            note = asides.pop() if asides else False
+        else:
+            note = bool(_NOTE.search(attributes))
+            asides.append(note)
+        if note and not skipping:  # the note as a <div>, which the HTML reader reads
+            out.append(page[copied : tag.start()] + b"<%sdiv%s>" % (closing, attributes))
+            copied = tag.end()
+    out.append(page[copied:])
+    return b"".join(out)
 
 
 def _says_nothing(page_title: str, book_title: str) -> bool:
