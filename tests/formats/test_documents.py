@@ -13,8 +13,8 @@ import pytest
 
 from ingest.preparing import Upload, cut
 from tests.support.client import upload
-from tests.support.inspection import stored_chunks, stored_text, vector_file_ids
-from tests.support.quoting import answer_quoting
+from tests.support.inspection import stored_text, vector_file_ids
+from tests.support.reading import accepted, answer_quoting, texts_by_context
 
 GUIDE = """---
 title: Field Guide to Beekeeping
@@ -133,11 +133,6 @@ def rezipped(data: bytes, members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def contexts_of(data_dir: Path) -> dict[str, str]:
-    """Each chunk's text by its context (the last chunk of a context wins)."""
-    return {chunk["context"]: chunk["text"] for chunk in stored_chunks(data_dir)}
-
-
 def refused(api, data_dir: Path, name: str, data: bytes) -> tuple[int, str]:
     """The refusal's status and message, having checked that nothing was stored."""
     response = upload(api, name, data)
@@ -150,10 +145,8 @@ class TestOpenDocumentText:
     def test_an_odt_made_by_pandoc_is_read_under_its_headings(
         self, api, registry_mode, data_dir: Path, made
     ):
-        response = upload(api, "guide.odt", made["odt"])
-        assert response.status_code == 200, response.json()
-        assert response.json()["contentType"] == MEDIA_TYPES["odt"]
-        chunks = contexts_of(data_dir)
+        accepted(api, "guide.odt", made["odt"], MEDIA_TYPES["odt"])
+        chunks = texts_by_context(data_dir)
         frames = chunks["Field Guide to Beekeeping > Hives > Frames"]
         assert "Frames are pulled out one at a time." in frames
         assert "Smoker; Calms the colony" in frames  # a table row, its cells in order
@@ -182,10 +175,8 @@ class TestOpenDocumentText:
                 '<office:document-content xmlns:dc="http://purl.org/dc/elements/1.1/" ',
                 1,
             )
-        response = upload(
-            api, "reviewed.odt", rezipped(made["odt"], {"content.xml": content.encode()})
-        )
-        assert response.status_code == 200, response.json()
+        reviewed = rezipped(made["odt"], {"content.xml": content.encode()})
+        accepted(api, "reviewed.odt", reviewed, MEDIA_TYPES["odt"])
         text = stored_text(data_dir)
         assert "Honey is harvested when most cells are capped with wax." in text
         assert "Rewrite this sentence" not in text
@@ -197,10 +188,8 @@ class TestOpenDocumentPresentation:
     def test_an_odp_made_by_odfpy_is_read_slide_by_slide_with_its_notes(
         self, api, registry_mode, data_dir: Path, made
     ):
-        response = upload(api, "review.odp", made["odp"])
-        assert response.status_code == 200, response.json()
-        assert response.json()["contentType"] == MEDIA_TYPES["odp"]
-        chunks = contexts_of(data_dir)
+        accepted(api, "review.odp", made["odp"], MEDIA_TYPES["odp"])
+        chunks = texts_by_context(data_dir)
         assert set(chunks) == {"Quarterly review > Revenue", "Quarterly review > Hiring"}
         hiring = chunks["Quarterly review > Hiring"]
         assert "We hired forty engineers in Lisbon." in hiring
@@ -225,10 +214,8 @@ class TestEpub:
     def test_an_epub_made_by_pandoc_is_read_chapter_by_chapter_under_its_title(
         self, api, data_dir: Path, made
     ):
-        response = upload(api, "guide.epub", made["epub"])
-        assert response.status_code == 200, response.json()
-        assert response.json()["contentType"] == MEDIA_TYPES["epub"]
-        chunks = contexts_of(data_dir)
+        accepted(api, "guide.epub", made["epub"], MEDIA_TYPES["epub"])
+        chunks = texts_by_context(data_dir)
         assert (
             "Frames are pulled out one at a time."
             in chunks["Field Guide to Beekeeping > Hives > Frames"]
@@ -261,9 +248,7 @@ class TestEpub:
 
 class TestRtf:
     def test_an_rtf_made_by_pandoc_is_read_paragraph_by_paragraph(self, api, data_dir: Path, made):
-        response = upload(api, "guide.rtf", made["rtf"])
-        assert response.status_code == 200, response.json()
-        assert response.json()["contentType"] == MEDIA_TYPES["rtf"]
+        accepted(api, "guide.rtf", made["rtf"], MEDIA_TYPES["rtf"])
         text = stored_text(data_dir)
         assert "Smoker; Calms the colony" in text
         assert "Each frame is checked for brood and pollen." in text

@@ -16,7 +16,7 @@ from ingest.preparing import Upload, cut
 from tests.support.client import upload
 from tests.support.documents import HANDBOOK_PDF_PAGES, make_pdf
 from tests.support.inspection import stored_chunks, stored_text, vector_file_ids
-from tests.support.quoting import answer_quoting
+from tests.support.reading import accepted, answer_quoting, texts_by_context
 
 SENT = "Budget for 2025 > From Ann Lee <ann@example.org> · 2025-03-03 10:15 +0100"
 PLAIN = (
@@ -67,21 +67,11 @@ def with_attachments() -> bytes:
     return bytes(mail)
 
 
-def texts_by_context(data_dir: Path) -> dict[str, str]:
-    """The stored chunks' texts joined under each context."""
-    texts: dict[str, str] = {}
-    for chunk in stored_chunks(data_dir):
-        texts[chunk["context"]] = texts.get(chunk["context"], "") + "\n" + chunk["text"]
-    return texts
-
-
 class TestBodies:
     def test_the_plain_body_is_read_under_subject_sender_and_date(
         self, api, registry_mode, data_dir: Path
     ):
-        response = upload(api, "budget.eml", bytes(message()))
-        assert response.status_code == 200, response.json()
-        assert response.json()["contentType"] == "message/rfc822"
+        accepted(api, "budget.eml", bytes(message()), "message/rfc822")
         chunks = stored_chunks(data_dir)
         assert [chunk["context"] for chunk in chunks] == [SENT]
         text = stored_text(data_dir)
@@ -90,8 +80,7 @@ class TestBodies:
         assert "Only the HTML version" not in text  # the alternative of the plain body
 
     def test_an_html_only_message_is_read_through_the_html_reader(self, api, data_dir: Path):
-        response = upload(api, "budget.eml", bytes(message(plain="")))
-        assert response.status_code == 200, response.json()
+        accepted(api, "budget.eml", bytes(message(plain="")), "message/rfc822")
         chunks = stored_chunks(data_dir)
         assert [chunk["context"] for chunk in chunks] == [f"{SENT} > Decision"]
         assert "Only the HTML version says this." in chunks[0]["text"]
@@ -115,8 +104,7 @@ class TestAttachments:
     def test_attachments_of_accepted_types_are_read_under_their_names(
         self, api, registry_mode, data_dir: Path, with_attachments
     ):
-        response = upload(api, "budget.eml", with_attachments)
-        assert response.status_code == 200, response.json()
+        accepted(api, "budget.eml", with_attachments, "message/rfc822")
         chunks = texts_by_context(data_dir)
         assert "Parking is free for employees in lot B." in chunks[f"{SENT} > handbook.pdf"]
         assert MINUTES.split(". ")[1] in chunks[f"{SENT} > minutes.txt"]
@@ -159,7 +147,7 @@ class TestAttachments:
             subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
             filename="moves.docx",
         )
-        assert upload(api, "budget.eml", bytes(mail)).status_code == 200
+        accepted(api, "budget.eml", bytes(mail), "message/rfc822")
         chunks = texts_by_context(data_dir)
         moves = [text for context, text in chunks.items() if context.startswith(f"{SENT} > moves")]
         assert any("third floor in May" in text for text in moves), chunks
@@ -170,8 +158,7 @@ class TestAttachments:
         """Cut inside its PDF attachment: the body is read, as a mail client shows it, and
         the attachment cut short is skipped (its reader refuses it)."""
         cut_at = with_attachments.index(b"Content-Disposition: attachment") + 600
-        response = upload(api, "budget.eml", with_attachments[:cut_at])
-        assert response.status_code == 200, response.json()
+        accepted(api, "budget.eml", with_attachments[:cut_at], "message/rfc822")
         text = stored_text(data_dir)
         assert "Travel is capped at four trips a year." in text
         assert "lot B" not in text and "Minutes of the board" not in text
