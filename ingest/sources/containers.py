@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from typing import Any
 
 from defusedxml import DefusedXmlException
@@ -76,7 +77,14 @@ class Container:
                             f"{ratio} times (MAX_EXPANSION_RATIO): refused as a zip bomb"
                         )
                     pieces.append(piece)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            ValueError,
+            NotImplementedError,
+            zlib.error,  # a damaged deflate stream: not one of zipfile's own errors
+        ) as exc:
             raise UnreadableDocument(
                 f"{capitalised(self.what)} cannot be read: {name} is damaged ({exc})"
             ) from None

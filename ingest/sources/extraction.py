@@ -323,6 +323,7 @@ def _zip_kind(data: bytes, *, expected: str | None, filename: str) -> str:
     `mimetype`, Office Open XML files by their main part."""
     import io
     import zipfile
+    import zlib
 
     try:
         names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
@@ -330,7 +331,15 @@ def _zip_kind(data: bytes, *, expected: str | None, filename: str) -> str:
         if "mimetype" in names:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 mimetype = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,  # a compression method or zip version zipfile lacks
+        zlib.error,  # a damaged deflate stream
+    ) as exc:
         if expected in BINARY_KINDS:
             raise UnreadableDocument(
                 f"{filename or 'The document'} cannot be read: the file is damaged or "

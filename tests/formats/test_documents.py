@@ -133,6 +133,25 @@ def rezipped(data: bytes, members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
+def damaged(data: bytes, name: str, *, method: int | None = None) -> bytes:
+    """The zip `data` with member `name`'s deflate stream broken from its first byte (a
+    reserved block type), or recorded as compressed by `method` (one zipfile lacks)."""
+    out = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.getinfo(name)
+    if method is None:
+        local = info.header_offset
+        start = local + 30 + int.from_bytes(out[local + 26 : local + 28], "little")
+        start += int.from_bytes(out[local + 28 : local + 30], "little")
+        out[start] = 0xFF
+        return bytes(out)
+    central = out.find(b"PK\x01\x02")
+    while out[central + 46 : central + 46 + len(name)] != name.encode():
+        central = out.find(b"PK\x01\x02", central + 4)
+    out[central + 10 : central + 12] = method.to_bytes(2, "little")
+    return bytes(out)
+
+
 def refused(api, data_dir: Path, name: str, data: bytes) -> tuple[int, str]:
     """The refusal's status and message, having checked that nothing was stored."""
     response = upload(api, name, data)
@@ -324,6 +343,21 @@ class TestHostileFiles:
             422,
             "The OpenDocument text is encrypted with a password: save it without one and upload "
             "it again",
+        )
+
+    def test_a_damaged_compressed_member_is_refused_as_damaged(self, api, data_dir, made):
+        data = damaged(rezipped(made["odt"], {}), "content.xml")
+        status, detail = refused(api, data_dir, "damaged.odt", data)
+        assert status == 422
+        assert detail.startswith("The OpenDocument text cannot be read: content.xml is damaged")
+
+    def test_a_compression_method_zipfile_lacks_is_refused_as_damaged(self, api, data_dir, made):
+        data = damaged(made["epub"], "mimetype", method=99)
+        status, detail = refused(api, data_dir, "odd.epub", data)
+        assert (status, detail) == (
+            422,
+            "odd.epub cannot be read: the file is damaged or truncated (That compression "
+            "method is not supported)",
         )
 
     @pytest.mark.parametrize(
