@@ -329,8 +329,9 @@ def _zip_kind(data: bytes, *, expected: str | None, filename: str) -> str:
         names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
         mimetype = ""
         if "mimetype" in names:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                mimetype = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+            # Its first bytes only: the member may be a zip bomb of its own.
+            with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open("mimetype") as member:
+                mimetype = member.read(100).decode("ascii", "replace").strip()
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,

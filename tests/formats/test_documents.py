@@ -6,12 +6,14 @@ its status, and nothing is stored."""
 from __future__ import annotations
 
 import io
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from ingest.preparing import Upload, cut
+from ingest.sources.extraction import detect_kind
 from tests.support.client import upload
 from tests.support.inspection import stored_text, vector_file_ids
 from tests.support.reading import accepted, answer_quoting, texts_by_context
@@ -122,7 +124,7 @@ def rezipped(data: bytes, members: dict[str, bytes]) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
         for info in source.infolist():
             value = named.pop(info.filename, None)
-            stored = info.filename == "mimetype"
+            stored = info.filename == "mimetype" and value is None
             target.writestr(
                 info.filename,
                 source.read(info) if value is None else value,
@@ -344,6 +346,17 @@ class TestHostileFiles:
             "The OpenDocument text is encrypted with a password: save it without one and upload "
             "it again",
         )
+
+    def test_a_bomb_in_the_mimetype_member_is_not_expanded_to_find_the_type(self, made):
+        media = b"application/vnd.oasis.opendocument.text"
+        bomb = rezipped(made["odt"], {"mimetype": media + b" " * (64 << 20)})
+        tracemalloc.start()
+        try:
+            assert detect_kind(bomb, filename="bomb.odt") == "odt"
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 << 20
 
     def test_a_damaged_compressed_member_is_refused_as_damaged(self, api, data_dir, made):
         data = damaged(rezipped(made["odt"], {}), "content.xml")
