@@ -323,14 +323,24 @@ def _zip_kind(data: bytes, *, expected: str | None, filename: str) -> str:
     `mimetype`, Office Open XML files by their main part."""
     import io
     import zipfile
+    import zlib
 
     try:
         names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
         mimetype = ""
         if "mimetype" in names:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                mimetype = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+            # Its first bytes only: the member may be a zip bomb of its own.
+            with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open("mimetype") as member:
+                mimetype = member.read(100).decode("ascii", "replace").strip()
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,  # a compression method or zip version zipfile lacks
+        zlib.error,  # a damaged deflate stream
+    ) as exc:
         if expected in BINARY_KINDS:
             raise UnreadableDocument(
                 f"{filename or 'The document'} cannot be read: the file is damaged or "
