@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from ingest.preparing import Upload, cut
 from tests.support.client import upload
 from tests.support.documents import HANDBOOK_PDF_PAGES, make_pdf
 from tests.support.inspection import stored_chunks, stored_text, vector_file_ids
@@ -114,11 +113,11 @@ class TestAttachments:
         assert "two levels down" not in text  # attached messages are read one level deep
         assert "a.gif" not in text and "broken.pdf" not in text  # skipped, listed nowhere
 
-    def test_a_pdf_attachment_keeps_its_pages(self, with_attachments):
-        pieces = cut(Upload(data=with_attachments, filename="budget.eml"))
-        pages = dict(zip(pieces.texts, pieces.pages, strict=True))
-        assert [span for text, span in pages.items() if "lot B" in text] == [(1, 1)]
-        assert [span for text, span in pages.items() if "30 days" in text] == [(2, 2)]
+    def test_a_pdf_attachment_keeps_its_pages(self, api, data_dir: Path, with_attachments):
+        upload(api, "budget.eml", with_attachments)
+        pages = {chunk["text"]: chunk["pages"] for chunk in stored_chunks(data_dir)}
+        assert [span for text, span in pages.items() if "lot B" in text] == [[1, 1]]
+        assert [span for text, span in pages.items() if "30 days" in text] == [[2, 2]]
         assert [span for text, span in pages.items() if "four trips" in text] == [None]
 
     def test_a_question_is_answered_from_an_attachment(self, api, data_dir, with_attachments):
@@ -128,6 +127,7 @@ class TestAttachments:
         )
         assert "Travel expenses are reimbursed within 30 days of submission." in answer
         assert body["sources"][0]["context"] == f"{SENT} > handbook.pdf"
+        assert body["sources"][0]["pageSpan"] == {"firstPage": 2, "lastPage": 2}
 
     @pytest.mark.skipif(
         importlib.util.find_spec("ingest.sources.office") is None,
