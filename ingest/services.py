@@ -315,8 +315,8 @@ def original_response(record: DocumentRecord, data: bytes) -> HttpResponse:
     """The original as a response, named as the document is listed."""
     content_type = record.content_type or "application/octet-stream"
     response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = content_disposition_header(
-        content_type not in _SHOWN_INLINE, record.filename
-    )
+    disposition = content_disposition_header(content_type not in _SHOWN_INLINE, record.filename)
+    if disposition:
+        response["Content-Disposition"] = disposition
     response["Content-Security-Policy"] = "sandbox"
     return response

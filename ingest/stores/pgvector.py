@@ -282,7 +282,10 @@ class PgVectorStore(VectorStore):
                 "WHERE file_id = %s ORDER BY chunk_index",
                 [file_id],
             )
-            return [ChunkText(*row[:3], page_span(row[3:5])) for row in cursor.fetchall()]
+            return [
+                ChunkText(index, context, text, page_span((first, last)))
+                for index, context, text, first, last in cursor.fetchall()
+            ]
 
     def chunk_counts(self, file_ids: Collection[str] | None = None) -> dict[str, int]:
         where, params = (
