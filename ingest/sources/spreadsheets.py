@@ -170,26 +170,29 @@ def row_line(texts: Sequence[str], header: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-class _KnownDialect(csv.Sniffer):
-    """csv.Sniffer's header rule on rows already split into cells (it sniffs the
-    dialect first, which here is the one the rows were written in)."""
-
-    def sniff(self, sample: str, delimiters: str | None = None) -> type[csv.Dialect]:
-        return csv.excel
-
-
 def has_header(rows: list[list[str]]) -> bool:
-    """Whether the first row names the columns, by csv.Sniffer's rule: a column whose
-    values are all numbers, or all of one length, under a cell that is not."""
+    """Whether the first row names the columns, by csv.Sniffer's rule: each column
+    whose values are all numbers, or all of one length, votes for a header when its
+    first cell is not one of them, against when it is. Unlike the Sniffer, an empty
+    cell is no value (sheets are sparse) and a short row still counts."""
     if len(rows) < 2 or len(rows[0]) < 2:
-        return False  # the rule votes yes for a column with no values under it
-    width = max(len(row) for row in rows)
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(row + [""] * (width - len(row)) for row in rows)
-    try:
-        return _KnownDialect().has_header(buffer.getvalue())
-    except csv.Error:
         return False
+    header, body = rows[0], rows[1:]
+    votes = 0
+    for column, name in enumerate(header):
+        values = {_kind(row[column]) for row in body if column < len(row) and row[column]}
+        if name and len(values) == 1:
+            votes += 1 if _kind(name) not in values else -1
+    return votes > 0
+
+
+def _kind(text: str) -> int | None:
+    """None for a number, else the text's length (the Sniffer's two kinds of column)."""
+    try:
+        float(text)
+    except ValueError:
+        return len(text)
+    return None
 
 
 # -- the readers ------------------------------------------------------------------------

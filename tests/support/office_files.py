@@ -331,7 +331,7 @@ BILLION_LAUGHS = (
 
 def with_entities(data: bytes, member: str) -> bytes:
     """`data` (a zip) with `member`'s XML preceded by the billion laughs' entities, and
-    the last one used in its first text."""
+    the last one used in its first text where it is a Word document's."""
 
     def change(name: str, content: bytes) -> bytes:
         if name != member:
