@@ -82,6 +82,8 @@ def too_many_cells(what: str) -> ContentTooLarge:
 def cell_text(value: Any) -> str:
     """A cell's value as a person reads it in the sheet: 3 for 3.0, a date without a
     time of midnight, TRUE and FALSE as Excel shows them; on one line."""
+    if isinstance(value, str):  # most cells: first
+        return " ".join(value.split())
     if value is None:
         return ""
     if isinstance(value, bool):
