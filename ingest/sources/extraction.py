@@ -238,7 +238,7 @@ READERS: dict[str, str] = {
     "csv": "ingest.sources.spreadsheets:read_csv",
     "tsv": "ingest.sources.spreadsheets:read_tsv",
     "odt": "ingest.sources.opendocument:read_odt",
-    "ods": "ingest.sources.opendocument:read_ods",
+    "ods": "ingest.sources.spreadsheets:read_ods",
     "odp": "ingest.sources.opendocument:read_odp",
     "epub": "ingest.sources.ebooks:read_epub",
     "rtf": "ingest.sources.rtf:read_rtf",
@@ -314,7 +314,7 @@ def _binary_kind(data: bytes, *, expected: str | None, filename: str) -> str | N
     if data.startswith(_ZIP):
         return _zip_kind(data, expected=expected, filename=filename)
     if data.startswith(_OLE):
-        return _ole_kind(data)
+        return _ole_kind(data, expected=expected)
     return None
 
 
@@ -360,7 +360,7 @@ def _zip_kind(data: bytes, *, expected: str | None, filename: str) -> str:
     )
 
 
-def _ole_kind(data: bytes) -> str:
+def _ole_kind(data: bytes, *, expected: str | None = None) -> str:
     """A Microsoft compound file's kind by its streams' names (UTF-16 in its directory):
     an .xls workbook, or a refusal saying what it is (a password-protected Office Open XML
     file is such a container too)."""
@@ -381,6 +381,10 @@ def _ole_kind(data: bytes) -> str:
     if has("PowerPoint Document"):
         raise UnsupportedFileType(
             f"the content is {_LEGACY_OFFICE['.ppt']} (accepted are {ACCEPTED})"
+        )
+    if expected == "xls":  # its directory, which names the streams, was cut off
+        raise UnreadableDocument(
+            "The Excel workbook cannot be read: it is damaged or truncated (no Workbook stream)"
         )
     raise UnsupportedFileType(
         f"the content is a legacy Microsoft Office file: accepted are {ACCEPTED}"
