@@ -104,6 +104,13 @@ def capitalised(what: str) -> str:
     return what[:1].upper() + what[1:]
 
 
+def damaged(what: str, exc: Exception) -> UnreadableDocument:
+    """A library's failure on a document, as the upload's fault: a 422 saying so."""
+    return UnreadableDocument(
+        f"{capitalised(what)} cannot be read: it is damaged ({type(exc).__name__}: {exc})"
+    )
+
+
 def parse_xml(data: bytes, *, what: str) -> Any:
     """An XML document's root element, parsed without entity expansion; UnreadableDocument
     when it is malformed or declares entities."""

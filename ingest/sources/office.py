@@ -22,7 +22,7 @@ from typing import Any
 from xml.parsers import expat
 
 from ingest.exceptions import IngestError, UnreadableDocument
-from ingest.sources.containers import Container
+from ingest.sources.containers import Container, capitalised, damaged
 from ingest.sources.extraction import PageProgress, Read, Section
 
 _XML_MEMBER = re.compile(r"\.(xml|rels|vml)$", re.I)
@@ -42,7 +42,7 @@ def check_members(container: Container) -> None:
         data = container.read(name)
         if _XML_MEMBER.search(name) and _declares_doctype(data, what=container.what):
             raise UnreadableDocument(
-                f"{sentence(container.what)} declares XML entities in {name}, which are "
+                f"{capitalised(container.what)} declares XML entities in {name}, which are "
                 "refused (entity expansion)"
             )
 
@@ -69,20 +69,9 @@ def _declares_doctype(data: bytes, *, what: str) -> bool:
     except expat.ExpatError as exc:
         reason = expat.errors.messages.get(exc.code, str(exc))
         raise UnreadableDocument(
-            f"{sentence(what)} cannot be read: malformed XML ({reason})"
+            f"{capitalised(what)} cannot be read: malformed XML ({reason})"
         ) from None
     return bool(found)
-
-
-def sentence(what: str) -> str:
-    """ "the Word document" as a sentence's start (str.capitalize would lower "Word")."""
-    return what[:1].upper() + what[1:]
-
-
-def _library_error(what: str, exc: Exception) -> UnreadableDocument:
-    return UnreadableDocument(
-        f"{sentence(what)} cannot be read: it is damaged ({type(exc).__name__}: {exc})"
-    )
 
 
 # -- Word ---------------------------------------------------------------------------------
@@ -120,7 +109,7 @@ def read_docx(data: bytes, *, charset: str | None, progress: PageProgress | None
     except IngestError:
         raise
     except Exception as exc:
-        raise _library_error(what, exc) from None
+        raise damaged(what, exc) from None
     return Read(body.sections(), title or body.title)
 
 
@@ -270,7 +259,7 @@ def read_pptx(data: bytes, *, charset: str | None, progress: PageProgress | None
     except IngestError:
         raise
     except Exception as exc:
-        raise _library_error(what, exc) from None
+        raise damaged(what, exc) from None
     return Read(sections, title)
 
 

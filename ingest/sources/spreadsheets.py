@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -25,9 +26,9 @@ from defusedxml import ElementTree as SafeElementTree
 from django.conf import settings
 
 from ingest.exceptions import ContentTooLarge, IngestError, UnreadableDocument
-from ingest.sources.containers import Container, parse_xml
+from ingest.sources.containers import Container, capitalised, damaged, parse_xml
 from ingest.sources.extraction import PageProgress, Read, Section, decode_text
-from ingest.sources.office import check_members, sentence
+from ingest.sources.office import check_members
 
 # A sheet: its name (None for CSV, which has one unnamed sheet) and its rows, each with
 # its row number (1-based, as the spreadsheet shows it) and its values.
@@ -74,7 +75,7 @@ def workbook_sections(sheets: Iterable[Sheet], *, what: str) -> list[Section]:
 
 def too_many_cells(what: str) -> ContentTooLarge:
     return ContentTooLarge(
-        f"{sentence(what)} has over {settings.MAX_SHEET_CELLS} cells (MAX_SHEET_CELLS): "
+        f"{capitalised(what)} has over {settings.MAX_SHEET_CELLS} cells (MAX_SHEET_CELLS): "
         "split it, or raise the limit"
     )
 
@@ -203,6 +204,12 @@ def _kind(text: str) -> int | None:
 def read_xlsx(data: bytes, *, charset: str | None, progress: PageProgress | None = None) -> Read:
     """An Excel workbook (.xlsx, .xlsm: the macros are never run) by openpyxl, read-only,
     with each formula's last computed value."""
+    # openpyxl parses with defusedxml's pure-Python layer whenever defusedxml is
+    # installed, at 2.2 times the time of lxml's parser (20,000 rows: 1.90 s against
+    # 0.85 s). check_members has refused any member declaring a DTD before openpyxl sees
+    # the file, which is what defusedxml guards against, so lxml's parser is safe here.
+    # openpyxl reads the variable when it is first imported.
+    os.environ.setdefault("OPENPYXL_DEFUSEDXML", "False")
     import openpyxl
 
     what = "the Excel workbook"
@@ -212,7 +219,7 @@ def read_xlsx(data: bytes, *, charset: str | None, progress: PageProgress | None
     except IngestError:
         raise
     except Exception as exc:
-        raise _unreadable(what, exc) from None
+        raise damaged(what, exc) from None
     try:
         sections = workbook_sections(_xlsx_sheets(workbook, what), what=what)
         title = cell_text(workbook.properties.title)
@@ -236,13 +243,7 @@ def _guarded(rows: Iterable[tuple[int, Sequence[Any]]], what: str) -> Rows:
     except IngestError:
         raise
     except Exception as exc:
-        raise _unreadable(what, exc) from None
-
-
-def _unreadable(what: str, exc: Exception) -> UnreadableDocument:
-    return UnreadableDocument(
-        f"{sentence(what)} cannot be read: it is damaged ({type(exc).__name__}: {exc})"
-    )
+        raise damaged(what, exc) from None
 
 
 def read_xls(data: bytes, *, charset: str | None, progress: PageProgress | None = None) -> Read:
@@ -255,10 +256,10 @@ def read_xls(data: bytes, *, charset: str | None, progress: PageProgress | None 
     except Exception as exc:
         if "encrypted" in str(exc).lower():
             raise UnreadableDocument(
-                f"{sentence(what)} is encrypted with a password: remove the password "
+                f"{capitalised(what)} is encrypted with a password: remove the password "
                 "and upload it again"
             ) from None
-        raise _unreadable(what, exc) from None
+        raise damaged(what, exc) from None
     try:
         sections = workbook_sections(_xls_sheets(book, what), what=what)
     finally:
@@ -271,7 +272,7 @@ def _xls_sheets(book: Any, what: str) -> Iterator[Sheet]:
         try:
             sheet = book.sheet_by_index(index)
         except Exception as exc:
-            raise _unreadable(what, exc) from None
+            raise damaged(what, exc) from None
         yield sheet.name, _xls_rows(book, sheet)
 
 
@@ -331,7 +332,7 @@ def read_ods(data: bytes, *, charset: str | None, progress: PageProgress | None 
         manifest = parse_xml(container.read("META-INF/manifest.xml"), what=what)
         if manifest.find(f".//{_MANIFEST}encryption-data") is not None:
             raise UnreadableDocument(
-                f"{sentence(what)} is encrypted with a password: remove the password "
+                f"{capitalised(what)} is encrypted with a password: remove the password "
                 "and upload it again"
             )
     content = container.read("content.xml")
@@ -360,11 +361,11 @@ def _xml_events(content: bytes, what: str) -> Iterator[tuple[str, Any]]:
         yield from SafeElementTree.iterparse(io.BytesIO(content), events=("start", "end"))
     except DefusedXmlException:
         raise UnreadableDocument(
-            f"{sentence(what)} declares XML entities, which are refused (entity expansion)"
+            f"{capitalised(what)} declares XML entities, which are refused (entity expansion)"
         ) from None
     except SafeElementTree.ParseError as exc:
         raise UnreadableDocument(
-            f"{sentence(what)} cannot be read: malformed XML in content.xml ({exc})"
+            f"{capitalised(what)} cannot be read: malformed XML in content.xml ({exc})"
         ) from None
 
 

@@ -5,7 +5,6 @@ exact quote; what cannot be read in it is skipped, not a reason to refuse the me
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from email.message import EmailMessage
 from pathlib import Path
@@ -129,12 +128,9 @@ class TestAttachments:
         assert body["sources"][0]["context"] == f"{SENT} > handbook.pdf"
         assert body["sources"][0]["pageSpan"] == {"firstPage": 2, "lastPage": 2}
 
-    @pytest.mark.skipif(
-        importlib.util.find_spec("ingest.sources.office") is None,
-        reason="the Word reader (ingest/sources/office.py) is another branch's",
-    )
     def test_a_word_attachment_is_read_by_the_word_reader(self, api, data_dir: Path):
-        docx = pytest.importorskip("docx")
+        import docx
+
         document = docx.Document()
         document.add_heading("Office moves", level=1)
         document.add_paragraph("The finance team moves to the third floor in May.")

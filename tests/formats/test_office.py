@@ -106,12 +106,12 @@ class TestPowerPoint:
         assert hiring[-1] == "Mention that the Lisbon office opens in February."  # notes last
         assert contexts["Slide 3"] == "An untitled slide still has words worth finding."
 
-    def test_a_slide_is_its_page(self, deck):
-        chunks = cut(Upload(deck, "review.pptx"))
-        assert list(zip(chunks.contexts, chunks.pages, strict=True)) == [
-            ("Quarterly review", (1, 1)),
-            ("Hiring plan", (2, 2)),
-            ("Slide 3", (3, 3)),
+    def test_a_slide_is_its_page(self, api, data_dir, deck):
+        upload(api, "review.pptx", deck)
+        assert [(c["context"], c["pages"]) for c in stored_chunks(data_dir)] == [
+            ("Quarterly review", [1, 1]),
+            ("Hiring plan", [2, 2]),
+            ("Slide 3", [3, 3]),
         ]
 
     def test_a_question_is_answered_from_the_slide_with_an_exact_quote(self, api, deck):
@@ -119,6 +119,13 @@ class TestPowerPoint:
         slides = " ".join(text for _, texts, notes in DECK_SLIDES for text in [*texts, notes])
         answer = answered_from(api, "How many support engineers will we hire in Lisbon?", slides)
         assert "We will hire four support engineers in Lisbon by March." in answer
+        source = api.post(
+            "/ask", {"q": "How many support engineers in Lisbon?"}, content_type="application/json"
+        ).json()["sources"][0]
+        assert (source["context"], source["pageSpan"]) == (
+            "Hiring plan",
+            {"firstPage": 2, "lastPage": 2},
+        )
 
 
 class TestRefusals:
