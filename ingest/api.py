@@ -157,8 +157,11 @@ async def ingest_file(
     file: File[UploadedFile],
     form: Form[UploadForm],
 ) -> Any:
-    """Upload a .txt, .md, .html or .pdf document and index it. When the same content is
-    already in the workspace, that document is returned with `created: false`.
+    """Upload a document and index it: text, Markdown, HTML, PDF (scanned pages read by
+    OCR), Word, PowerPoint, Excel, CSV/TSV, OpenDocument, EPUB, RTF, e-mail (.eml) or an
+    image of text (PNG, JPEG, TIFF). Send scans with `async`: OCR takes seconds a page.
+    When the same content is already in the workspace, that document is returned with
+    `created: false`.
 
     With `async` (see the field), 202 at once with the job that indexes it (its
     `Location`), once what needs no parsing is checked (size, type, workspace, id); the
