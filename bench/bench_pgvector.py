@@ -189,11 +189,11 @@ def time_plain_copy(documents: list[StoredChunks], dim: int) -> tuple[float, flo
         cursor.execute(
             "CREATE TABLE chunks_floor (id bigserial PRIMARY KEY, file_id varchar(128), "
             "workspace varchar(64), chunk_index integer, context text, text text, "
-            "embedding vector, search tsvector GENERATED ALWAYS AS "
-            "(to_tsvector('english', context || ' ' || text)) STORED)"
+            "embedding vector, first_page integer, last_page integer, search tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('english', context || ' ' || text)) STORED)"
         )
     rows = [
-        (d.file_id, d.workspace, index, d.context(p), d.texts[p], d.vectors[p])
+        (d.file_id, d.workspace, index, d.context(p), d.texts[p], d.vectors[p], None, None)
         for d in documents
         for p, index in enumerate(d.indexes)
     ]

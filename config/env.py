@@ -6,6 +6,7 @@ typo in `.env` stops start-up with a message instead of silently falling back.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -105,6 +106,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_json_object(name: str) -> dict[str, Any]:
+    """A JSON object setting ({} when unset): a storage backend's OPTIONS, say."""
+    raw = env_str(name)
+    if raw == "":
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object")
+    return value
 
 
 def env_path(name: str, default: Path, *, base_dir: Path) -> Path:

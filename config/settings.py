@@ -20,6 +20,7 @@ from config.env import (
     env_choice,
     env_float,
     env_int,
+    env_json_object,
     env_list,
     env_networks,
     env_path,
@@ -317,9 +318,19 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Each document's original (ingest/stores/originals.py): a folder under data/ by default;
+# ORIGINALS_STORAGE names any Django storage backend (django-storages' S3Storage, say,
+# which several hosts share) and ORIGINALS_STORAGE_OPTIONS its OPTIONS as JSON.
+ORIGINALS_STORAGE = env_str("ORIGINALS_STORAGE") or "django.core.files.storage.FileSystemStorage"
+ORIGINALS_STORAGE_OPTIONS = env_json_object("ORIGINALS_STORAGE_OPTIONS") or (
+    {"location": str(env_path("ORIGINALS_DIR", DATA_DIR / "originals", base_dir=BASE_DIR))}
+    if ORIGINALS_STORAGE.endswith(".FileSystemStorage")
+    else {}
+)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
+    "documents": {"BACKEND": ORIGINALS_STORAGE, "OPTIONS": ORIGINALS_STORAGE_OPTIONS},
 }
 
 # --- Security -----------------------------------------------------------------------

@@ -38,9 +38,16 @@ from ingest.schemas import (
     SourceOut,
     UploadForm,
     UrlIn,
+    error_responses,
     responses,
 )
-from ingest.services import Stored, adocument_delete_many, document_ingest
+from ingest.services import (
+    Stored,
+    adocument_delete_many,
+    document_ingest,
+    document_original,
+    original_response,
+)
 from ingest.stores.base import Removed
 from registry.audit import actor_of
 from registry.auth import api_key_auth, delete_key_auth, ingest_key_auth, scope_of
@@ -155,8 +162,11 @@ async def ingest_file(
     file: File[UploadedFile],
     form: Form[UploadForm],
 ) -> Any:
-    """Upload a .txt, .md, .html or .pdf document and index it. When the same content is
-    already in the workspace, that document is returned with `created: false`.
+    """Upload a document and index it: text, Markdown, HTML, PDF (scanned pages read by
+    OCR), Word, PowerPoint, Excel, CSV/TSV, OpenDocument, EPUB, RTF, e-mail (.eml) or an
+    image of text (PNG, JPEG, TIFF). Send scans with `async`: OCR takes seconds a page.
+    When the same content is already in the workspace, that document is returned with
+    `created: false`.
 
     With `async` (see the field), 202 at once with the job that indexes it (its
     `Location`), once what needs no parsing is checked (size, type, workspace, id); the
@@ -262,6 +272,28 @@ async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[
     record = await document_get(file_id=file_id, scope=scope)
     pending = await job_selectors.pending_jobs_of([file_id], scope=scope)
     return _document(record, pending.get(file_id))
+
+
+@documents_router.get(
+    "/documents/{fileId}/file",
+    response=error_responses(404),
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file as it was uploaded, with its content type and "
+                "its name in Content-Disposition (PDFs and images inline: a PDF "
+                "opens at a cited page with #page=N).",
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+async def get_document_file(request: HttpRequest, file_id: str = FileIdPath) -> HttpResponse:
+    """The document's original file; 404 for an unknown id (or one of a workspace the key
+    cannot see), or when no original was kept (a document imported from the old
+    registry)."""
+    record, data = await document_original(file_id=file_id, scope=scope_of(request))
+    return original_response(record, data)
 
 
 @documents_router.delete(

@@ -86,6 +86,19 @@ class GenerationFailed(IngestError):
     status = 502
 
 
+class OriginalNotKept(IngestError):
+    """404: the document exists but its original was not kept (imported from the old
+    registry, whose service kept none)."""
+
+    status = 404
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(
+            f"Document {file_id!r} has no original kept: it was imported from the old "
+            "registry, which kept none; upload the file again to keep it"
+        )
+
+
 class JobNotFound(IngestError):
     """404: no background job has this id."""
 

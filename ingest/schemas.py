@@ -172,6 +172,18 @@ class AskIn(CamelSchema):
     )
 
 
+class PageSpanOut(CamelSchema):
+    first_page: int = Field(description="The first page the passage is on, from 1.")
+    last_page: int = Field(description="The last page it is on (the first, mostly).")
+
+
+def _page_span(value: object) -> object:
+    """A source's (first, last) pages as their object."""
+    if isinstance(value, tuple | list):
+        return {"first_page": value[0], "last_page": value[1]}
+    return value
+
+
 class SourceOut(CamelSchema):
     file_id: str
     filename: str
@@ -185,6 +197,15 @@ class SourceOut(CamelSchema):
     context: str = Field(description="The headings the chunk sits under, outermost first.")
     score: float = Field(description="Its fused rank score (reciprocal rank fusion).")
     text: str
+    page_span: Annotated[PageSpanOut | None, BeforeValidator(_page_span)] = Field(
+        None,
+        validation_alias="pages",
+        serialization_alias="pageSpan",
+        description="Where in the document the passage is: the pages it spans, counted from "
+        "1 as a PDF viewer counts them (not the printed numbers), for PDFs, scans and "
+        "slides; null for a format without pages (a spreadsheet's sheet and rows are in "
+        "`context`).",
+    )
 
 
 class AskOut(CamelSchema):
@@ -342,4 +363,10 @@ def responses(
     documented: dict[int, type[Schema]] = {200: ok}
     if accepted is not None:
         documented[202] = accepted
-    return {**documented, **{status: ErrorOut for status in sorted({*_ALWAYS, *errors})}}
+    return {**documented, **error_responses(*errors)}
+
+
+def error_responses(*errors: int) -> dict[int, type[Schema]]:
+    """ErrorOut for these statuses and those every operation may answer (an operation
+    whose 200 is not JSON documents it in openapi_extra)."""
+    return {status: ErrorOut for status in sorted({*_ALWAYS, *errors})}

@@ -32,11 +32,15 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, transaction
+from django.http import HttpResponse
+from django.utils.http import content_disposition_header
 
+from ingest.exceptions import OriginalNotKept
 from ingest.models import DELETED, REPLACED, IngestJob
 from ingest.preparing import Upload, admit, document_record, fetch_upload, prepare
 from ingest.stores import get_vector_store
 from ingest.stores.base import Removed, StoredChunks
+from ingest.stores.originals import discard, discard_originals, keep_original, read_original
 from registry import audit
 from registry.audit import Actor
 from registry.backends import get_backend
@@ -44,6 +48,7 @@ from registry.backends.base import OnDeleted, RegistryBackend
 from registry.models import AuditEvent, new_file_id
 from registry.records import DocumentRecord
 from registry.scopes import EVERYTHING, Scope
+from registry.selectors import document_get
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +107,13 @@ def document_store(
     copy: bool = False,
     job: IngestJob | None = None,
     fence: Callable[[], None] | None = None,
+    original: bytes | None = None,
 ) -> Stored:
-    """Store a document: its registry row and its chunks, in one unit of work, ending its
-    other pending jobs and recording who stored it.
+    """Store a document: its registry row, its chunks and its original (the bytes
+    uploaded, `original`; None: left as kept), in one unit of work, ending its other
+    pending jobs and recording who stored it. The original is written first and
+    removed again should the row not be written; the one the row named before (other
+    bytes) is removed once the new row is durable (ingest/stores/originals.py).
 
     `replaces`: the document of `record.file_id` as it is now, whose row is replaced (a
     re-ingest, or a document listed before its chunks filled in). None: the row is new,
@@ -133,7 +142,17 @@ def document_store(
             return registry.upsert(record, journal=journal), True
         return record, True  # only after the JSON file was written and its event lost
 
-    stored, kept = get_vector_store().write_document(chunks, write_row)
+    new = keep_original(record, original) if original is not None else None
+    try:
+        stored, kept = get_vector_store().write_document(chunks, write_row)
+    except BaseException:
+        if new is not None and new.new:
+            discard([new.name])
+        raise
+    if new is not None and new.new and not kept:  # an identical upload's row won
+        discard([new.name])
+    if kept and replaces is not None and replaces.sha256 != record.sha256:
+        discard_originals([replaces])
     return Stored(stored, created=kept and replaces is None)
 
 
@@ -172,6 +191,7 @@ async def document_ingest(upload: Upload, *, actor: Actor, scope: Scope = EVERYT
         actor=actor,
         replaces=previous,
         copy=admitted.copy_of is not None,
+        original=admitted.upload.data,
     )
     return dataclasses.replace(stored, copy_of=admitted.copy_of)
 
@@ -222,10 +242,12 @@ def document_delete_many(
 
     store = get_vector_store()
     if registry.in_database:  # its delete is one transaction, the events inside it
-        return store.remove_documents(deleting, delete_rows)
-    removed = Removed([], 0)
-    with _one_transaction(registry, journal):
         removed = store.remove_documents(deleting, delete_rows)
+    else:
+        removed = Removed([], 0)
+        with _one_transaction(registry, journal):
+            removed = store.remove_documents(deleting, delete_rows)
+    discard_originals(removed.documents)  # once their rows' deletion is durable
     return removed
 
 
@@ -236,3 +258,65 @@ async def adocument_delete_many(
     # pgvector), and deleting them is one unit of work.
     delete = sync_to_async(document_delete_many, thread_sensitive=True)
     return await delete(file_ids=file_ids, actor=actor, scope=scope)
+
+
+def document_reextract(record: DocumentRecord, *, actor: Actor) -> Stored | None:
+    """Read a document's kept original again with today's readers, and store what they
+    make of it in place of its chunks (its id, name, workspace and first ingest kept):
+    `reindex --reextract`. None when no original is kept (a document imported from the
+    old registry). The reader's refusals (IngestError) leave the document as it was."""
+    data = read_original(record)
+    if data is None:
+        return None
+    upload = Upload(
+        data=data,
+        filename=record.filename,
+        workspace=record.workspace,
+        content_type=record.content_type,
+        source=record.source,
+        url=record.url,
+        file_id=record.file_id,
+    )
+    prepared = prepare(upload)
+    extracted = prepared.cut.extracted
+    renewed = document_record(
+        upload,
+        file_id=record.file_id,
+        sha256=record.sha256,
+        content_type=extracted.content_type,
+        chunks=len(prepared.cut.texts),
+        created_at=record.created_at,
+    )
+    return document_store(
+        record=dataclasses.replace(renewed, filename=record.filename),
+        chunks=prepared.cut.chunks(record.file_id, record.workspace, prepared.vectors),
+        actor=actor,
+        replaces=record,
+    )
+
+
+async def document_original(*, file_id: str, scope: Scope) -> tuple[DocumentRecord, bytes]:
+    """The document and its original bytes: DocumentNotFound as for reading it,
+    OriginalNotKept when none was kept."""
+    record = await document_get(file_id=file_id, scope=scope)
+    data = await asyncio.to_thread(read_original, record)
+    if data is None:
+        raise OriginalNotKept(file_id)
+    return record, data
+
+
+# Shown in the browser where they are: a PDF opens at a cited page (#page=N). Anything
+# else is downloaded, and every original is sandboxed: an uploaded HTML page must never
+# run as this site.
+_SHOWN_INLINE = ("application/pdf", "image/png", "image/jpeg")
+
+
+def original_response(record: DocumentRecord, data: bytes) -> HttpResponse:
+    """The original as a response, named as the document is listed."""
+    content_type = record.content_type or "application/octet-stream"
+    response = HttpResponse(data, content_type=content_type)
+    disposition = content_disposition_header(content_type not in _SHOWN_INLINE, record.filename)
+    if disposition:
+        response["Content-Disposition"] = disposition
+    response["Content-Security-Policy"] = "sandbox"
+    return response

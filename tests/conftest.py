@@ -95,6 +95,13 @@ def data_dir(tmp_path: Path, settings) -> Path:
     settings.VECTOR_JSON_PATH = directory / "vectors.json"
     settings.LEGACY_VECTOR_JSON_PATH = directory / "vec.json"
     settings.REGISTRY_JSON_PATH = directory / "registry.json"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "documents": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(directory / "originals")},
+        },
+    }
     return directory
 
 

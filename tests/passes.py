@@ -51,6 +51,9 @@ PASSES: dict[str, tuple[str, ...]] = {
     # final write only, which TestRun (and jobs/test_runner.py) cover on pgvector.
     "tests/jobs/test_background_ingest.py": (SQLITE, POSTGRES),
     "tests/jobs/test_background_ingest.py::TestRun": ALL,
+    # The readers' refusals as a job meets them: a worker's failure path, no store write.
+    "tests/jobs/test_background_ingest.py::TestRun::test_hostile_documents_fail_as_the_"
+    "synchronous_ingest_refuses_them": (POSTGRES,),
     # Workers killed, stopped and cut off mid-job: the lease and the fencing on
     # PostgreSQL's row locks, where several hosts run workers; the same logic on
     # SQLite's one writer, in this process: jobs/test_supervision.py.

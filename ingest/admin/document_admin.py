@@ -19,7 +19,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat, truncatechars
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -157,7 +157,26 @@ class DocumentAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.ask_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_ask",
         )
-        return [ask, *super().get_urls()]
+        original = path(
+            "<path:object_id>/original/",
+            self.admin_site.admin_view(self.original_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_original",
+        )
+        return [ask, original, *super().get_urls()]
+
+    def original_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The document's original file, as GET /documents/{fileId}/file serves it."""
+        from ingest.services import original_response
+        from ingest.stores.originals import read_original
+
+        document = self.get_object(request, unquote(object_id))
+        if document is None or not self.has_view_permission(request, document):
+            raise Http404("No such document")
+        record = document.to_record()
+        data = read_original(record)
+        if data is None:
+            raise Http404("No original is kept of this document")
+        return original_response(record, data)
 
     @staticmethod
     def _context(extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -267,8 +286,16 @@ def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any
         check = check_document(document.file_id)
     except (RegistryError, VectorStoreError) as exc:
         return {"store_error": str(exc)}
+    original = _original_link(document)
     rows = [
-        {"index": c.index, "context": c.context, "text": c.text, "length": len(c.text)}
+        {
+            "index": c.index,
+            "context": c.context,
+            "text": c.text,
+            "length": len(c.text),
+            "pages": pages_label(c.pages),
+            "page_link": _page_link(original, document.content_type, c.pages),
+        }
         for c in chunks
     ]
     page_number = request.GET.get("chunks")
@@ -278,7 +305,37 @@ def _chunks_and_check(request: HttpRequest, document: Document) -> dict[str, Any
         # Indexes need not be 0, 1, 2, … (an imported document's may have gaps).
         page_number = str(indexes.index(int(wanted)) // CHUNKS_PER_PAGE + 1)
     page = Paginator(rows, CHUNKS_PER_PAGE).get_page(page_number)
-    return {"chunk_page": page, "check": check, "store_name": store.short_label}
+    return {
+        "chunk_page": page,
+        "check": check,
+        "store_name": store.short_label,
+        "original": original,
+        "paged": any(c.pages for c in chunks),
+    }
+
+
+def pages_label(pages: tuple[int, int] | None) -> str:
+    """ "p. 6", "pp. 6-7" (an en dash), or "" for a chunk of a format without pages."""
+    if pages is None:
+        return ""
+    first, last = pages
+    return f"p. {first}" if first == last else f"pp. {first}\u2013{last}"
+
+
+def _original_link(document: Document) -> str | None:
+    """The admin's link to the document's original, None when none is kept."""
+    from ingest.stores.originals import has_original
+
+    if not has_original(document.to_record()):
+        return None
+    return reverse("admin:registry_document_original", args=[document.pk])
+
+
+def _page_link(original: str | None, content_type: str, pages: tuple[int, int] | None) -> str:
+    """A PDF's original opened at the chunk's first page (browsers' #page=N)."""
+    if original is None or pages is None or content_type != "application/pdf":
+        return ""
+    return f"{original}#page={pages[0]}"
 
 
 def _ingest(request: HttpRequest, form: Any) -> tuple[str, bool] | None:
@@ -342,20 +399,29 @@ def _answer(form: Any) -> dict[str, Any] | None:
     except (IngestError, RegistryError) as exc:
         form.add_error(None, str(exc))
         return None
-    pages = dict(
-        Document.objects.filter(file_id__in={s.file_id for s in answer.sources}).values_list(
-            "file_id", "pk"
-        )
-    )
+    documents = {
+        document.file_id: document
+        for document in Document.objects.filter(file_id__in={s.file_id for s in answer.sources})
+    }
     sources = []
     for source in answer.sources:
-        pk = pages.get(source.file_id)
-        link = None
-        if pk is not None:
-            change = reverse("admin:registry_document_change", args=[pk])
+        document = documents.get(source.file_id)
+        link = page_link = None
+        if document is not None:
+            change = reverse("admin:registry_document_change", args=[document.pk])
             link = f"{change}?chunk={source.chunk_index}#chunk-{source.chunk_index}"
+            original = _original_link(document) if source.pages else None
+            page_link = _page_link(original, document.content_type, source.pages)
         cited = f"[{source.number}]" in answer.answer
-        sources.append({"source": source, "link": link, "cited": cited})
+        sources.append(
+            {
+                "source": source,
+                "link": link,
+                "cited": cited,
+                "pages": pages_label(source.pages),
+                "page_link": page_link,
+            }
+        )
     found = bool(answer.sources) or answer.answer != NO_ANSWER
     return {"text": answer.answer, "sources": sources, "found": found}
 

@@ -19,7 +19,8 @@ class AddDocumentForm(forms.Form):
     file = forms.FileField(
         required=False,
         widget=forms.FileInput,  # not ClearableFileInput: there is nothing to clear
-        help_text="A .txt, .md, .html or .pdf file, as POST /ingest/file takes.",
+        help_text="A document of any accepted format (text, Markdown, HTML, PDF, Word, PowerPoint, "
+        "Excel, CSV, OpenDocument, EPUB, RTF, e-mail, or a scan), as POST /ingest/file takes.",
     )
     url = forms.CharField(
         required=False,

@@ -40,7 +40,7 @@ import numpy as np
 
 from ingest.search.lexical import terms, word_terms, words
 from ingest.sources.chunking import chunk_sentences
-from ingest.stores.base import ChunkHit
+from ingest.stores.base import ChunkHit, PageSpan
 from registry.records import DocumentRecord
 
 NO_ANSWER = "I couldn't find relevant context."  # the old service's words
@@ -111,6 +111,7 @@ class Source:
     context: str
     score: float
     text: str
+    pages: PageSpan = None  # the first and last page it is on, where the format has pages
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ def extractive_answer(
             context=hit.context,
             score=round(hit.score, 6),
             text=hit.text,
+            pages=hit.pages,
         )
         for number, (hit, document) in enumerate(related, start=1)
     ]

@@ -162,6 +162,7 @@ class Runner:
             replaces=current,
             job=job,
             fence=fence,
+            original=upload.data,
         )
 
     def _pages_progress(self, held: IngestJobQuerySet) -> Callable[[int, int], None]:

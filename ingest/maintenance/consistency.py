@@ -14,6 +14,7 @@ from typing import Any
 
 from common.text import plural
 from ingest.stores import get_vector_store
+from ingest.stores.originals import discard, kept_names, original_name
 from registry.backends import get_backend, registry_backends
 from registry.backends.base import RegistryBackend
 from registry.exceptions import RegistryError
@@ -246,3 +247,35 @@ def check_document(file_id: str) -> DocumentCheck:
         registries={name: records.get(file_id) for name, records in documents.items()},
         problems=found.lines(vectors=store.short_label, limit=None),
     )
+
+
+@dataclass(frozen=True)
+class OriginalsCheck:
+    """Which documents have no original kept, and which kept originals no document names
+    (a removal that failed after its row's change; --fix removes them)."""
+
+    without: list[str]  # file ids: imported from the old registry, which kept none
+    leftover: list[str]  # storage names, fileId/sha256
+    removed: int = 0
+
+
+def check_originals(records: dict[str, DocumentRecord], *, fix: bool = False) -> OriginalsCheck:
+    """The originals against the registry's `records` (file_id → record); with `fix`,
+    remove the leftovers."""
+    kept = kept_names()
+    named = {original_name(record) for record in records.values() if record.sha256}
+    without = sorted(
+        file_id
+        for file_id, record in records.items()
+        if record.sha256 not in kept.get(file_id, ()) and not record.awaiting_chunks
+    )
+    leftover = sorted(
+        f"{file_id}/{sha256}"
+        for file_id, hashes in kept.items()
+        for sha256 in hashes
+        if f"{file_id}/{sha256}" not in named
+    )
+    if fix and leftover:
+        discard(leftover)
+        return OriginalsCheck(without, leftover, removed=len(leftover))
+    return OriginalsCheck(without, leftover)

@@ -229,7 +229,12 @@ class GeminiEmbedder:
         for start in range(0, len(texts), GEMINI_BATCH):
             batch = texts[start : start + GEMINI_BATCH]
             try:
-                response = client.models.embed_content(model=self.model, contents=batch)
+                # A list of strings is one of the SDK's accepted forms; with Pillow installed
+                # its annotation names two Image types and mypy matches neither list.
+                response = client.models.embed_content(
+                    model=self.model,
+                    contents=batch,  # type: ignore[arg-type]
+                )
                 values = [embedding.values for embedding in response.embeddings or []]
                 out[start : start + len(batch)] = np.array(values, dtype=np.float32)
             except Exception as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from typing import Any
 
 from defusedxml import DefusedXmlException
@@ -34,13 +35,13 @@ class Container:
             infos = self.archive.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
             raise UnreadableDocument(
-                f"{what.capitalize()} cannot be read: it is damaged or truncated ({exc})"
+                f"{capitalised(what)} cannot be read: it is damaged or truncated ({exc})"
             ) from None
         if len(infos) > MAX_MEMBERS:
-            raise ContentTooLarge(f"{what.capitalize()} holds over {MAX_MEMBERS} files")
+            raise ContentTooLarge(f"{capitalised(what)} holds over {MAX_MEMBERS} files")
         if any(info.flag_bits & 0x1 for info in infos):
             raise UnreadableDocument(
-                f"{what.capitalize()} is encrypted: remove its password and upload it again"
+                f"{capitalised(what)} is encrypted: remove its password and upload it again"
             )
         self.names = [info.filename for info in infos]
         self._infos = {info.filename: info for info in infos}
@@ -54,7 +55,7 @@ class Container:
         when it is missing or damaged."""
         info = self._infos.get(name)
         if info is None:
-            raise UnreadableDocument(f"{self.what.capitalize()} is damaged: {name} is missing")
+            raise UnreadableDocument(f"{capitalised(self.what)} is damaged: {name} is missing")
         limit = settings.MAX_EXPANDED_MB * 1024 * 1024
         ratio = settings.MAX_EXPANSION_RATIO
         pieces = []
@@ -66,19 +67,26 @@ class Container:
                     self._expanded += len(piece)
                     if self._expanded > limit:
                         raise ContentTooLarge(
-                            f"{self.what.capitalize()} expands to over "
+                            f"{capitalised(self.what)} expands to over "
                             f"{settings.MAX_EXPANDED_MB} MB (MAX_EXPANDED_MB): refused as a "
                             "zip bomb"
                         )
                     if size > _SMALL and size > ratio * max(info.compress_size, 1):
                         raise ContentTooLarge(
-                            f"{self.what.capitalize()} has a member ({name}) that expands over "
+                            f"{capitalised(self.what)} has a member ({name}) that expands over "
                             f"{ratio} times (MAX_EXPANSION_RATIO): refused as a zip bomb"
                         )
                     pieces.append(piece)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            ValueError,
+            NotImplementedError,
+            zlib.error,  # a damaged deflate stream: not one of zipfile's own errors
+        ) as exc:
             raise UnreadableDocument(
-                f"{self.what.capitalize()} cannot be read: {name} is damaged ({exc})"
+                f"{capitalised(self.what)} cannot be read: {name} is damaged ({exc})"
             ) from None
         return b"".join(pieces)
 
@@ -90,6 +98,19 @@ class Container:
                 self.read(name)
 
 
+def capitalised(what: str) -> str:
+    """A document's name opening a sentence: str.capitalize() would lower the rest of
+    it ("The opendocument text")."""
+    return what[:1].upper() + what[1:]
+
+
+def damaged(what: str, exc: Exception) -> UnreadableDocument:
+    """A library's failure on a document, as the upload's fault: a 422 saying so."""
+    return UnreadableDocument(
+        f"{capitalised(what)} cannot be read: it is damaged ({type(exc).__name__}: {exc})"
+    )
+
+
 def parse_xml(data: bytes, *, what: str) -> Any:
     """An XML document's root element, parsed without entity expansion; UnreadableDocument
     when it is malformed or declares entities."""
@@ -97,9 +118,9 @@ def parse_xml(data: bytes, *, what: str) -> Any:
         return SafeElementTree.fromstring(data)
     except DefusedXmlException:
         raise UnreadableDocument(
-            f"{what.capitalize()} declares XML entities, which are refused (entity expansion)"
+            f"{capitalised(what)} declares XML entities, which are refused (entity expansion)"
         ) from None
     except SafeElementTree.ParseError as exc:
         raise UnreadableDocument(
-            f"{what.capitalize()} cannot be read: malformed XML ({exc})"
+            f"{capitalised(what)} cannot be read: malformed XML ({exc})"
         ) from None

@@ -238,7 +238,7 @@ READERS: dict[str, str] = {
     "csv": "ingest.sources.spreadsheets:read_csv",
     "tsv": "ingest.sources.spreadsheets:read_tsv",
     "odt": "ingest.sources.opendocument:read_odt",
-    "ods": "ingest.sources.opendocument:read_ods",
+    "ods": "ingest.sources.spreadsheets:read_ods",
     "odp": "ingest.sources.opendocument:read_odp",
     "epub": "ingest.sources.ebooks:read_epub",
     "rtf": "ingest.sources.rtf:read_rtf",
@@ -314,7 +314,7 @@ def _binary_kind(data: bytes, *, expected: str | None, filename: str) -> str | N
     if data.startswith(_ZIP):
         return _zip_kind(data, expected=expected, filename=filename)
     if data.startswith(_OLE):
-        return _ole_kind(data)
+        return _ole_kind(data, expected=expected)
     return None
 
 
@@ -323,14 +323,24 @@ def _zip_kind(data: bytes, *, expected: str | None, filename: str) -> str:
     `mimetype`, Office Open XML files by their main part."""
     import io
     import zipfile
+    import zlib
 
     try:
         names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
         mimetype = ""
         if "mimetype" in names:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                mimetype = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+            # Its first bytes only: the member may be a zip bomb of its own.
+            with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open("mimetype") as member:
+                mimetype = member.read(100).decode("ascii", "replace").strip()
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,  # a compression method or zip version zipfile lacks
+        zlib.error,  # a damaged deflate stream
+    ) as exc:
         if expected in BINARY_KINDS:
             raise UnreadableDocument(
                 f"{filename or 'The document'} cannot be read: the file is damaged or "
@@ -350,7 +360,7 @@ def _zip_kind(data: bytes, *, expected: str | None, filename: str) -> str:
     )
 
 
-def _ole_kind(data: bytes) -> str:
+def _ole_kind(data: bytes, *, expected: str | None = None) -> str:
     """A Microsoft compound file's kind by its streams' names (UTF-16 in its directory):
     an .xls workbook, or a refusal saying what it is (a password-protected Office Open XML
     file is such a container too)."""
@@ -371,6 +381,10 @@ def _ole_kind(data: bytes) -> str:
     if has("PowerPoint Document"):
         raise UnsupportedFileType(
             f"the content is {_LEGACY_OFFICE['.ppt']} (accepted are {ACCEPTED})"
+        )
+    if expected == "xls":  # its directory, which names the streams, was cut off
+        raise UnreadableDocument(
+            "The Excel workbook cannot be read: it is damaged or truncated (no Workbook stream)"
         )
     raise UnsupportedFileType(
         f"the content is a legacy Microsoft Office file: accepted are {ACCEPTED}"

@@ -44,11 +44,23 @@ class DeleteRows(Protocol):
     ) -> list[DocumentRecord]: ...
 
 
+# A chunk's first and last page, 1-based; None for a format without pages.
+PageSpan = tuple[int, int] | None
+
+
+def page_span(value: Any) -> PageSpan:
+    """A stored span (a pair, or two columns' values) as a PageSpan."""
+    if not value or value[0] is None:
+        return None
+    return (int(value[0]), int(value[1]))
+
+
 @dataclass(frozen=True)
 class ChunkText:
     index: int
     context: str
     text: str
+    pages: PageSpan = None
 
 
 @dataclass(frozen=True)
@@ -62,12 +74,12 @@ class StoredChunks:
     vectors: np.ndarray
     contexts: list[str] | None = None  # each chunk's headings; None when it has none
     # Each chunk's first and last page (None: no pages); None when no chunk has pages.
-    pages: list[tuple[int, int] | None] | None = None
+    pages: list[PageSpan] | None = None
 
     def context(self, position: int) -> str:
         return self.contexts[position] if self.contexts else ""
 
-    def page_span(self, position: int) -> tuple[int, int] | None:
+    def page_span(self, position: int) -> PageSpan:
         return self.pages[position] if self.pages else None
 
 
@@ -82,6 +94,7 @@ class ChunkHit:
     score: float  # the fused score, or the method's own when ranked by one method
     dense: float  # cosine similarity to the question
     lexical: float  # BM25 score for the question
+    pages: PageSpan = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +207,7 @@ class VectorStore(abc.ABC):
     @abc.abstractmethod
     def chunks(self) -> list[dict[str, Any]]:
         """Every chunk's metadata (no vectors): chunk_id, file_id, workspace,
-        chunk_index, context, text."""
+        chunk_index, context, text, and pages ([first, last]) where it has them."""
 
     @abc.abstractmethod
     def chunk_texts(self, file_id: str) -> list[ChunkText]:

@@ -40,6 +40,7 @@ from ingest.stores.base import (
     VectorStore,
     WriteRow,
     check_built_by,
+    page_span,
 )
 from ingest.stores.pgvector_sql import (
     BUILD_MEMORY,
@@ -142,6 +143,7 @@ class PgVectorStore(VectorStore):
             for position, (index, text) in enumerate(
                 zip(document.indexes, document.texts, strict=True)
             ):
+                first, last = document.page_span(position) or (None, None)
                 rows.append(
                     (
                         document.file_id,
@@ -150,6 +152,8 @@ class PgVectorStore(VectorStore):
                         document.context(position),
                         text,
                         vector_literal(document.vectors[position]),
+                        first,
+                        last,
                     )
                 )
         with transaction.atomic(), connection.cursor() as cursor:
@@ -159,8 +163,8 @@ class PgVectorStore(VectorStore):
                 "DELETE FROM chunks WHERE file_id = ANY(%s)", [[d.file_id for d in documents]]
             )
             cursor.executemany(
-                "INSERT INTO chunks (file_id, workspace, chunk_index, context, text, embedding) "
-                "VALUES (%s, %s, %s, %s, %s, %s::vector)",
+                "INSERT INTO chunks (file_id, workspace, chunk_index, context, text, embedding, "
+                "first_page, last_page) VALUES (%s, %s, %s, %s, %s, %s::vector, %s, %s)",
                 rows,
             )
         return len(rows)
@@ -217,7 +221,8 @@ class PgVectorStore(VectorStore):
     @staticmethod
     def _meta(cursor: Any, tail: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         cursor.execute(
-            "SELECT id, file_id, workspace, chunk_index, context, text FROM chunks " + tail,
+            "SELECT id, file_id, workspace, chunk_index, context, text, first_page, last_page "
+            "FROM chunks " + tail,
             params,
         )
         return [
@@ -229,6 +234,7 @@ class PgVectorStore(VectorStore):
                 "chunk_index": row[3],
                 "context": row[4],
                 "text": row[5],
+                **({"pages": [row[6], row[7]]} if row[6] is not None else {}),
             }
             for row in cursor.fetchall()
         ]
@@ -246,8 +252,8 @@ class PgVectorStore(VectorStore):
         )
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                "SELECT file_id, workspace, chunk_index, context, text, embedding::text "
-                f"FROM chunks {where} ORDER BY file_id, chunk_index",
+                "SELECT file_id, workspace, chunk_index, context, text, embedding::text, "
+                f"first_page, last_page FROM chunks {where} ORDER BY file_id, chunk_index",
                 params,
             )
             rows = cursor.fetchall()
@@ -264,6 +270,7 @@ class PgVectorStore(VectorStore):
                 texts=[c[4] for c in chunks],
                 vectors=np.vstack([parse_vector(c[5]) for c in chunks]),
                 contexts=[c[3] for c in chunks],
+                pages=[page_span(c[6:8]) for c in chunks],
             )
             for file_id, chunks in grouped.items()
         ]
@@ -271,11 +278,14 @@ class PgVectorStore(VectorStore):
     def chunk_texts(self, file_id: str) -> list[ChunkText]:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT chunk_index, context, text FROM chunks WHERE file_id = %s "
-                "ORDER BY chunk_index",
+                "SELECT chunk_index, context, text, first_page, last_page FROM chunks "
+                "WHERE file_id = %s ORDER BY chunk_index",
                 [file_id],
             )
-            return [ChunkText(*row) for row in cursor.fetchall()]
+            return [
+                ChunkText(index, context, text, page_span((first, last)))
+                for index, context, text, first, last in cursor.fetchall()
+            ]
 
     def chunk_counts(self, file_ids: Collection[str] | None = None) -> dict[str, int]:
         where, params = (
@@ -353,6 +363,7 @@ class PgVectorStore(VectorStore):
                 score=round(float(row[6 if method == "hybrid" else ONE[method]]), 6),
                 dense=float(row[7]),
                 lexical=float(row[8]),
+                pages=page_span(row[12:14]),
             )
             for row in rows
         ]
@@ -374,6 +385,7 @@ def _copy_rows(
                 document.context(position),
                 document.texts[position],
                 vectors[position],
+                *(document.page_span(position) or (None, None)),
             )
             done += 1
             if done % EVERY == 0:

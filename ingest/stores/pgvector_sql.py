@@ -77,16 +77,17 @@ def drop_other_hnsw_indexes(cursor: Any, dim: int) -> None:
 
 
 def copy_chunk_rows(cursor: Any, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    """COPY rows of (file_id, workspace, chunk_index, context, text, float32 vector) into
-    `table`, in binary: each vector goes as its float32s (pgvector's dumper, on this cursor
-    only); formatting 100,000 vectors as text took longer than the COPY itself."""
+    """COPY rows of (file_id, workspace, chunk_index, context, text, float32 vector,
+    first_page, last_page) into `table`, in binary: each vector goes as its float32s
+    (pgvector's dumper, on this cursor only); formatting 100,000 vectors as text took
+    longer than the COPY itself."""
     raw = cursor.cursor
     register_vector_info(raw, TypeInfo.fetch(raw.connection, "vector"))
     with raw.copy(
-        f"COPY {table} (file_id, workspace, chunk_index, context, text, embedding) "
-        "FROM STDIN (FORMAT BINARY)"
+        f"COPY {table} (file_id, workspace, chunk_index, context, text, embedding, "
+        "first_page, last_page) FROM STDIN (FORMAT BINARY)"
     ) as copy:
-        copy.set_types(["varchar", "varchar", "int4", "text", "text", "vector"])
+        copy.set_types(["varchar", "varchar", "int4", "text", "text", "vector", "int4", "int4"])
         for row in rows:
             copy.write_row(row)
 
@@ -246,7 +247,8 @@ SELECT c.id, c.file_id, c.workspace, c.chunk_index, c.context, c.text, f.fused,
     """
     + LEXICAL_SCORE
     + """,
-    s.embedder, s.dim, (SELECT array_agg(w.idf ORDER BY w.i) FROM w)
+    s.embedder, s.dim, (SELECT array_agg(w.idf ORDER BY w.i) FROM w),
+    c.first_page, c.last_page
 FROM fused f JOIN chunks c ON c.id = f.id LEFT JOIN chunk_store s ON s.id = 1
 ORDER BY f.fused DESC, c.id"""
 )

@@ -40,6 +40,7 @@ from ingest.stores.base import (
     VectorStore,
     WriteRow,
     check_built_by,
+    page_span,
 )
 from ingest.stores.vector_file_format import Snapshot, chunk_entries, dump_snapshot, parse_snapshot
 from registry.records import DocumentRecord, WorkspaceFilter
@@ -301,7 +302,7 @@ class JsonFileStore(VectorStore):
                 score=round(score, 6),
                 dense=float(dense[row]),
                 lexical=float(lexical[row]),
-                **snapshot.meta[row],
+                **{**snapshot.meta[row], "pages": page_span(snapshot.meta[row].get("pages"))},
             )
             for row, score in ranked[:top_k]
         ]
@@ -313,7 +314,12 @@ class JsonFileStore(VectorStore):
     def chunk_texts(self, file_id: str) -> list[ChunkText]:
         rows = (meta for meta in self._snapshot().meta if meta["file_id"] == file_id)
         return sorted(
-            (ChunkText(meta["chunk_index"], meta["context"], meta["text"]) for meta in rows),
+            (
+                ChunkText(
+                    meta["chunk_index"], meta["context"], meta["text"], page_span(meta.get("pages"))
+                )
+                for meta in rows
+            ),
             key=lambda chunk: chunk.index,
         )
 
@@ -338,6 +344,7 @@ class JsonFileStore(VectorStore):
                     texts=[m["text"] for m in metas],
                     vectors=snapshot.matrix[positions],
                     contexts=[m["context"] for m in metas],
+                    pages=[page_span(m.get("pages")) for m in metas],
                 )
             )
         return out

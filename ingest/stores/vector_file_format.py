@@ -1,16 +1,18 @@
 """The vector store file's format (vector_file.py): what a parsed file holds in memory
 (`Snapshot`), and the bytes on disk.
 
-One JSON object: `{"format": "docservice-vectors/2", "embedder", "dim", "analyzer",
+One JSON object: `{"format": "docservice-vectors/3", "embedder", "dim", "analyzer",
 "vocabulary": [stem, …], "chunks": [{"chunk_id", "file_id", "workspace", "chunk_index",
-"context", "text", "terms"}], "vectors", "term_ids", "term_counts", "databases"}`. The
-vectors and term arrays are base64 of little-endian arrays, row-aligned with `chunks`:
-float32 vectors (chunks by dim), then each chunk's `terms` distinct term ids (uint32,
-into `vocabulary`) and their counts (uint16). One block decodes an order of magnitude
-faster than a string per chunk, and the BM25 index is rebuilt from the counts, never
-from the text. `databases` names, for each database, the documents whose chunks a
-service on it wrote. Version 1 files (a base64 vector per chunk, no term counts) are
-read, and written back as version 2.
+"context", "text", "terms", "pages"?}], "vectors", "term_ids", "term_counts",
+"databases"}`. The vectors and term arrays are base64 of little-endian arrays,
+row-aligned with `chunks`: float32 vectors (chunks by dim), then each chunk's `terms`
+distinct term ids (uint32, into `vocabulary`) and their counts (uint16). One block
+decodes an order of magnitude faster than a string per chunk, and the BM25 index is
+rebuilt from the counts, never from the text. A chunk of a paged document (PDF, slides,
+scans) has `pages`, its first and last page. `databases` names, for each database, the
+documents whose chunks a service on it wrote. Version 2 files (no pages) and version 1
+files (a base64 vector per chunk, no term counts) are read, and written back as
+version 3.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from ingest.search.lexical import ANALYZER, BM25, Vocabulary, terms
 from ingest.stores.base import StoredChunks
 from registry.records import WorkspaceFilter, workspace_names
 
-FORMAT = "docservice-vectors/2"
+FORMAT = "docservice-vectors/3"
+FORMAT_V2 = "docservice-vectors/2"  # the same, without page spans: read as it is
 FORMAT_V1 = "docservice-vectors/1"
 _FLOAT = np.dtype("<f4")
 _ID = np.dtype("<u4")
@@ -107,7 +110,7 @@ class Snapshot:
 def parse_snapshot(doc: Any) -> Snapshot:
     """The decoded JSON of a store file, parsed; ValueError, KeyError or TypeError when it
     is not one."""
-    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_V1):
+    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_V2, FORMAT_V1):
         raise ValueError(f"not a {FORMAT} file")
     if doc["format"] == FORMAT_V1:
         return _parse_v1(doc)
@@ -175,9 +178,11 @@ def owners_of(owners: dict[str, str], meta: list[dict[str, Any]]) -> dict[str, s
 
 
 def chunk_entries(document: StoredChunks) -> list[dict[str, Any]]:
-    """The metadata the store keeps for each of a document's chunks, vector aside."""
-    return [
-        {
+    """The metadata the store keeps for each of a document's chunks, vector aside; a
+    chunk of a paged document has its `pages`, [first, last]."""
+    entries = []
+    for position, (index, text) in enumerate(zip(document.indexes, document.texts, strict=True)):
+        entry = {
             "chunk_id": f"{document.file_id}:{index}",
             "file_id": document.file_id,
             "workspace": document.workspace,
@@ -185,8 +190,10 @@ def chunk_entries(document: StoredChunks) -> list[dict[str, Any]]:
             "context": document.context(position),
             "text": text,
         }
-        for position, (index, text) in enumerate(zip(document.indexes, document.texts, strict=True))
-    ]
+        if pages := document.page_span(position):
+            entry["pages"] = list(pages)
+        entries.append(entry)
+    return entries
 
 
 def _encode(array: np.ndarray, dtype: np.dtype) -> str:

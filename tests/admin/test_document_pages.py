@@ -245,7 +245,7 @@ class TestAddDocument:
                 "Upload a file or give a URL, not both.",
             ),
             (
-                {"file": SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64)},
+                {"file": SimpleUploadedFile("photo.gif", b"GIF89a" + b"\0" * 64)},
                 "file",
                 "is not an accepted type",
             ),
@@ -463,3 +463,48 @@ def test_every_admin_page_renders_for_staff_and_refuses_everyone_else(staff, doc
     stranger = Client()  # not signed in
     refused = stranger.get(url)
     assert refused.status_code == 302 and refused["Location"].startswith("/admin/login/")
+
+
+class TestPagesAndOriginals:
+    """Issue 33: a paged document's chunks say their pages and open the original there."""
+
+    @pytest.fixture
+    def guide(self, api, data_dir: Path) -> dict:
+        from tests.support.documents import make_pdf
+
+        pages = ["Opening hours. The museum opens at ten.", "Tickets. Children enter free."]
+        return ingest(api, "guide.pdf", make_pdf(pages))
+
+    def test_the_chunks_say_their_page_and_link_the_original_there(self, staff, guide):
+        document = Document.objects.get(file_id=guide["fileId"])
+        page = staff.get(f"/admin/registry/document/{document.pk}/change/").content.decode()
+        original = f"/admin/registry/document/{document.pk}/original/"
+        assert f'<a href="{original}">Open the original file</a>' in page
+        assert f'<a href="{original}#page=2">p. 2</a>' in page
+        served = staff.get(original)
+        assert served.status_code == 200
+        assert served["Content-Type"] == "application/pdf"
+        assert served.content.startswith(b"%PDF-")
+
+    def test_an_answer_s_source_links_its_page(self, staff, guide):
+        response = staff.post(ASK, {"q": "Do children pay to enter?", "workspace": "*", "k": 5})
+        document = Document.objects.get(file_id=guide["fileId"])
+        original = f"/admin/registry/document/{document.pk}/original/"
+        assert f'<a class="source-pages" href="{original}#page=2">p. 2</a>' in (
+            response.content.decode()
+        )
+
+    def test_a_document_without_an_original_says_so(self, staff, documents, data_dir: Path):
+        import shutil
+
+        shutil.rmtree(data_dir / "originals")  # as after import_registry: none was kept
+        document = Document.objects.get(file_id=documents[0]["fileId"])
+        page = staff.get(f"/admin/registry/document/{document.pk}/change/").content.decode()
+        assert "No original is kept of this document" in page
+        assert staff.get(f"/admin/registry/document/{document.pk}/original/").status_code == 404
+
+    def test_staff_without_the_view_permission_cannot_open_an_original(self, client, guide):
+        client.force_login(User.objects.create_user("clerk", password="pw", is_staff=True))
+        document = Document.objects.get(file_id=guide["fileId"])
+        original = f"/admin/registry/document/{document.pk}/original/"
+        assert client.get(original).status_code in (403, 404)

@@ -190,6 +190,18 @@ def _fetch(client: Client, world: World) -> Any:
     return error(response)
 
 
+def _original(name: str) -> Callable[[Client, World], Any]:
+    """GET /documents/{the id of `name`}/file: the bytes kept, or the error."""
+
+    def request(client: Client, world: World) -> Any:
+        response = client.get(f"/documents/{world.ids[name]}/file")
+        if response.status_code == 200:
+            return 200, response.content.decode().split(" for the ")[1]
+        return response.status_code, hide_ids(response.json()["detail"], world)
+
+    return request
+
+
 def _job(name: str) -> Callable[[Client, World], Any]:
     def request(client: Client, world: World) -> Any:
         response = client.get(f"/jobs/{world.jobs[name]}")
@@ -252,6 +264,12 @@ MATRIX: list[tuple[str, Callable[[Client, World], Any], dict]] = [
         row((200, "eng.txt"), (200, "eng.txt"), NOT_FOUND, (200, "eng.txt"))),
     ("GET /documents/{hr.txt}", _document("get", "hr.txt"),
         row((200, "hr.txt"), NOT_FOUND, (200, "hr.txt"), NOT_FOUND)),
+    ("GET /documents/{eng.txt}/file", _original("eng.txt"),
+        row((200, "eng team. Staff book them early."), (200, "eng team. Staff book them early."),
+            NOT_FOUND, (200, "eng team. Staff book them early."))),
+    ("GET /documents/{hr.txt}/file", _original("hr.txt"),
+        row((200, "hr team. Staff book them early."), NOT_FOUND,
+            (200, "hr team. Staff book them early."), NOT_FOUND)),
     ("POST /ask workspace=eng", _ask(workspace="eng"),
         row((200, ["eng-old.txt", "eng.txt"]), (200, ["eng-old.txt", "eng.txt"]), NO_ENG,
             (200, ["eng-old.txt", "eng.txt"]))),

@@ -192,7 +192,7 @@ def test_each_documented_error_is_a_detail_with_a_precise_status(service, site: 
     post_json = lambda *a, **k: live.post_json(*a, with_key=with_key, **k)  # noqa: E731
     post_file = lambda *a, **k: live.post_file(*a, with_key=with_key, **k)  # noqa: E731
 
-    status, message = detail(post_file("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64))
+    status, message = detail(post_file("photo.gif", b"GIF89a" + b"\x00" * 64))
     assert status == 415 and "not an accepted type" in message
     status, message = detail(post_file("empty.txt", b""))
     assert status == 422 and message.startswith("No text to index")

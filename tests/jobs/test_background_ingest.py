@@ -113,7 +113,7 @@ class TestQueued:
         assert (status, job["status"]) == (202, "queued")
 
     def test_what_needs_no_parsing_is_refused_at_once(self, service):
-        status, _, error = post_async(service, "photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+        status, _, error = post_async(service, "photo.gif", b"GIF89a" + b"\x00" * 64)
         assert status == 415 and "not an accepted type" in error["detail"]
         status, _, error = post_async(service, "a.txt", b"text", workspace="no spaces")
         assert status == 400 and error["detail"].startswith("Invalid workspace")
@@ -187,6 +187,29 @@ class TestRun:
         assert done["attempts"] == 1  # not retried: the document, not the service, failed
         assert service.call("GET", "/documents")[1]["total"] == 0
         assert kept_upload(service.env, job["jobId"]) == len(b" \n \n ")  # for a retry
+        assert stored_chunks(service.data_dir) == []
+
+    def test_hostile_documents_fail_as_the_synchronous_ingest_refuses_them(self, service):
+        """A zip bomb and an entity expansion in a Word file (issue 33): each job fails
+        with the status and words the synchronous ingest answers, and stores nothing."""
+        from tests.support.office_files import make_docx, with_entities, zip_bomb
+
+        handbook = make_docx()
+        hostile = {
+            "bomb.docx": zip_bomb(handbook, member="word/document.xml", megabytes=300),
+            "laughs.docx": with_entities(handbook, "word/document.xml"),
+        }
+        refused = {name: service.post_file(name, data) for name, data in hostile.items()}
+        jobs = {name: post_async(service, name, data)[2] for name, data in hostile.items()}
+        with running_worker(service.env):
+            done = {name: wait_for(service, job["jobId"], ended) for name, job in jobs.items()}
+        for name, (status, error) in refused.items():
+            assert status in (413, 422), error
+            assert (done[name]["status"], done[name]["error"]) == (
+                "failed",
+                {"status": status, "detail": error["detail"]},
+            )
+        assert service.call("GET", "/documents")[1]["total"] == 0
         assert stored_chunks(service.data_dir) == []
 
     def test_a_model_that_cannot_be_loaded_is_retried_then_fails_with_why(self, service, tmp_path):

@@ -21,14 +21,16 @@ def on_pgvector() -> bool:
 def stored_chunks(data_dir: Path) -> list[dict[str, Any]]:
     """Every chunk the vector store holds, in the order stored, as an operator inspecting
     it sees it: the file data/vectors.json, or the table chunks (VECTOR_STORE=pgvector).
-    Each has chunk_id, file_id, workspace, chunk_index, context and text."""
+    Each has chunk_id, file_id, workspace, chunk_index, context, text and pages ([first,
+    last], or None for a format without pages)."""
     if on_pgvector():
         from django.db import connection
 
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT file_id || ':' || chunk_index AS chunk_id, file_id, workspace, "
-                "chunk_index, context, text FROM chunks ORDER BY id"
+                "chunk_index, context, text, CASE WHEN first_page IS NULL THEN NULL "
+                "ELSE ARRAY[first_page, last_page] END AS pages FROM chunks ORDER BY id"
             )
             names = [column.name for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -37,7 +39,8 @@ def stored_chunks(data_dir: Path) -> list[dict[str, Any]]:
         return []
     fields = ("chunk_id", "file_id", "workspace", "chunk_index", "context", "text")
     return [
-        {key: chunk[key] for key in fields} for chunk in orjson.loads(path.read_bytes())["chunks"]
+        {**{key: chunk[key] for key in fields}, "pages": chunk.get("pages")}
+        for chunk in orjson.loads(path.read_bytes())["chunks"]
     ]
 
 
@@ -106,3 +109,9 @@ def table_rows() -> dict[str, tuple]:
     from registry.records import RECORD_FIELDS
 
     return {row[0]: row for row in Document.objects.values_list(*RECORD_FIELDS)}
+
+
+def kept_originals(data_dir: Path) -> list[str]:
+    """The originals kept in the test's storage (data_dir/originals), as fileId/sha256."""
+    folder = data_dir / "originals"
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())

@@ -7,8 +7,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common.text import plural
 from ingest.exceptions import VectorStoreError
-from ingest.maintenance.consistency import check_consistency
+from ingest.maintenance.consistency import OriginalsCheck, check_consistency, check_originals
 from ingest.stores import get_vector_store
+from registry.backends import get_backend
 from registry.exceptions import RegistryError
 
 # Findings of each kind listed unless -v 2: a registry never ingested would list them all.
@@ -19,7 +20,9 @@ class Command(BaseCommand):
     help = (
         "Compare the live registry (or, with --both, the database and the JSON registry) "
         "with the vector store: documents without vectors, vectors without a document, "
-        "chunk counts that disagree. Exits 0 only when everything agrees."
+        "chunk counts that disagree. Exits 0 only when everything agrees. Also lists the "
+        "documents without an original kept, and originals no document names (--fix "
+        "removes those)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -77,6 +80,9 @@ class Command(BaseCommand):
                 f"{plural(documents, 'document')} that no registry holds"
                 + (" (other databases' included)" if other_databases else "")
             )
+        live = result.documents.get(get_backend().name)
+        if live is not None:
+            self._originals(check_originals(live, fix=fix), limit=limit)
         comparison = result.remaining
         if comparison.problems():
             subject = "The registries" if both else "The registry"
@@ -86,3 +92,24 @@ class Command(BaseCommand):
             for name, records in result.documents.items()
         )
         return f"Everything agrees: {held}, {plural(comparison.chunks, 'chunk')} in {store.label}."
+
+    def _originals(self, found: OriginalsCheck, *, limit: int | None) -> None:
+        """Informational: neither is a disagreement of the registry and the vectors."""
+        if found.without:
+            shown = found.without[:limit] if limit else found.without
+            more = len(found.without) - len(shown)
+            self.stdout.write(
+                f"{plural(len(found.without), 'document')} without an original kept "
+                "(imported from the old registry, which kept none; `reindex --reextract` "
+                f"cannot read them again, GET /documents/{{fileId}}/file answers 404): "
+                + ", ".join(shown)
+                + (f" and {more} more (-v 2 lists all)" if more else "")
+            )
+        if found.removed:
+            self.stdout.write(f"fixed: removed {plural(found.removed, 'original')} left over")
+        elif found.leftover:
+            self.stdout.write(
+                f"{plural(len(found.leftover), 'original')} left over that no document "
+                "names (a removal that failed; --fix removes them): "
+                + ", ".join(found.leftover[:limit] if limit else found.leftover)
+            )

@@ -21,7 +21,9 @@ class Command(BaseCommand):
         "original files are not needed), and swap the new vectors in atomically. The "
         "service keeps answering from the old vectors until then. Use it after changing "
         "EMBEDDER, or with --embedder to build the store for another embedder before "
-        "switching EMBEDDER to it."
+        "switching EMBEDDER to it. With --reextract, read each document's kept original "
+        "again with today's readers instead (PDFs ingested before page citations gain "
+        "their pages), one document at a time, each replaced as a re-ingest would."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,12 +33,39 @@ class Command(BaseCommand):
             help="The embedder to build the store for (default: EMBEDDER)",
         )
         parser.add_argument(
+            "--reextract",
+            action="store_true",
+            help="Read the kept originals again with today's readers and index them anew "
+            "(documents imported from the old registry have none and are listed)",
+        )
+        parser.add_argument(
+            "file_ids",
+            nargs="*",
+            metavar="FILE_ID",
+            help="With --reextract: only these documents (default: every one)",
+        )
+        parser.add_argument(
             "--model",
             default="",
             help="With --embedder sentence-transformers: the model directory or cached name",
         )
 
-    def handle(self, *args: object, embedder: str | None, model: str, **options: Any) -> None:
+    def handle(
+        self,
+        *args: object,
+        embedder: str | None,
+        model: str,
+        reextract: bool,
+        file_ids: list[str],
+        **options: Any,
+    ) -> None:
+        if reextract:
+            if embedder or model:
+                raise CommandError("--reextract embeds with EMBEDDER: it takes no --embedder")
+            self._reextract(file_ids)
+            return
+        if file_ids:
+            raise CommandError("Document ids are taken with --reextract only")
         kind = embedder or settings.EMBEDDER
         model = model or (settings.EMBEDDING_MODEL if kind == settings.EMBEDDER else "")
         if kind == "sentence-transformers" and not model:
@@ -80,4 +109,51 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Set EMBEDDER={kind} (and restart the service): until then it refuses "
                 "the store, which another embedder built."
+            )
+
+    def _reextract(self, file_ids: list[str]) -> None:
+        """Each document (or each of `file_ids`) read again from its original."""
+        from ingest.services import document_reextract
+        from registry.audit import Actor
+        from registry.backends import get_backend
+
+        backend = get_backend()
+        if file_ids:
+            found = backend.get_many(file_ids)
+            unknown = [file_id for file_id in file_ids if file_id not in found]
+            if unknown:
+                raise CommandError(f"No such document: {', '.join(unknown)}")
+            records = list(found.values())
+        else:
+            records = backend.list(limit=max(backend.count(), 1))
+        actor = Actor.command("reindex --reextract")
+        done, without, failed = 0, [], []
+        for record in records:
+            if record.awaiting_chunks:
+                continue  # its background job reads it with today's readers anyway
+            try:
+                stored = document_reextract(record, actor=actor)
+            except IngestError as exc:
+                failed.append(record.file_id)
+                self.stderr.write(f"{record.file_id} ({record.filename}): {exc}")
+                continue
+            if stored is None:
+                without.append(record.file_id)
+                continue
+            done += 1
+            self.stdout.write(
+                f"{record.file_id} ({record.filename}): {stored.document.num_chunks} chunks"
+            )
+        summary = f"Read {done} document(s) again from their originals."
+        if without:
+            summary += (
+                f" {len(without)} have no original kept (imported from the old registry): "
+                + ", ".join(without[:20])
+                + (" …" if len(without) > 20 else "")
+            )
+        self.stdout.write(self.style.SUCCESS(summary))
+        if failed:
+            raise CommandError(
+                f"{len(failed)} document(s) could not be read again and were left as they "
+                f"were: {', '.join(failed[:20])}"
             )
