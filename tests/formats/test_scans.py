@@ -22,7 +22,7 @@ from pypdf import PdfReader, PdfWriter
 from ingest.sources.extraction import extract
 from tests.support.client import ask, upload
 from tests.support.documents import HANDBOOK_PDF_PAGES, make_pdf
-from tests.support.inspection import stored_text, vector_file_ids
+from tests.support.inspection import stored_chunks, stored_text, vector_file_ids
 from tests.support.live import LiveService, multipart
 from tests.support.processes import running_worker
 
@@ -73,8 +73,7 @@ def tiff_of_frames(count: int) -> bytes:
 
 
 def read_pages(name: str, data: bytes, progress: Callable[[int, int], None] | None = None):
-    """The sections a reader makes of the file: (pages, text) each. The API's path up to
-    the store, which does not keep pages yet."""
+    """The sections a reader makes of the file, (pages, text) each, as the API reads it."""
     extracted = extract(data, filename=name, progress=progress)
     return [(section.pages, section.text) for section in extracted.sections]
 
@@ -100,6 +99,7 @@ class TestImages:
         answer = ask(api, "Who keeps the boiler room key?")
         assert BOILER in answer["answer"]
         assert answer["sources"][0]["fileId"] == response.json()["fileId"]
+        assert answer["sources"][0]["pageSpan"] == {"firstPage": 1, "lastPage": 1}
 
     def test_a_jpeg_photo_of_a_page_is_read(self, api, data_dir: Path):
         response = upload(api, "drills.jpg", saved([scanned_page(PAGES[1])], "JPEG", quality=85))
@@ -117,8 +117,14 @@ class TestImages:
         response = upload(api, "notes.tiff", tiff)
         assert response.status_code == 200, response.json()
         assert response.json()["contentType"] == "image/tiff"
-        text = " ".join(stored_text(data_dir).split())
-        assert all(phrase in text for phrase in ("night porter", "every quarter", "north gate"))
+        chunks = stored_chunks(data_dir)
+        assert [chunk["pages"] for chunk in chunks] == [[1, 1], [2, 2], [3, 3]]
+        assert ["night porter" in " ".join(chunk["text"].split()) for chunk in chunks] == [
+            True,
+            False,
+            False,
+        ]
+        assert "north gate" in " ".join(chunks[2]["text"].split())
 
 
 class TestScannedPdfs:
@@ -133,8 +139,10 @@ class TestScannedPdfs:
         response = upload(api, "scan.pdf", pdf)
         assert response.status_code == 200, response.json()
         assert response.json()["contentType"] == "application/pdf"
-        answer = ask(api, "Who keeps the boiler room key?")
-        assert BOILER in answer["answer"]
+        assert [chunk["pages"] for chunk in stored_chunks(data_dir)] == [[1, 1], [2, 2]]
+        answer = ask(api, "When are fire drills held?")
+        assert "Fire drills are held on the first Monday of every quarter." in answer["answer"]
+        assert answer["sources"][0]["pageSpan"] == {"firstPage": 2, "lastPage": 2}
 
     def test_a_mixed_pdf_keeps_its_text_pages_and_reads_only_its_scan_by_ocr(
         self, api, data_dir: Path
@@ -152,8 +160,10 @@ class TestScannedPdfs:
         assert heard == [(2, 3), (3, 3)]  # two pages from their layer, one by OCR
         response = upload(api, "mixed.pdf", out.getvalue())
         assert response.status_code == 200, response.json()
-        text = " ".join(stored_text(data_dir).split())
-        assert "Parking is free for employees in lot B." in text and "north gate" in text
+        chunks = stored_chunks(data_dir)
+        assert [chunk["pages"] for chunk in chunks] == [[1, 1], [2, 2], [3, 3]]
+        assert "Parking is free for employees in lot B." in chunks[0]["text"]
+        assert "north gate" in " ".join(chunks[2]["text"].split())
 
     def test_a_blank_page_is_not_read_and_a_pdf_of_them_is_explained(self, api, data_dir: Path):
         detail = refused(api, data_dir, "blank.pdf", make_pdf(["", ""]), 422)
