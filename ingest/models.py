@@ -98,6 +98,7 @@ class IngestJobQuerySet(models.QuerySet["IngestJob"]):
             job.status, job.attempts = IngestJob.Status.RUNNING, job.attempts + 1
             job.started_at = job.started_at or timezone.now()
             job.heartbeat_at, job.worker_id, job.chunks_done = Now(), worker_id, 0
+            job.pages_done = 0  # each attempt reads the pages again
             job.save(
                 update_fields=[
                     "status",
@@ -106,6 +107,7 @@ class IngestJobQuerySet(models.QuerySet["IngestJob"]):
                     "heartbeat_at",
                     "worker_id",
                     "chunks_done",
+                    "pages_done",
                 ]
             )
         return job
