@@ -25,7 +25,7 @@ rules keep it on the question:
   half of the best score are taken, so a common word alone never pads an answer.
 - **Quoted exactly.** Every sentence shown is a span of the chunk it cites, its white
   space folded at most: an answer that misquotes an identifier is wrong however well it
-  ranks. Markup is removed when a document is read (ingest/sources/extraction.py), so a
+  ranks. Markup is removed when a document is read (ingest/sources/markup.py), so a
   chunk is the text a reader sees; here a sentence may only lose the list, quote, table
   or heading marks at its ends (a legacy chunk's raw Markdown), never a character inside.
 """

@@ -12,7 +12,7 @@ from django.db import transaction
 from ingest.jobs.runner import job_upload, new_task
 from ingest.models import REPLACED, IngestJob, IngestJobQuerySet
 from ingest.preparing import Admitted, Upload, admit, document_record
-from ingest.sources.extraction import MEDIA_TYPES, detect_kind
+from ingest.sources.detection import MEDIA_TYPES, detect_kind
 from registry.audit import Actor
 from registry.backends import get_backend
 from registry.models import new_file_id

@@ -17,7 +17,8 @@ from urllib.parse import unquote
 
 from ingest.exceptions import UnreadableDocument
 from ingest.sources.containers import Container, parse_xml
-from ingest.sources.extraction import PageProgress, Read, Section, html_sections
+from ingest.sources.extraction import PageProgress, Read, Section
+from ingest.sources.markup import html_sections
 
 _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 _OPF = "{http://www.idpf.org/2007/opf}"

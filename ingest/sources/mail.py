@@ -27,15 +27,9 @@ from email.parser import BytesParser
 from pathlib import PurePath
 
 from ingest.exceptions import IngestError, UnsupportedFileType
-from ingest.sources.extraction import (
-    PageProgress,
-    Read,
-    Section,
-    decode_text,
-    detect_kind,
-    html_sections,
-    reader_of,
-)
+from ingest.sources.detection import detect_kind
+from ingest.sources.extraction import PageProgress, Read, Section, decode_text, reader_of
+from ingest.sources.markup import html_sections
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.sources.extraction import detect_kind
+from ingest.sources.detection import detect_kind
 from tests.support.client import upload
 from tests.support.inspection import stored_chunks, stored_text, vector_file_ids
 from tests.support.reading import accepted, answer_quoting, texts_by_context
