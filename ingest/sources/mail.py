@@ -54,6 +54,8 @@ def _parse(data: bytes) -> EmailMessage:
 
 def _sections(message: EmailMessage, above: tuple[str, ...], *, depth: int) -> list[Section]:
     headings = above + _headings(message)
+    if message.get_content_type() == "message/rfc822":  # a message forwarded as the body
+        return _attachment(message, headings, depth=depth)
     sections = _body(message, headings)
     for part in message.iter_attachments():
         assert isinstance(part, EmailMessage)

@@ -90,6 +90,22 @@ class TestBodies:
         assert "Travel is capped at four trips a year." in answer
         assert body["sources"][0]["context"] == SENT
 
+    def test_a_message_forwarded_as_the_whole_body_is_read(self, api, data_dir: Path):
+        """message/rfc822 as the top-level type (how some mail programs forward)."""
+        forwarded = message("Parking", plain="Visitors park in lot C from Monday.", html="")
+        outer = EmailMessage()
+        outer["Subject"] = "Fwd: Parking"
+        outer["From"] = "Bo Ek <bo@example.org>"
+        outer.set_content(forwarded)
+        assert outer.get_content_type() == "message/rfc822"
+        accepted(api, "fwd.eml", bytes(outer), "message/rfc822")
+        (chunk,) = stored_chunks(data_dir)
+        assert chunk["text"] == "Visitors park in lot C from Monday."
+        assert chunk["context"] == (
+            "Fwd: Parking > From Bo Ek <bo@example.org> > Parking > "
+            "From Ann Lee <ann@example.org> · 2025-03-03 10:15 +0100"
+        )
+
     def test_a_message_that_is_only_headers_has_no_text_to_index(self, api, data_dir: Path):
         headers = b"From: ann@example.org\r\nSubject: Lunch?\r\nDate: Mon, 3 Mar 2025\r\n\r\n"
         response = upload(api, "lunch.eml", headers)
