@@ -2,6 +2,7 @@
 load, `/ask` latency and worker memory, each beside its floor.
 
     .venv/bin/python bench/bench_retrieval.py [--sizes 10000,100000] [--questions 200]
+                                              [--embed-chunks 640] [--embedded] [--pages]
 
 Run from the project root. Everything happens in bench/out/bench-retrieval (the stores are
 kept between runs), never in data/. It prints numbers and asserts nothing about them.
@@ -12,7 +13,12 @@ kept between runs), never in data/. It prints numbers and asserts nothing about 
 - load: a fresh process reads the store and builds the BM25 index (its first query).
 - /ask: POST /ask over HTTP to the service under gunicorn (two uvicorn workers, the
   production config), one request at a time on a kept-alive connection, query embedding
-  included, beside the floor of embedding the question alone.
+  included, beside the floor of embedding the question alone. With random vectors no
+  chunk is evidence, so every answer is "nothing found" with no sources; `--embedded`
+  stores MiniLM's own vectors of the chunks' texts (embedded once, about 5 minutes for
+  10,000 chunks, and kept in bench/out/bench-retrieval/vectors-N.npy), so that answers
+  are extracted and carry their sources, and `--pages` gives each chunk a page span
+  (chunk i of a document on page i // 3 + 1), so that each source carries `pageSpan`.
 - memory: the resident set of a process with the model loaded and the store searched,
   as a gunicorn worker holds them.
 """
@@ -31,6 +37,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKDIR = ROOT / "bench" / "out" / "bench-retrieval"
@@ -111,9 +118,10 @@ def bench_embedding(count: int) -> None:
     )
 
 
-def build_store(path: Path, size: int) -> list[str]:
-    """A store of `size` synthetic chunks (random unit vectors: timing does not depend on
-    them) written through the store's own writer; returns the document ids."""
+def build_store(path: Path, size: int, *, embedded: bool, pages: bool) -> list[str]:
+    """A store of `size` synthetic chunks written through the store's own writer; returns
+    the document ids. Its vectors are random unit vectors, or with `embedded` MiniLM's
+    vectors of the texts; with `pages` chunk i of a document is on page i // 3 + 1."""
     from ingest.search.embeddings import MINILM
     from ingest.stores.base import StoredChunks
     from ingest.stores.vector_file import JsonFileStore
@@ -122,21 +130,46 @@ def build_store(path: Path, size: int) -> list[str]:
     file_ids = [f"{n:032x}" for n in range(size // CHUNKS_PER_DOCUMENT)]
     if path.exists():
         return file_ids
+    texts = [synthetic_text(rng) for _ in range(len(file_ids) * CHUNKS_PER_DOCUMENT)]
+    vectors = embedded_vectors(texts) if embedded else None
+    spans = {"pages": [(i // 3 + 1, i // 3 + 1) for i in range(CHUNKS_PER_DOCUMENT)]}
     store = JsonFileStore(path, embedder=MINILM, dim=384)
     documents = []
     for number, file_id in enumerate(file_ids):
-        vectors = np.random.default_rng(number).standard_normal((CHUNKS_PER_DOCUMENT, 384))
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        texts = [synthetic_text(rng) for _ in range(CHUNKS_PER_DOCUMENT)]
+        rows = slice(number * CHUNKS_PER_DOCUMENT, (number + 1) * CHUNKS_PER_DOCUMENT)
+        if vectors is None:
+            random_rows = np.random.default_rng(number).standard_normal((CHUNKS_PER_DOCUMENT, 384))
+            document_vectors = random_rows / np.linalg.norm(random_rows, axis=1, keepdims=True)
+        else:
+            document_vectors = vectors[rows]
         documents.append(
             StoredChunks(
-                file_id, f"ws-{number % 10}", list(range(CHUNKS_PER_DOCUMENT)), texts, vectors
+                file_id,
+                f"ws-{number % 10}",
+                list(range(CHUNKS_PER_DOCUMENT)),
+                texts[rows],
+                document_vectors,
+                **(spans if pages else {}),
             )
         )
     started = time.perf_counter()
     store.replace(documents)
     print(f"  built {size:,} chunks in {time.perf_counter() - started:.1f} s")
     return file_ids
+
+
+def embedded_vectors(texts: list[str]) -> np.ndarray:
+    """MiniLM's vectors of `texts`, embedded once and kept beside the stores."""
+    from ingest.search.embeddings import get_embedder
+
+    cache = WORKDIR / f"vectors-{len(texts)}.npy"
+    if cache.exists():
+        return np.load(cache)
+    started = time.perf_counter()
+    vectors = get_embedder().embed(texts)
+    print(f"  embedded {len(texts):,} chunks in {time.perf_counter() - started:.0f} s")
+    np.save(cache, vectors)
+    return vectors
 
 
 def load_child(path: Path) -> None:
@@ -161,13 +194,14 @@ def load_child(path: Path) -> None:
     print(json.dumps({"parsed": parsed, "loaded": loaded, "store_mb": store_mb, "rss": rss_mb()}))
 
 
-def bench_size(size: int, questions: int) -> None:
+def bench_size(size: int, questions: int, *, embedded: bool, pages: bool) -> None:
     from django.core.management import call_command
 
     from registry.models import Document
 
-    path = WORKDIR / f"store-{size}.json"
-    file_ids = build_store(path, size)
+    suffix = "-embedded" * embedded + "-pages" * pages
+    path = WORKDIR / f"store-{size}{suffix}.json"
+    file_ids = build_store(path, size, embedded=embedded, pages=pages)
     print(f"\n{size:,} chunks: store file {path.stat().st_size / 2**20:.0f} MB")
     runs = []
     for _ in range(LOAD_REPEATS):
@@ -204,17 +238,26 @@ def bench_size(size: int, questions: int) -> None:
         )
         for n, file_id in enumerate(file_ids)
     )
-    latencies, floor = ask_over_http(path, questions)
+    latencies, floor, answers = ask_over_http(path, questions)
     print(
         f"  /ask over HTTP (gunicorn, 2 uvicorn workers, keep-alive) p50 "
         f"{statistics.median(latencies) * 1000:.1f} ms, p95 "
-        f"{np.percentile(latencies, 95) * 1000:.1f} ms over {questions} questions; "
+        f"{np.percentile(latencies, 95) * 1000:.1f} ms, p99 "
+        f"{np.percentile(latencies, 99) * 1000:.1f} ms over {questions} questions; "
         f"embedding the question alone p50 {statistics.median(floor) * 1000:.1f} ms (floor)"
+    )
+    sources = [source for answer in answers for source in answer["sources"]]
+    spans = [source["pageSpan"] for source in sources if source.get("pageSpan")]
+    print(
+        f"  {sum(1 for answer in answers if answer['sources'])} of {len(answers)} answers "
+        f"had sources ({len(sources)} in all), {len(spans)} sources a pageSpan"
+        + (f" (the first: {spans[0]})" if spans else "")
     )
 
 
-def ask_over_http(path: Path, questions: int) -> tuple[list[float], list[float]]:
-    """Time POST /ask against the service as production runs it, one request at a time."""
+def ask_over_http(path: Path, questions: int) -> tuple[list[float], list[float], list[Any]]:
+    """Time POST /ask against the service as production runs it, one request at a time;
+    returns the latencies, the floor's and the answers (parsed once timed)."""
     from ingest.search.embeddings import get_embedder
 
     with socket.socket() as sock:
@@ -249,12 +292,14 @@ def ask_over_http(path: Path, questions: int) -> tuple[list[float], list[float]]
             f"How does {rng.choice(WORDS)} {rng.choice(WORDS)} work?" for _ in range(questions)
         ]
 
+        bodies = []
+
         def ask(question: str, workspace: str) -> float:
             body = orjson.dumps({"q": question, "workspace": workspace})
             started = time.perf_counter()
             connection.request("POST", "/ask", body, {"Content-Type": "application/json"})
             response = connection.getresponse()
-            response.read()
+            bodies.append(response.read())
             assert response.status == 200, response.status
             return time.perf_counter() - started
 
@@ -278,7 +323,7 @@ def ask_over_http(path: Path, questions: int) -> tuple[list[float], list[float]]
         started = time.perf_counter()
         embedder.embed([question])
         floor.append(time.perf_counter() - started)
-    return latencies, floor
+    return latencies, floor, [orjson.loads(body) for body in bodies]
 
 
 def main() -> None:
@@ -286,6 +331,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--embed-chunks", type=int, default=640)
+    parser.add_argument("--embedded", action="store_true", help="MiniLM's vectors, not random")
+    parser.add_argument("--pages", action="store_true", help="each chunk with a page span")
     parser.add_argument("--load-child", type=Path)
     args = parser.parse_args()
     if args.load_child:
@@ -297,7 +344,7 @@ def main() -> None:
     if args.embed_chunks:
         bench_embedding(args.embed_chunks)
     for size in (int(s) for s in args.sizes.split(",")):
-        bench_size(size, args.questions)
+        bench_size(size, args.questions, embedded=args.embedded, pages=args.pages)
 
 
 if __name__ == "__main__":
