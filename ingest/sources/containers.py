@@ -9,9 +9,11 @@ defusedxml, which refuses entity declarations (billion laughs) and external enti
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from defusedxml import DefusedXmlException
@@ -114,13 +116,22 @@ def damaged(what: str, exc: Exception) -> UnreadableDocument:
 def parse_xml(data: bytes, *, what: str) -> Any:
     """An XML document's root element, parsed without entity expansion; UnreadableDocument
     when it is malformed or declares entities."""
-    try:
+    with xml_refusals(what):
         return SafeElementTree.fromstring(data)
+
+
+@contextlib.contextmanager
+def xml_refusals(what: str, *, member: str = "") -> Iterator[None]:
+    """defusedxml's refusals and parse errors inside the block, as UnreadableDocument
+    naming `what` (and the `member` whose XML it was, if given)."""
+    try:
+        yield
     except DefusedXmlException:
         raise UnreadableDocument(
             f"{capitalised(what)} declares XML entities, which are refused (entity expansion)"
         ) from None
     except SafeElementTree.ParseError as exc:
+        where = f" in {member}" if member else ""
         raise UnreadableDocument(
-            f"{capitalised(what)} cannot be read: malformed XML ({exc})"
+            f"{capitalised(what)} cannot be read: malformed XML{where} ({exc})"
         ) from None

@@ -21,12 +21,17 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeElementTree
 from django.conf import settings
 
 from ingest.exceptions import ContentTooLarge, IngestError, UnreadableDocument
-from ingest.sources.containers import Container, capitalised, damaged, parse_xml
+from ingest.sources.containers import (
+    Container,
+    capitalised,
+    damaged,
+    parse_xml,
+    xml_refusals,
+)
 from ingest.sources.extraction import PageProgress, Read, Section, decode_text
 from ingest.sources.office import check_members
 
@@ -357,16 +362,8 @@ def _ods_sheets(content: bytes, what: str) -> Iterator[Sheet]:
 
 
 def _xml_events(content: bytes, what: str) -> Iterator[tuple[str, Any]]:
-    try:
+    with xml_refusals(what, member="content.xml"):
         yield from SafeElementTree.iterparse(io.BytesIO(content), events=("start", "end"))
-    except DefusedXmlException:
-        raise UnreadableDocument(
-            f"{capitalised(what)} declares XML entities, which are refused (entity expansion)"
-        ) from None
-    except SafeElementTree.ParseError as exc:
-        raise UnreadableDocument(
-            f"{capitalised(what)} cannot be read: malformed XML in content.xml ({exc})"
-        ) from None
 
 
 def _ods_rows(events: Iterator[tuple[str, Any]], table: Any) -> Rows:
