@@ -44,6 +44,8 @@ class Chunk(models.Model):
     # The pages the chunk spans, 1-based; NULL for a format without pages (0006).
     first_page = models.IntegerField(null=True)
     last_page = models.IntegerField(null=True)
+    # The document's name, a field of full-text ranking with the headings (0008).
+    title = models.TextField(default="")
 
     class Meta:
         db_table = "chunks"

@@ -142,16 +142,17 @@ class Cut:
         """What is embedded for each chunk: its headings, then its text."""
         return [searchable(c, t) for c, t in zip(self.contexts, self.texts, strict=True)]
 
-    def chunks(self, file_id: str, workspace: str, vectors: np.ndarray) -> StoredChunks:
-        """The chunks a store keeps of the document, with their vectors."""
+    def chunks(self, record: DocumentRecord, vectors: np.ndarray) -> StoredChunks:
+        """The chunks a store keeps of the document `record`, with their vectors."""
         return StoredChunks(
-            file_id=file_id,
-            workspace=workspace,
+            file_id=record.file_id,
+            workspace=record.workspace,
             indexes=list(range(len(self.texts))),
             texts=self.texts,
             vectors=vectors,
             contexts=self.contexts,
             pages=self.pages,
+            title=record.filename,
         )
 
 

@@ -187,7 +187,7 @@ async def document_ingest(upload: Upload, *, actor: Actor, scope: Scope = EVERYT
     store = sync_to_async(document_store, thread_sensitive=True)
     stored = await store(
         record=record,
-        chunks=prepared.cut.chunks(file_id, record.workspace, prepared.vectors),
+        chunks=prepared.cut.chunks(record, prepared.vectors),
         actor=actor,
         replaces=previous,
         copy=admitted.copy_of is not None,
@@ -289,7 +289,7 @@ def document_reextract(record: DocumentRecord, *, actor: Actor) -> Stored | None
     )
     return document_store(
         record=dataclasses.replace(renewed, filename=record.filename),
-        chunks=prepared.cut.chunks(record.file_id, record.workspace, prepared.vectors),
+        chunks=prepared.cut.chunks(record, prepared.vectors),
         actor=actor,
         replaces=record,
     )

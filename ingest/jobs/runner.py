@@ -157,7 +157,7 @@ class Runner:
         )
         document_store(
             record=record,
-            chunks=pieces.chunks(job.file_id, job.workspace, vectors),
+            chunks=pieces.chunks(record, vectors),
             actor=job_actor(job),
             replaces=current,
             job=job,

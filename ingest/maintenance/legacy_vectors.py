@@ -131,7 +131,12 @@ class LegacyDocument:
 
     def stored(self, vectors: np.ndarray) -> StoredChunks:
         return StoredChunks(
-            self.file_id, self.workspace, sorted(self.texts), self.ordered_texts(), vectors
+            self.file_id,
+            self.workspace,
+            sorted(self.texts),
+            self.ordered_texts(),
+            vectors,
+            title=self.filename,
         )
 
     def rechunked(self, vectors: np.ndarray) -> StoredChunks:
@@ -142,6 +147,7 @@ class LegacyDocument:
             self.new_texts,
             vectors,
             self.new_contexts,
+            title=self.filename,
         )
 
 

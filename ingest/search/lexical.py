@@ -9,6 +9,12 @@ loading the whole store in 2 s and an ingest that must not redo either.
 Terms are lower-case words without stopwords, an identifier's parts beside it
 (`statement_timeout` also gives `statement` and `timeout`), stemmed with the Snowball
 English stemmer (PyStemmer).
+
+A chunk is counted as three fields (BM25F in its simple form: each field's counts times
+its weight, one length normalisation over the sum): its text, its headings (`context`,
+which every chunk of a section carries) at CONTEXT_WEIGHT and the document's name at
+TITLE_WEIGHT, so a section about a term outranks a passing mention of it. The weights
+were set on the calibration corpora of bench/eval_relevance.py.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import numpy as np
 import Stemmer
 from scipy import sparse
 
-# The analyser's identity, stored with the counts: a change here needs a reindex.
-ANALYZER = "snowball-english-v1"
+# The analyser's identity, stored with the counts: the store file recounts the terms of a
+# file counted by another when it reads it.
+ANALYZER = "snowball-english-v2-fields"
 WORD_RE = re.compile(r"\w+", re.UNICODE)
 
 # Words that carry no meaning of their own; without this, "what is the" would match
@@ -42,6 +49,12 @@ STOPWORDS = frozenset(
 # BM25 as Lucene computes it: k1 saturates term frequency, b normalises for length.
 K1 = 1.2
 B = 0.75
+
+# Each field's weight in a chunk's term counts; the text's is 1.
+CONTEXT_WEIGHT = 3
+TITLE_WEIGHT = 3
+# A document name's extension, which says nothing about what it is about.
+_EXTENSION = re.compile(r"\.[^\W_]{1,5}$")
 
 _stemmers = threading.local()  # a PyStemmer stemmer must not be shared between threads
 
@@ -64,6 +77,21 @@ def terms(text: str) -> list[str]:
 def word_terms(text: str) -> list[str]:
     """The stems of the words alone, identifiers whole: what a query asks for."""
     return _stemmer().stemWords(words(text))
+
+
+def title_words(name: str) -> str:
+    """A document's name as words: "git-rebase.html" reads "git rebase"."""
+    return re.sub(r"[\W_]+", " ", _EXTENSION.sub("", name)).strip()
+
+
+def field_counts(text: str, context: str = "", title: str = "") -> Counter[str]:
+    """A chunk's term counts: its text's, its headings' at CONTEXT_WEIGHT and its
+    document name's at TITLE_WEIGHT."""
+    counted = Counter(terms(text))
+    for field, weight in ((context, CONTEXT_WEIGHT), (title_words(title), TITLE_WEIGHT)):
+        for term, count in Counter(terms(field)).items():
+            counted[term] += weight * count
+    return counted
 
 
 def _stemmer() -> Stemmer.Stemmer:

@@ -75,6 +75,8 @@ class StoredChunks:
     contexts: list[str] | None = None  # each chunk's headings; None when it has none
     # Each chunk's first and last page (None: no pages); None when no chunk has pages.
     pages: list[PageSpan] | None = None
+    # The document's name, which lexical ranking counts as a field of each chunk.
+    title: str = ""
 
     def context(self, position: int) -> str:
         return self.contexts[position] if self.contexts else ""

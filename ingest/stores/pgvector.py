@@ -154,6 +154,7 @@ class PgVectorStore(VectorStore):
                         vector_literal(document.vectors[position]),
                         first,
                         last,
+                        document.title,
                     )
                 )
         with transaction.atomic(), connection.cursor() as cursor:
@@ -164,7 +165,8 @@ class PgVectorStore(VectorStore):
             )
             cursor.executemany(
                 "INSERT INTO chunks (file_id, workspace, chunk_index, context, text, embedding, "
-                "first_page, last_page) VALUES (%s, %s, %s, %s, %s, %s::vector, %s, %s)",
+                "first_page, last_page, title) "
+                "VALUES (%s, %s, %s, %s, %s, %s::vector, %s, %s, %s)",
                 rows,
             )
         return len(rows)
@@ -253,7 +255,8 @@ class PgVectorStore(VectorStore):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 "SELECT file_id, workspace, chunk_index, context, text, embedding::text, "
-                f"first_page, last_page FROM chunks {where} ORDER BY file_id, chunk_index",
+                f"first_page, last_page, title FROM chunks {where} "
+                "ORDER BY file_id, chunk_index",
                 params,
             )
             rows = cursor.fetchall()
@@ -271,6 +274,7 @@ class PgVectorStore(VectorStore):
                 vectors=np.vstack([parse_vector(c[5]) for c in chunks]),
                 contexts=[c[3] for c in chunks],
                 pages=[page_span(c[6:8]) for c in chunks],
+                title=chunks[0][8],
             )
             for file_id, chunks in grouped.items()
         ]
@@ -386,6 +390,7 @@ def _copy_rows(
                 document.texts[position],
                 vectors[position],
                 *(document.page_span(position) or (None, None)),
+                document.title,
             )
             done += 1
             if done % EVERY == 0:

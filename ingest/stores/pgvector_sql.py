@@ -14,6 +14,7 @@ from psycopg.types import TypeInfo
 
 from ingest.exceptions import VectorStoreError
 from ingest.search.fusion import K
+from ingest.search.lexical import CONTEXT_WEIGHT, TITLE_WEIGHT
 
 logger = logging.getLogger("ingest.stores.pgvector")
 
@@ -78,16 +79,18 @@ def drop_other_hnsw_indexes(cursor: Any, dim: int) -> None:
 
 def copy_chunk_rows(cursor: Any, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
     """COPY rows of (file_id, workspace, chunk_index, context, text, float32 vector,
-    first_page, last_page) into `table`, in binary: each vector goes as its float32s
+    first_page, last_page, title) into `table`, in binary: each vector goes as its float32s
     (pgvector's dumper, on this cursor only); formatting 100,000 vectors as text took
     longer than the COPY itself."""
     raw = cursor.cursor
     register_vector_info(raw, TypeInfo.fetch(raw.connection, "vector"))
     with raw.copy(
         f"COPY {table} (file_id, workspace, chunk_index, context, text, embedding, "
-        "first_page, last_page) FROM STDIN (FORMAT BINARY)"
+        "first_page, last_page, title) FROM STDIN (FORMAT BINARY)"
     ) as copy:
-        copy.set_types(["varchar", "varchar", "int4", "text", "text", "vector", "int4", "int4"])
+        copy.set_types(
+            ["varchar", "varchar", "int4", "text", "text", "vector", "int4", "int4", "text"]
+        )
         for row in rows:
             copy.write_row(row)
 
@@ -173,7 +176,13 @@ w AS MATERIALIZED (
 # Fused, it ranks at MRR@10 0.628 against 0.639 for BM25 in the json store; the variants
 # tried (length normalization, ts_rank of the whole query, exact BM25) ranked lower or no
 # better: `bench/eval_retrieval.py --store pgvector` measures it.
-LEXICAL_SCORE = "coalesce((SELECT sum(w.idf * ts_rank(c.search, w.q, 0)) FROM w), 0.0)"
+# The tsvector weighs its fields (migration 0008): the document's name A, the headings B,
+# the text D; FIELD_WEIGHTS ({D, C, B, A}) gives them the json store's field weights
+# (ingest/search/lexical.py), the text's 0.1 being ts_rank's own default.
+FIELD_WEIGHTS = f"ARRAY[0.1, 0.1, {0.1 * CONTEXT_WEIGHT:.2f}, {0.1 * TITLE_WEIGHT:.2f}]::float4[]"
+LEXICAL_SCORE = (
+    "coalesce((SELECT sum(w.idf * ts_rank(" + FIELD_WEIGHTS + ", c.search, w.q, 0)) FROM w), 0.0)"
+)
 
 DENSE = """
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM (

@@ -27,8 +27,8 @@ from django.db import connection
 
 from common.fileio import ParsedFile, locked
 from ingest.exceptions import VectorStoreError
-from ingest.search.fusion import Ranking, fuse, searchable
-from ingest.search.lexical import Vocabulary, terms
+from ingest.search.fusion import Ranking, fuse
+from ingest.search.lexical import Vocabulary, field_counts
 from ingest.stores.base import (
     ChunkHit,
     ChunkText,
@@ -55,6 +55,7 @@ class _Analysed:
     meta: list[dict[str, Any]]
     matrix: np.ndarray
     counted: list[Counter[str]]
+    titles: dict[str, str]  # file_id → the document's name, for those that have one
 
 
 class JsonFileStore(VectorStore):
@@ -145,6 +146,7 @@ class JsonFileStore(VectorStore):
             np.concatenate(counts),
             np.concatenate(lengths),
             {**base.owners, **dict.fromkeys((m["file_id"] for m in new.meta), database_label())},
+            {**base.titles, **new.titles},
         )
 
     def _analyse(self, documents: list[StoredChunks]) -> _Analysed:
@@ -162,8 +164,11 @@ class JsonFileStore(VectorStore):
             if documents
             else np.zeros((0, self.dim), dtype=np.float32)
         )
-        counted = [Counter(terms(searchable(m["context"], m["text"]))) for m in meta]
-        return _Analysed(meta, matrix, counted)
+        titles = {d.file_id: d.title for d in documents if d.title}
+        counted = [
+            field_counts(m["text"], m["context"], titles.get(m["file_id"], "")) for m in meta
+        ]
+        return _Analysed(meta, matrix, counted, titles)
 
     # -- the services' units of work -----------------------------------------------------
     def write_document(
@@ -263,6 +268,7 @@ class JsonFileStore(VectorStore):
                     snapshot.term_counts,
                     snapshot.term_lengths,
                     snapshot.owners,
+                    snapshot.titles,
                 )
             )
         return len(snapshot.meta)
@@ -345,6 +351,7 @@ class JsonFileStore(VectorStore):
                     vectors=snapshot.matrix[positions],
                     contexts=[m["context"] for m in metas],
                     pages=[page_span(m.get("pages")) for m in metas],
+                    title=snapshot.titles.get(file_id, ""),
                 )
             )
         return out

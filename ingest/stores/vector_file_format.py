@@ -4,21 +4,22 @@
 One JSON object: `{"format": "docservice-vectors/3", "embedder", "dim", "analyzer",
 "vocabulary": [stem, …], "chunks": [{"chunk_id", "file_id", "workspace", "chunk_index",
 "context", "text", "terms", "pages"?}], "vectors", "term_ids", "term_counts",
-"databases"}`. The vectors and term arrays are base64 of little-endian arrays,
+"databases", "titles"}`. The vectors and term arrays are base64 of little-endian arrays,
 row-aligned with `chunks`: float32 vectors (chunks by dim), then each chunk's `terms`
 distinct term ids (uint32, into `vocabulary`) and their counts (uint16). One block
 decodes an order of magnitude faster than a string per chunk, and the BM25 index is
 rebuilt from the counts, never from the text. A chunk of a paged document (PDF, slides,
 scans) has `pages`, its first and last page. `databases` names, for each database, the
-documents whose chunks a service on it wrote. Version 2 files (no pages) and version 1
-files (a base64 vector per chunk, no term counts) are read, and written back as
-version 3.
+documents whose chunks a service on it wrote; `titles` each document's name, a field of
+its chunks' term counts (ingest/search/lexical.py). Term counts of an earlier analyzer
+are counted again when the file is read, and stored by the next write. Version 2 files
+(no pages) and version 1 files (a base64 vector per chunk, no term counts) are read, and
+written back as version 3.
 """
 
 from __future__ import annotations
 
 import base64
-from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ingest.search.lexical import ANALYZER, BM25, Vocabulary, terms
+from ingest.search.lexical import ANALYZER, BM25, Vocabulary, field_counts
 from ingest.stores.base import StoredChunks
 from registry.records import WorkspaceFilter, workspace_names
 
@@ -53,6 +54,8 @@ class Snapshot:
     # file_id → the database whose service wrote the document's chunks (database_label());
     # documents written before the file recorded it have none.
     owners: dict[str, str] = field(default_factory=dict)
+    # file_id → the document's name, counted as a field of its chunks' terms.
+    titles: dict[str, str] = field(default_factory=dict)
     _masks: dict[frozenset[str], np.ndarray] = field(default_factory=dict)
 
     @classmethod
@@ -104,6 +107,7 @@ class Snapshot:
             self.term_counts[rows],
             self.term_lengths[keep],
             owners_of(self.owners, meta),
+            owners_of(self.titles, meta),
         )
 
 
@@ -115,8 +119,6 @@ def parse_snapshot(doc: Any) -> Snapshot:
     if doc["format"] == FORMAT_V1:
         return _parse_v1(doc)
     embedder, dim, chunks = doc["embedder"], int(doc["dim"]), doc["chunks"]
-    if doc.get("analyzer") != ANALYZER:
-        raise ValueError(f"term counts of analyzer {doc.get('analyzer')!r}")
     lengths = np.fromiter((c.pop("terms") for c in chunks), np.int64, len(chunks))
     matrix = _decode(doc["vectors"], _FLOAT).reshape(len(chunks), dim)
     term_ids = _decode(doc["term_ids"], _ID)
@@ -128,6 +130,9 @@ def parse_snapshot(doc: Any) -> Snapshot:
         for database, file_ids in (doc.get("databases") or {}).items()
         for file_id in file_ids
     }
+    titles = {str(file_id): str(name) for file_id, name in (doc.get("titles") or {}).items()}
+    if doc.get("analyzer") != ANALYZER:
+        return counted_again(embedder, dim, chunks, matrix, owners, titles)
     return Snapshot(
         embedder,
         dim,
@@ -138,6 +143,7 @@ def parse_snapshot(doc: Any) -> Snapshot:
         term_counts,
         lengths,
         owners,
+        titles,
     )
 
 
@@ -159,6 +165,7 @@ def dump_snapshot(snapshot: Snapshot) -> bytes:
             "term_ids": _encode(snapshot.term_ids, _ID),
             "term_counts": _encode(snapshot.term_counts, _COUNT),
             "databases": _by_owner(snapshot.owners),
+            "titles": snapshot.titles,
         }
     )
 
@@ -213,11 +220,26 @@ def _parse_v1(doc: dict[str, Any]) -> Snapshot:
     if len(raw) != len(chunks) * dim * 4:
         raise ValueError(f"vectors do not all have {dim} dimensions")
     matrix = np.frombuffer(raw, dtype=_FLOAT).reshape(len(chunks), dim)
+    for chunk in chunks:
+        chunk.setdefault("context", "")
+    return counted_again(embedder, dim, chunks, matrix, {}, {})
+
+
+def counted_again(
+    embedder: str,
+    dim: int,
+    chunks: list[dict[str, Any]],
+    matrix: np.ndarray,
+    owners: dict[str, str],
+    titles: dict[str, str],
+) -> Snapshot:
+    """A snapshot whose term counts are counted now, by this analyzer, from each chunk's
+    text, headings and document name."""
     vocabulary = Vocabulary()
     ids, counts, lengths = [], [], []
     for chunk in chunks:
-        chunk.setdefault("context", "")
-        chunk_ids, chunk_counts = vocabulary.ids_and_counts(Counter(terms(chunk["text"])))
+        counted = field_counts(chunk["text"], chunk["context"], titles.get(chunk["file_id"], ""))
+        chunk_ids, chunk_counts = vocabulary.ids_and_counts(counted)
         ids.append(chunk_ids)
         counts.append(chunk_counts)
         lengths.append(len(chunk_ids))
@@ -230,4 +252,6 @@ def _parse_v1(doc: dict[str, Any]) -> Snapshot:
         np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint32),
         np.concatenate(counts) if counts else np.zeros(0, dtype=np.uint16),
         np.array(lengths, dtype=np.int64),
+        owners,
+        titles,
     )

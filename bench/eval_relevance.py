@@ -1,0 +1,373 @@
+"""Relevance on material the answering rules were not tuned on: for each real corpus of
+bench/corpora.py, how often `/ask` refuses an answerable question and how often it
+answers one nothing in the workspace answers, and hit@1 / MRR@10 of BM25, dense and
+hybrid ranking on the same chunks.
+
+    apt-get install postgresql-doc-15 python3-doc git-doc debian-policy debian-reference-en
+    .venv/bin/python bench/eval_relevance.py [--corpora licences,git-manual] [--verbose]
+    .venv/bin/python bench/eval_relevance.py --store pgvector [--database-url URL]
+
+Run from the project root. Each corpus is ingested through `POST /ingest/file` into a
+workspace of its own named after it, in one service (SQLite and a store file under
+bench/out/relevance/, kept between runs). Then each workspace is asked:
+
+- its own question set (bench/data/relevance/<corpus>.json, written by people reading
+  the documents, never by looking at the ranking): natural questions, keyword queries and
+  paraphrases, each labelled with its document and a few words of the passage that
+  answers it (`evidence`); and near-misses, on the corpus's topic but answered nowhere in
+  it. The PostgreSQL manual's set is bench/data/pg15_questions.json, labelled by page.
+- off-topic questions: the answerable questions of other corpora that share no subject
+  with it (OFF_TOPIC below), which must be refused.
+
+A ranking's hit is a chunk of the labelled document holding the evidence (the manual's:
+any chunk of a labelled page); hit@1 and MRR@10 count the first hit's rank. `/ask`'s
+answer to an answerable question is *refused* ("I couldn't find relevant context."),
+*right* when one of the sources it quotes is a hit, or *elsewhere*. Every answer is
+checked for fidelity: each quoted sentence is found word for word in the source it cites.
+
+Calibration corpora (bench/corpora.py) are the only ones the answering thresholds may be
+set on; the held-out ones are marked in the report.
+
+With `--store pgvector` the json run's registry and store file are moved into a
+PostgreSQL with pgvector by the runbook's commands (as bench/eval_retrieval.py does) and
+asked again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.corpora import BY_NAME, CORPORA, Corpus, materialise  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpora", default=",".join(c.name for c in CORPORA))
+    parser.add_argument("--k", type=int, default=10, help="ranks that count (MRR@k)")
+    parser.add_argument("--verbose", action="store_true", help="print each miss")
+    parser.add_argument("--store", choices=["json", "pgvector"], default="json")
+    parser.add_argument("--database-url", help="for --store pgvector (default: start one)")
+    parser.add_argument("--ingest-only", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "relevance")
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+WORKDIR = ARGS.workdir
+WORKDIR.mkdir(parents=True, exist_ok=True)
+os.environ.update(
+    {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "ENV_FILE": "",
+        "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}",
+        "VECTOR_JSON_PATH": str(WORKDIR / "vectors.json"),
+        "ORIGINALS_DIR": str(WORKDIR / "originals"),
+        "API_KEYS_REQUIRED": "false",
+        "EMBEDDER": "minilm",
+        "MAX_UPLOAD_MB": "25",
+    }
+)
+PG_SERVER = ROOT / "bench" / "out" / "relevance-pgvector-server"
+QUESTION_SETS = ROOT / "bench" / "data" / "relevance"
+PG_QUESTIONS = ROOT / "bench" / "data" / "pg15_questions.json"
+
+# The corpora whose questions a workspace must refuse: none of them shares a subject
+# with it (the Debian Reference has a chapter on git, the notes one on PostgreSQL, the
+# Policy Manual one on copyright files, so those pairs are left out).
+OFF_TOPIC = {
+    "pg-manual": ("licences", "python-howto", "git-manual", "debian-policy"),
+    "python-howto": ("licences", "pg-manual", "git-manual", "debian-policy"),
+    "git-manual": ("licences", "pg-manual", "python-howto", "debian-policy", "debian-notes"),
+    "licences": ("pg-manual", "python-howto", "git-manual", "debian-reference", "debian-notes"),
+    "debian-policy": ("pg-manual", "python-howto", "git-manual"),
+    "debian-reference": ("licences", "pg-manual", "python-howto"),
+    "debian-notes": ("licences", "python-howto"),
+}
+
+
+def move_to_pgvector() -> None:
+    """The json run's registry and vectors into PostgreSQL, by the runbook's commands."""
+    url = (
+        ARGS.database_url
+        or subprocess.run(
+            [sys.executable, "scripts/pgvector_server.py", "start", str(PG_SERVER)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    registry = WORKDIR / "registry-export.json"
+    steps = [
+        ({}, ["export_registry", str(registry)]),
+        ({"DATABASE_URL": url}, ["migrate", "-v0"]),
+        ({"DATABASE_URL": url}, ["import_registry", str(registry), "--no-progress"]),
+        ({"DATABASE_URL": url, "VECTOR_STORE": "pgvector"}, ["import_vectors", "--no-progress"]),
+    ]
+    for env, command in steps:
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    os.environ.update({"DATABASE_URL": url, "VECTOR_STORE": "pgvector"})
+
+
+if ARGS.store == "pgvector":
+    subprocess.run([sys.executable, "scripts/pgvector_server.py", "stop", str(PG_SERVER)], cwd=ROOT)
+    move_to_pgvector()
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from ingest.answers.extractive import NO_ANSWER, Source, folded, quotes_exactly  # noqa: E402
+from ingest.search.embeddings import get_embedder  # noqa: E402
+from ingest.search.lexical import terms  # noqa: E402
+from ingest.stores import get_vector_store  # noqa: E402
+from registry.backends import get_backend  # noqa: E402
+
+METHODS = ("lexical", "dense", "hybrid")
+ANSWERABLE = ("question", "keywords", "paraphrase")
+
+
+@dataclass
+class Item:
+    kind: str  # question, keywords, paraphrase; near-miss or off-topic (unanswerable)
+    q: str
+    documents: tuple[str, ...] = ()
+    evidence: str = ""
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind in ANSWERABLE
+
+
+def question_set(corpus: str) -> list[Item]:
+    if corpus == "pg-manual":
+        data = json.loads(PG_QUESTIONS.read_text())
+        return [Item("question", q["q"], tuple(q["pages"])) for q in data["questions"]] + [
+            Item("near-miss", q) for q in data["unanswerable"]
+        ]
+    path = QUESTION_SETS / f"{corpus}.json"
+    if not path.exists():
+        return []
+    return [
+        Item(
+            item["kind"],
+            item["q"],
+            (item["document"],) if "document" in item else (),
+            item.get("evidence", ""),
+        )
+        for item in json.loads(path.read_text())["items"]
+    ]
+
+
+def ingest(client: Client, corpus: Corpus) -> None:
+    files = materialise(corpus)
+    present = {d.filename for d in get_backend().list(limit=100_000) if d.workspace == corpus.name}
+    todo = [path for path in files if path.name not in present]
+    if not todo:
+        return
+    print(f"ingesting {len(todo)} files of {corpus.name} …", flush=True)
+    started = time.monotonic()
+    for number, path in enumerate(todo, start=1):
+        with path.open("rb") as handle:
+            response = client.post("/ingest/file", {"file": handle, "workspace": corpus.name})
+        if response.status_code != 200:
+            print(f"  {path.name}: {response.status_code} {response.content[:200]!r}")
+        if number % 100 == 0:
+            print(f"  {number}/{len(todo)} ({time.monotonic() - started:.0f} s)", flush=True)
+
+
+@dataclass
+class Tally:
+    """One corpus's figures."""
+
+    ranks: dict[str, list[int | None]] = field(default_factory=lambda: {m: [] for m in METHODS})
+    outcomes: Counter[str] = field(default_factory=Counter)  # answerable: refused/right/…
+    refused_by_kind: Counter[str] = field(default_factory=Counter)
+    asked_by_kind: Counter[str] = field(default_factory=Counter)
+    answers: int = 0
+    misquoted: list[str] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+
+
+class Workspace:
+    """A corpus's workspace: its chunks, to find each item's hits."""
+
+    def __init__(self, corpus: str) -> None:
+        self.corpus = corpus
+        self.names = {
+            d.file_id: d.filename
+            for d in get_backend().list(limit=100_000)
+            if d.workspace == corpus
+        }
+        self.chunks = [m for m in get_vector_store().chunks() if m["workspace"] == corpus]
+
+    def targets(self, item: Item) -> set[str]:
+        """The chunk ids that answer an item."""
+        wanted = set(item.documents)
+        chunks = [m for m in self.chunks if self.names.get(m["file_id"]) in wanted]
+        if not item.evidence:
+            return {m["chunk_id"] for m in chunks}
+        evidence = folded(item.evidence).casefold()
+        return {
+            m["chunk_id"]
+            for m in chunks
+            if evidence in folded(f"{m['context']} {m['text']}").casefold()
+        }
+
+
+def first_rank(chunk_ids: list[str], targets: set[str], k: int) -> int | None:
+    for rank, chunk_id in enumerate(chunk_ids[:k], start=1):
+        if chunk_id in targets:
+            return rank
+    return None
+
+
+def ask(client: Client, tally: Tally, item: Item, workspace: str) -> dict:
+    response = client.post(
+        "/ask", {"q": item.q, "workspace": workspace, "k": ARGS.k}, content_type="application/json"
+    )
+    body = response.json()
+    if response.status_code != 200:
+        raise SystemExit(f"/ask {item.q!r}: {response.status_code} {body}")
+    if body["answer"] != NO_ANSWER:
+        tally.answers += 1
+        sources = [
+            Source(s["number"], s["fileId"], s["filename"], s["chunkId"], "", 0, s["text"])
+            for s in body["sources"]
+        ]
+        if not quotes_exactly(body["answer"], sources):
+            tally.misquoted.append(item.q)
+    return body
+
+
+def evaluate(client: Client, corpus: str, sets: dict[str, list[Item]]) -> Tally:
+    store, embedder = get_vector_store(), get_embedder()
+    space = Workspace(corpus)
+    tally = Tally()
+    off_topic = [
+        Item("off-topic", item.q)
+        for other in OFF_TOPIC[corpus]
+        for item in sets.get(other, [])
+        if item.answerable
+    ]
+    for item in sets.get(corpus, []) + off_topic:
+        tally.asked_by_kind[item.kind] += 1
+        body = ask(client, tally, item, corpus)
+        refused = body["answer"] == NO_ANSWER
+        tally.refused_by_kind[item.kind] += refused
+        if not item.answerable:
+            if not refused and ARGS.verbose:
+                tally.misses.append(f"answered {item.kind} {item.q!r}: {body['answer'][:160]!r}")
+            continue
+        targets = space.targets(item)
+        if not targets:
+            print(f"  {corpus}: no chunk holds the evidence of {item.q!r}: {item.evidence!r}")
+        vector = embedder.embed([item.q])[0]
+        for method in METHODS:
+            hits = store.search(
+                vector, terms(item.q), workspace=corpus, top_k=ARGS.k, method=method
+            ).hits
+            tally.ranks[method].append(first_rank([h.chunk_id for h in hits], targets, ARGS.k))
+        cited = {f"{s['fileId']}:{s['chunkId']}" for s in body["sources"]}
+        outcome = "refused" if refused else "right" if cited & targets else "elsewhere"
+        tally.outcomes[outcome] += 1
+        if outcome != "right" and ARGS.verbose:
+            tally.misses.append(
+                f"{outcome} {item.kind} {item.q!r} (hybrid rank {tally.ranks['hybrid'][-1]})"
+            )
+    return tally
+
+
+def report(corpus: str, tally: Tally) -> None:
+    role = "HELD OUT" if BY_NAME[corpus].held_out else "calibration"
+    answerable = sum(tally.outcomes.values())
+    print(
+        f"\n== {corpus} ({BY_NAME[corpus].genre}, {role}): {len(Workspace(corpus).chunks)} chunks"
+    )
+    for method in METHODS:
+        found = tally.ranks[method]
+        hit1 = sum(1 for rank in found if rank == 1)
+        mrr = sum(1 / rank for rank in found if rank) / (len(found) or 1)
+        print(f"  {method:8} hit@1 {hit1:>3}/{len(found):<4} MRR@{ARGS.k} {mrr:.3f}")
+    refused = tally.outcomes["refused"]
+    print(
+        f"  /ask answerable: {answerable}, refused {refused} "
+        f"({100 * refused / (answerable or 1):.1f}%), right passage cited "
+        f"{tally.outcomes['right']}, elsewhere {tally.outcomes['elsewhere']}"
+    )
+    for kind in (*ANSWERABLE, "near-miss", "off-topic"):
+        asked = tally.asked_by_kind[kind]
+        if asked:
+            print(f"    {kind:10} refused {tally.refused_by_kind[kind]:>3}/{asked}")
+    print(f"  fidelity: {tally.answers - len(tally.misquoted)}/{tally.answers} answers exact")
+    for line in tally.misses:
+        print(f"    {line}")
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    client = Client()
+    wanted = [name for name in ARGS.corpora.split(",") if name]
+    if ARGS.store == "json":
+        for name in wanted:
+            ingest(client, BY_NAME[name])
+    if ARGS.ingest_only:
+        return
+    sets = {corpus.name: question_set(corpus.name) for corpus in CORPORA}
+    totals: dict[bool, Counter[str]] = {False: Counter(), True: Counter()}
+    for name in wanted:
+        tally = evaluate(client, name, sets)
+        report(name, tally)
+        held_out = BY_NAME[name].held_out
+        totals[held_out]["answerable"] += sum(tally.outcomes.values())
+        totals[held_out]["refused"] += tally.outcomes["refused"]
+        unanswerable = tally.asked_by_kind["near-miss"] + tally.asked_by_kind["off-topic"]
+        totals[held_out]["unanswerable"] += unanswerable
+        totals[held_out]["caught"] += (
+            tally.refused_by_kind["near-miss"] + tally.refused_by_kind["off-topic"]
+        )
+        totals[held_out]["off-topic"] += tally.asked_by_kind["off-topic"]
+        totals[held_out]["off-topic caught"] += tally.refused_by_kind["off-topic"]
+    for held_out, total in totals.items():
+        if total["answerable"]:
+            print(
+                f"\n{'held out' if held_out else 'calibration'}: answerable refused "
+                f"{total['refused']}/{total['answerable']} "
+                f"({100 * total['refused'] / total['answerable']:.1f}%); off-topic refused "
+                f"{total['off-topic caught']}/{total['off-topic']} "
+                f"({100 * total['off-topic caught'] / (total['off-topic'] or 1):.1f}%); "
+                f"all unanswerable refused {total['caught']}/{total['unanswerable']}"
+            )
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        if ARGS.store == "pgvector" and not ARGS.database_url:
+            from django.db import connection
+
+            connection.close()
+            subprocess.run(
+                [sys.executable, "scripts/pgvector_server.py", "stop", str(PG_SERVER)], cwd=ROOT
+            )
