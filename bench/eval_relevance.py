@@ -59,6 +59,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--store", choices=["json", "pgvector"], default="json")
     parser.add_argument("--database-url", help="for --store pgvector (default: start one)")
     parser.add_argument("--ingest-only", action="store_true")
+    parser.add_argument(
+        "--fields",
+        help="CONTEXT_WEIGHT,TITLE_WEIGHT of lexical ranking to measure instead of the "
+        "analyzer's (the store's terms are counted again in memory; 1,0 is the ranking "
+        "before fields)",
+    )
+    parser.add_argument(
+        "--margins",
+        help="comma-separated evidence margins to report refusals at, instead of the "
+        "embedder's (calibration: each workspace asked again at each)",
+    )
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "relevance")
     return parser.parse_args()
 
@@ -134,10 +145,15 @@ import django  # noqa: E402
 
 django.setup()
 
+if ARGS.fields:
+    from ingest.search import lexical
+
+    lexical.CONTEXT_WEIGHT, lexical.TITLE_WEIGHT = (int(w) for w in ARGS.fields.split(","))
+
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from ingest.answers.extractive import NO_ANSWER, Source, folded, quotes_exactly  # noqa: E402
+from ingest.answers.extractive import NO_ANSWER, Source, quotes_exactly  # noqa: E402
 from ingest.search.embeddings import get_embedder  # noqa: E402
 from ingest.search.lexical import terms  # noqa: E402
 from ingest.stores import get_vector_store  # noqa: E402
@@ -227,12 +243,13 @@ class Workspace:
         chunks = [m for m in self.chunks if self.names.get(m["file_id"]) in wanted]
         if not item.evidence:
             return {m["chunk_id"] for m in chunks}
-        evidence = folded(item.evidence).casefold()
-        return {
-            m["chunk_id"]
-            for m in chunks
-            if evidence in folded(f"{m['context']} {m['text']}").casefold()
-        }
+        # White space aside: a reader may set "apt(8)" where the page's markup spaced it.
+        evidence = _bare(item.evidence)
+        return {m["chunk_id"] for m in chunks if evidence in _bare(f"{m['context']} {m['text']}")}
+
+
+def _bare(text: str) -> str:
+    return "".join(text.split()).casefold()
 
 
 def first_rank(chunk_ids: list[str], targets: set[str], k: int) -> int | None:
@@ -246,9 +263,9 @@ def ask(client: Client, tally: Tally, item: Item, workspace: str) -> dict:
     response = client.post(
         "/ask", {"q": item.q, "workspace": workspace, "k": ARGS.k}, content_type="application/json"
     )
-    body = response.json()
     if response.status_code != 200:
-        raise SystemExit(f"/ask {item.q!r}: {response.status_code} {body}")
+        raise SystemExit(f"/ask {item.q!r} in {workspace}: {response.status_code}")
+    body = response.json()
     if body["answer"] != NO_ANSWER:
         tally.answers += 1
         sources = [
@@ -260,7 +277,9 @@ def ask(client: Client, tally: Tally, item: Item, workspace: str) -> dict:
     return body
 
 
-def evaluate(client: Client, corpus: str, sets: dict[str, list[Item]]) -> Tally:
+def evaluate(
+    client: Client, corpus: str, sets: dict[str, list[Item]], *, rank: bool = True
+) -> Tally:
     store, embedder = get_vector_store(), get_embedder()
     space = Workspace(corpus)
     tally = Tally()
@@ -280,14 +299,16 @@ def evaluate(client: Client, corpus: str, sets: dict[str, list[Item]]) -> Tally:
                 tally.misses.append(f"answered {item.kind} {item.q!r}: {body['answer'][:160]!r}")
             continue
         targets = space.targets(item)
-        if not targets:
+        if not targets and rank:
             print(f"  {corpus}: no chunk holds the evidence of {item.q!r}: {item.evidence!r}")
         vector = embedder.embed([item.q])[0]
-        for method in METHODS:
+        for method in METHODS if rank else ():
             hits = store.search(
                 vector, terms(item.q), workspace=corpus, top_k=ARGS.k, method=method
             ).hits
             tally.ranks[method].append(first_rank([h.chunk_id for h in hits], targets, ARGS.k))
+        if not rank:
+            tally.ranks["hybrid"].append(None)
         cited = {f"{s['fileId']}:{s['chunkId']}" for s in body["sources"]}
         outcome = "refused" if refused else "right" if cited & targets else "elsewhere"
         tally.outcomes[outcome] += 1
@@ -324,6 +345,28 @@ def report(corpus: str, tally: Tally) -> None:
         print(f"    {line}")
 
 
+def sweep(client: Client, wanted: list[str], sets: dict[str, list[Item]]) -> None:
+    """Refusals per corpus at each evidence margin of --margins (the embedder's own is
+    put back after)."""
+    embedder = get_embedder()
+    own = embedder.evidence_margin
+    print(f"margin  {'  '.join(f'{name[:16]:>24}' for name in wanted)}")
+    try:
+        for margin in (float(m) for m in ARGS.margins.split(",")):
+            embedder.evidence_margin = margin
+            cells = []
+            for name in wanted:
+                tally = evaluate(client, name, sets, rank=False)
+                answerable = sum(tally.outcomes.values())
+                off = tally.asked_by_kind["off-topic"] + tally.asked_by_kind["near-miss"]
+                caught = tally.refused_by_kind["off-topic"] + tally.refused_by_kind["near-miss"]
+                cells.append(f"{tally.outcomes['refused']:>3}/{answerable:<3} {caught:>4}/{off:<4}")
+            print(f"{margin:6.2f}  {'  '.join(f'{cell:>24}' for cell in cells)}", flush=True)
+    finally:
+        embedder.evidence_margin = own
+    print("(each cell: answerable refused, unanswerable refused)")
+
+
 def main() -> None:
     call_command("migrate", verbosity=0)
     client = Client()
@@ -334,6 +377,9 @@ def main() -> None:
     if ARGS.ingest_only:
         return
     sets = {corpus.name: question_set(corpus.name) for corpus in CORPORA}
+    if ARGS.margins:
+        sweep(client, wanted, sets)
+        return
     totals: dict[bool, Counter[str]] = {False: Counter(), True: Counter()}
     for name in wanted:
         tally = evaluate(client, name, sets)

@@ -4,22 +4,23 @@ marked with the number of the source it comes from.
 No language model is involved, so an answer only ever says what a document says. Three
 rules keep it on the question:
 
-- **Evidence first.** A chunk is evidence when it is close to the question in meaning
-  (cosine similarity at least the embedder's `relevance_floor`) and shares a word with
-  it, or is very close in meaning alone (`alone_floor`). A short query (at most
+- **Evidence first.** A chunk is evidence for a question when its cosine similarity to
+  the question, less the workspace's background (how near its chunks come to questions
+  it cannot answer: ingest/answers/background.py), plus the embedder's `cover_weight`
+  times the share of the question's word weight the chunk holds (headings included; a
+  word's weight is its IDF, and a word no chunk has weighs as much as the rarest one, so
+  it is never covered), reaches the embedder's `evidence_margin`; or when its
+  similarity alone is `alone_margin` above the background (a paraphrase in words the
+  text does not use). So a question whose words stand in a passage needs less
+  similarity than a paraphrase, and a large workspace, which always has a chunk somewhat
+  like any question, needs more of it than a small one. A short query (at most
   SHORT_WORDS words besides stopwords, and not a question: what people type into a
-  search box) is judged on
-  its own words instead, which a sentence model places poorly and an identifier's parts
-  match by accident: a chunk is evidence when it holds SHORT_COVER of the query's words
-  by IDF weight (a word no chunk has weighs as much as the rarest one, so it is never
-  covered), or is closer in meaning than `alone_floor` by SHORT_MARGIN. With no evidence
-  in the ranking the answer is that nothing was found, whatever the fused ranking put
-  first. The floors come from bench/eval_retrieval.py: the lowest similarity of a right
-  answer to its question against the highest of the questions the documents cannot
-  answer; the short-query rule from its short queries (terms of the PostgreSQL manual's
-  index, and terms of the Python docs' index found nowhere in the manual): at 0.6 and
-  0.1 it refused 1 of 200 answerable and 193 of 200 foreign terms, where the rule for
-  questions refused 0 and 117.
+  search box) is judged on its own words instead, which a sentence model places poorly:
+  a chunk is evidence when it holds SHORT_COVER of the query's word weight, or is closer
+  in meaning than `alone_floor` by SHORT_MARGIN.
+  With no evidence in the ranking the answer is that nothing was found, whatever the
+  fused ranking put first. The figures behind each constant are in docs/answers.md
+  (bench/eval_relevance.py, bench/eval_retrieval.py).
 - **Sentences about the question.** A sentence is scored by the share of the question's
   weight (BM25's IDF of each question term) that it contains; only sentences within
   half of the best score are taken, so a common word alone never pads an answer.
@@ -73,10 +74,10 @@ class Query:
         self._covered: dict[str, float] = {}
 
     def coverage(self, hit: ChunkHit) -> float:
-        """The share of the query's word weight found in the chunk."""
+        """The share of the query's word weight found in the chunk, headings included."""
         covered = self._covered.get(hit.chunk_id)
         if covered is None:
-            present = set(terms(hit.text))
+            present = set(terms(f"{hit.context}\n{hit.text}"))
             found = sum(weight for stem, weight in self.words.items() if stem in present)
             covered = self._covered[hit.chunk_id] = found / (sum(self.words.values()) or 1.0)
         return covered
@@ -86,15 +87,27 @@ class Query:
 class Relevance:
     """When a chunk counts as evidence for a question (see the module's docstring)."""
 
-    floor: float  # cosine similarity, with a shared word
-    alone: float  # cosine similarity, with no shared word
+    floor: float  # listed as a source without a shared word: cosine similarity
+    alone: float  # a short query's evidence by similarity alone, less SHORT_MARGIN
+    margin: float  # a question's evidence: see strength()
+    cover_weight: float
+    alone_margin: float  # a question's evidence by similarity above the background alone
+    background: float = 0.0  # the workspace's (ingest/answers/background.py)
     cover: float = SHORT_COVER  # of a short query's word weight
 
-    def admits(self, hit: ChunkHit, query: Query | None = None) -> bool:
+    def strength(self, hit: ChunkHit, query: Query) -> float:
+        """How strongly a chunk answers a question: its similarity above the background,
+        plus cover_weight times the share of the question's words it holds."""
+        return hit.dense - self.background + self.cover_weight * query.coverage(hit)
+
+    def admits(self, hit: ChunkHit, query: Query) -> bool:
         """Evidence: enough to answer from."""
-        if query is not None and query.short:
+        if query.short:
             return query.coverage(hit) >= self.cover or hit.dense >= self.alone + SHORT_MARGIN
-        return (hit.lexical > 0 and hit.dense >= self.floor) or hit.dense >= self.alone
+        return (
+            self.strength(hit, query) >= self.margin
+            or hit.dense - self.background >= self.alone_margin
+        )
 
     def relates(self, hit: ChunkHit) -> bool:
         """Worth listing among the sources once there is evidence: a shared word, or as
@@ -214,8 +227,10 @@ def _sentences(
             key=lambda c: (-c[0], c[1], c[2]),
         )[:MAX_SENTENCES]
     elif embed is not None:
-        # Related in meaning only: the first source's sentence closest to the question.
-        first = [c for c in candidates if c[1] == sources[0].number]
+        # Related in meaning only: the sentence closest to the question of the first
+        # source that has sentences (a chunk may be a title alone).
+        number = min(c[1] for c in candidates)
+        first = [c for c in candidates if c[1] == number]
         vectors = embed([c[3] for c in first] + [question])
         picked = [first[int(np.argmax(vectors[:-1] @ vectors[-1]))]]
     else:

@@ -28,9 +28,6 @@ import numpy as np
 import Stemmer
 from scipy import sparse
 
-# The analyser's identity, stored with the counts: the store file recounts the terms of a
-# file counted by another when it reads it.
-ANALYZER = "snowball-english-v2-fields"
 WORD_RE = re.compile(r"\w+", re.UNICODE)
 
 # Words that carry no meaning of their own; without this, "what is the" would match
@@ -53,6 +50,14 @@ B = 0.75
 # Each field's weight in a chunk's term counts; the text's is 1.
 CONTEXT_WEIGHT = 3
 TITLE_WEIGHT = 3
+
+
+def analyzer() -> str:
+    """The analyser's identity, stored with the counts; the store file counts again the
+    terms of a file another one counted when it reads it (weights included)."""
+    return f"snowball-english-v2-fields-{CONTEXT_WEIGHT}-{TITLE_WEIGHT}"
+
+
 # A document name's extension, which says nothing about what it is about.
 _EXTENSION = re.compile(r"\.[^\W_]{1,5}$")
 

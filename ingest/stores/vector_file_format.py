@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ingest.search.lexical import ANALYZER, BM25, Vocabulary, field_counts
+from ingest.search.lexical import BM25, Vocabulary, analyzer, field_counts
 from ingest.stores.base import StoredChunks
 from registry.records import WorkspaceFilter, workspace_names
 
@@ -131,7 +131,7 @@ def parse_snapshot(doc: Any) -> Snapshot:
         for file_id in file_ids
     }
     titles = {str(file_id): str(name) for file_id, name in (doc.get("titles") or {}).items()}
-    if doc.get("analyzer") != ANALYZER:
+    if doc.get("analyzer") != analyzer():
         return counted_again(embedder, dim, chunks, matrix, owners, titles)
     return Snapshot(
         embedder,
@@ -158,7 +158,7 @@ def dump_snapshot(snapshot: Snapshot) -> bytes:
             "format": FORMAT,
             "embedder": snapshot.embedder,
             "dim": snapshot.dim,
-            "analyzer": ANALYZER,
+            "analyzer": analyzer(),
             "vocabulary": snapshot.vocabulary.terms,
             "chunks": chunks,
             "vectors": _encode(snapshot.matrix, _FLOAT),

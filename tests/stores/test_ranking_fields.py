@@ -9,7 +9,7 @@ import json
 import pytest
 
 from ingest.search.embeddings import get_embedder
-from ingest.search.lexical import ANALYZER, terms
+from ingest.search.lexical import analyzer, terms
 from ingest.stores import get_vector_store
 from tests.support.client import ask, ingest
 
@@ -90,5 +90,5 @@ def test_a_store_file_counted_by_the_previous_analyzer_is_counted_again(api, dat
     assert lexical_ranking("vacuum", names) == ["maintenance.md", "office.md"]
     ingest(api, "backups.txt", "Base backups are taken weekly.")
     rewritten = json.loads(path.read_bytes())
-    assert rewritten["analyzer"] == ANALYZER
+    assert rewritten["analyzer"] == analyzer()
     assert sorted(rewritten["titles"].values()) == ["backups.txt"]

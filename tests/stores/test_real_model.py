@@ -147,6 +147,73 @@ class TestShortQueries:
         assert ask(api, query) == {"answer": NO_ANSWER, "sources": []}
 
 
+# A licence's grant, and a maintainer's plain note that holds its answer in one line.
+GRANT = """Permission is hereby granted, free of charge, to any person obtaining a copy of this
+software, to deal in the Software without restriction, including without limitation the
+rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies of
+the Software, subject to the following conditions: the above copyright notice and this
+permission notice shall be included in all copies or substantial portions of the Software.
+"""
+PROXY = """Notes for this package
+
+The daemon reads its settings from /etc/relay/relay.conf at start.
+To reach the internet through a proxy, set http_proxy in /etc/default/relay and restart.
+Log files rotate weekly; the last four are kept.
+"""
+
+
+class TestTheRelevanceGate:
+    """Answerable questions are answered however they are put; questions nothing in the
+    workspace answers are refused, even when they share a word with it (issue 34)."""
+
+    @pytest.fixture
+    def notes(self, api, minilm, registry_mode) -> None:
+        ingest(api, "MIT.txt", GRANT)
+        ingest(api, "relay-README.Debian.txt", PROXY)
+        ingest(api, "expenses.md", EXPENSES)
+
+    @pytest.mark.parametrize(
+        ("question", "document", "quoted"),
+        [
+            # The question's words stand together in one sentence.
+            ("May I sell copies of the software?", "MIT.txt", "sell copies"),
+            # A paraphrase of one line of a plain note.
+            (
+                "Where does the service get its configuration when it starts up?",
+                "relay-README.Debian.txt",
+                "/etc/relay/relay.conf",
+            ),
+            # Words the text does not use.
+            (
+                "Is there a cap on what I can spend on lunch while away for work?",
+                "expenses.md",
+                "40 euros",
+            ),
+        ],
+    )
+    def test_an_answerable_question_is_answered(self, api, notes, question, document, quoted):
+        body = ask(api, question)
+        assert body["answer"] != NO_ANSWER, body
+        assert body["sources"][0]["filename"] == document
+        assert quoted in body["answer"]
+
+    @pytest.mark.parametrize(
+        "question",
+        [
+            "How do I change a flat tyre on my bicycle?",
+            "Can I copy a recipe from a cookbook into my blog?",
+            "How long do I boil an egg for a soft yolk?",
+            "Can I sell my old car without its registration papers?",
+            "How do I copy files to a USB stick?",
+            "Which trains run to the airport at night?",
+            "How many euros is a coffee in Paris?",
+            "What conditions apply to a home loan?",
+        ],
+    )
+    def test_a_question_nothing_answers_is_refused(self, api, notes, question):
+        assert ask(api, question) == {"answer": NO_ANSWER, "sources": []}
+
+
 class TestReindex:
     @pytest.fixture
     def hashed(self, api, registry_mode, data_dir: Path) -> dict[str, dict]:
