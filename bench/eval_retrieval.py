@@ -240,14 +240,7 @@ def short_queries(client: Client, store, embedder, names: dict[str, str]) -> Non
             embedder.embed([question])[0], terms(question), workspace="default", top_k=10
         )
         for cover in covers:
-            relevance = Relevance(
-                embedder.relevance_floor,
-                embedder.alone_floor,
-                embedder.evidence_margin,
-                embedder.cover_weight,
-                embedder.alone_margin,
-                cover=cover,
-            )
+            relevance = Relevance(embedder.relevance_floor, embedder.alone_floor, cover)
             query = Query(question, found.weights)
             gated[cover][kind] += any(relevance.admits(hit, query) for hit in found.hits)
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from django.conf import settings
 
-from ingest.answers.background import background
 from ingest.answers.extractive import (
     NO_ANSWER,
     Answer,
@@ -61,14 +60,7 @@ async def retrieve(
         for hit in found.hits
         if hit.file_id in documents and not documents[hit.file_id].awaiting_chunks
     ]
-    relevance = Relevance(
-        embedder.relevance_floor,
-        embedder.alone_floor,
-        embedder.evidence_margin,
-        embedder.cover_weight,
-        embedder.alone_margin,
-        await background(store, embedder, names),
-    )
+    relevance = Relevance(embedder.relevance_floor, embedder.alone_floor)
     return Retrieved(question, ranked[:top_k], found.weights, relevance, embedder.embed)
 
 

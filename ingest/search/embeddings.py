@@ -40,10 +40,6 @@ MINILM = "all-MiniLM-L6-v2"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MINILM_DIM = 384
 BATCH = 32
-# all-MiniLM-L6-v2's evidence rule (see Embedder): calibrated by bench/eval_relevance.py.
-EVIDENCE_MARGIN = 0.47
-COVER_WEIGHT = 0.85
-ALONE_MARGIN = 0.25
 # 13 word pieces: 20 of them are more than the model reads (256).
 WARM_UP_TEXT = "The quick brown fox jumps over the lazy dog by the river. "
 
@@ -55,17 +51,10 @@ class Embedder(Protocol):
     @property
     def dim(self) -> int: ...
 
-    # When a chunk is listed as a source (its cosine similarity, if it shares no word with
-    # the question), and when it is evidence for an answer: for a question, its similarity
-    # above the workspace's background plus cover_weight times the share of the question's
-    # words it holds must reach evidence_margin, or its similarity above the background
-    # alone_margin; for a short query, similarity alone must reach alone_floor +
-    # SHORT_MARGIN (ingest.answers.extractive.Relevance).
+    # When a chunk is evidence for a question (ingest.answers.extractive.Relevance): its cosine
+    # similarity with a word in common, and with none.
     relevance_floor: float
     alone_floor: float
-    evidence_margin: float
-    cover_weight: float
-    alone_margin: float
 
     def embed(self, texts: list[str], *, progress: Progress | None = None) -> np.ndarray:
         """float32 array of shape (len(texts), dim), rows L2-normalised (or all zero)."""
@@ -87,13 +76,9 @@ class HashingEmbedder:
 
     name = "hashing-v1"
     PAIR_WEIGHT = 0.5
-    # Similarity here is shared words, never meaning: a chunk holding a third of the
-    # question's word weight is evidence, and similarity alone never is.
+    # Similarity here is shared words, never meaning: any shared word is evidence.
     relevance_floor = 0.05
     alone_floor = 2.0  # never
-    evidence_margin = 0.3
-    cover_weight = 1.0
-    alone_margin = 2.0  # never
 
     def __init__(self, dim: int = 384) -> None:
         self.dim = dim
@@ -127,11 +112,6 @@ class SentenceTransformerEmbedder:
     # Other models are measured the same way before their floors are trusted.
     relevance_floor = 0.35
     alone_floor = 0.5
-    # Set on the calibration corpora of bench/eval_relevance.py (docs/answers.md): the
-    # highest margin that refuses at most 2% of their answerable questions.
-    evidence_margin = EVIDENCE_MARGIN
-    cover_weight = COVER_WEIGHT
-    alone_margin = ALONE_MARGIN
 
     def __init__(
         self, *, name: str, model: str, dim: int | None = None, sha256: str | None = None
@@ -219,10 +199,6 @@ class GeminiEmbedder:
     # (related text scores higher than with MiniLM); measure with bench/eval_retrieval.py.
     relevance_floor = 0.45
     alone_floor = 0.7
-    # Not measured for this model: MiniLM's, which the background partly adapts.
-    evidence_margin = EVIDENCE_MARGIN
-    cover_weight = COVER_WEIGHT
-    alone_margin = ALONE_MARGIN
 
     def __init__(self, *, api_key: str, model: str, base_url: str = "") -> None:
         self.name = f"gemini-{model}"

@@ -207,11 +207,6 @@ class VectorStore(abc.ABC):
         terms' weights."""
 
     @abc.abstractmethod
-    def nearest(self, vectors: np.ndarray, *, workspace: WorkspaceFilter) -> np.ndarray:
-        """Each vector's highest cosine similarity to a chunk of the workspace (a set: of
-        those; None: of all); empty when the workspace has no chunks."""
-
-    @abc.abstractmethod
     def chunks(self) -> list[dict[str, Any]]:
         """Every chunk's metadata (no vectors): chunk_id, file_id, workspace,
         chunk_index, context, text, and pages ([first, last]) where it has them."""
@@ -230,11 +225,6 @@ class VectorStore(abc.ABC):
     def chunk_counts(self, file_ids: Collection[str] | None = None) -> dict[str, int]:
         """How many chunks each document (of these ids; None: every one) has, for the
         documents that have any."""
-
-    def version(self) -> object:
-        """A token that changes when the stored chunks do, where that is free to know
-        (the store file's parsed snapshot); None where it is not (a table)."""
-        return None
 
     def written_elsewhere(self) -> dict[str, str]:
         """Documents whose chunks a service on another database wrote into this store
@@ -266,9 +256,6 @@ class VectorStore(abc.ABC):
         return await self._async(
             self.search, query, query_terms, workspace=workspace, top_k=top_k, method=method
         )
-
-    async def anearest(self, vectors: np.ndarray, *, workspace: WorkspaceFilter) -> np.ndarray:
-        return await self._async(self.nearest, vectors, workspace=workspace)
 
     async def awrite_document(
         self, chunks: StoredChunks, write_row: WriteRow

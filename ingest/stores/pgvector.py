@@ -47,7 +47,6 @@ from ingest.stores.pgvector_sql import (
     CANDIDATES,
     DENSE,
     LEXICAL,
-    NEAREST,
     NOTHING,
     ONE,
     SEARCH,
@@ -299,25 +298,6 @@ class PgVectorStore(VectorStore):
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT file_id, count(*) FROM chunks {where} GROUP BY file_id", params)
             return {file_id: count for file_id, count in cursor.fetchall()}
-
-    def nearest(self, vectors: np.ndarray, *, workspace: WorkspaceFilter) -> np.ndarray:
-        """One statement: each vector's nearest chunk by the HNSW index."""
-        names = workspace_names(workspace)
-        scope, only = "", None
-        if names is not None:
-            scope, only = "AND workspace = ANY(%(workspace)s)", sorted(names)
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                cursor.execute(
-                    NEAREST.format(dim=int(self.dim), scope=scope),
-                    {"vectors": [vector_literal(v) for v in vectors], "workspace": only},
-                )
-                rows = cursor.fetchall()
-        except ProgrammingError as exc:
-            _raise_if_missing(exc)
-            raise
-        return np.array([row[0] for row in rows], dtype=np.float32)
 
     def search(
         self,

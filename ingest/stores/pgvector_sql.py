@@ -261,16 +261,3 @@ SELECT c.id, c.file_id, c.workspace, c.chunk_index, c.context, c.text, f.fused,
 FROM fused f JOIN chunks c ON c.id = f.id LEFT JOIN chunk_store s ON s.id = 1
 ORDER BY f.fused DESC, c.id"""
 )
-
-
-# Each given vector's highest cosine similarity to a chunk of the scope, by the HNSW index:
-# how near the workspace's chunks come to questions about nothing in it.
-NEAREST = """
-SELECT 1 - best.distance
-FROM unnest(%(vectors)s::text[]) WITH ORDINALITY AS v(vector, i)
-CROSS JOIN LATERAL (
-    SELECT embedding::vector({dim}) <=> v.vector::vector({dim}) AS distance
-    FROM chunks WHERE vector_dims(embedding) = {dim} {scope}
-    ORDER BY distance LIMIT 1
-) AS best
-ORDER BY v.i"""

@@ -314,15 +314,6 @@ class JsonFileStore(VectorStore):
         ]
         return Found(hits, weights)
 
-    def nearest(self, vectors: np.ndarray, *, workspace: WorkspaceFilter) -> np.ndarray:
-        snapshot = self._snapshot()
-        mask = snapshot.workspace_mask(workspace)
-        matrix = snapshot.matrix if mask is None else snapshot.matrix[mask]
-        if not len(matrix):
-            return np.zeros(0, dtype=np.float32)
-        self._compatible(snapshot)
-        return (matrix @ vectors.astype(np.float32, copy=False).T).max(axis=0)
-
     def chunks(self) -> list[dict[str, Any]]:
         return list(self._snapshot().meta)
 
@@ -373,9 +364,6 @@ class JsonFileStore(VectorStore):
             if wanted is None or file_id in wanted:
                 counts[file_id] = counts.get(file_id, 0) + 1
         return counts
-
-    def version(self) -> object:
-        return id(self._snapshot())
 
     def written_elsewhere(self) -> dict[str, str]:
         """The file is shared between settings, as when development and production run

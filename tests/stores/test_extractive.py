@@ -8,10 +8,8 @@ from ingest.search.embeddings import HashingEmbedder
 from ingest.stores.base import ChunkHit
 from registry.records import DocumentRecord
 
-# Evidence by meaning alone: any chunk close enough, whatever words it shares.
-BY_MEANING = Relevance(
-    floor=0.0, alone=2.0, margin=9.0, cover_weight=0.0, alone_margin=0.3, background=0.1
-)
+# Evidence by meaning alone: any chunk this close, whatever words it shares.
+BY_MEANING = Relevance(floor=0.35, alone=0.4)
 
 
 def hit(index: int, text: str, dense: float) -> tuple[ChunkHit, DocumentRecord]:
