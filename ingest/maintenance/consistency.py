@@ -279,3 +279,31 @@ def check_originals(records: dict[str, DocumentRecord], *, fix: bool = False) ->
         discard(leftover)
         return OriginalsCheck(without, leftover, removed=len(leftover))
     return OriginalsCheck(without, leftover)
+
+
+@dataclass(frozen=True)
+class TitlesCheck:
+    """The documents whose chunks the lexical ranking does not know by the registry's name
+    (stored before names were counted, issue 34); --fix stores their names."""
+
+    unnamed: list[str]  # file ids
+    fixed: int = 0
+
+
+def check_titles(records: dict[str, DocumentRecord], *, fix: bool = False) -> TitlesCheck:
+    """The store's document names against the registry's `records`; with `fix`, write
+    each such document's chunks again with its name (their vectors as they are)."""
+    store = get_vector_store()
+    unnamed = sorted(
+        file_id
+        for file_id, title in store.titles().items()
+        if file_id in records and title != records[file_id].filename
+    )
+    if not (fix and unnamed):
+        return TitlesCheck(unnamed)
+    named = [
+        dataclasses.replace(document, title=records[document.file_id].filename)
+        for document in store.documents(unnamed)
+    ]
+    store.replace(named)
+    return TitlesCheck(unnamed, fixed=len(named))

@@ -222,6 +222,11 @@ class VectorStore(abc.ABC):
         each document's in index order; a document without chunks is left out."""
 
     @abc.abstractmethod
+    def titles(self) -> dict[str, str]:
+        """Each stored document's name as its chunks' lexical ranking counts it ("" for
+        chunks stored before names were counted)."""
+
+    @abc.abstractmethod
     def chunk_counts(self, file_ids: Collection[str] | None = None) -> dict[str, int]:
         """How many chunks each document (of these ids; None: every one) has, for the
         documents that have any."""

@@ -291,6 +291,11 @@ class PgVectorStore(VectorStore):
                 for index, context, text, first, last in cursor.fetchall()
             ]
 
+    def titles(self) -> dict[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT file_id, min(title) FROM chunks GROUP BY file_id")
+            return dict(cursor.fetchall())
+
     def chunk_counts(self, file_ids: Collection[str] | None = None) -> dict[str, int]:
         where, params = (
             ("", []) if file_ids is None else ("WHERE file_id = ANY(%s)", [list(set(file_ids))])

@@ -356,6 +356,10 @@ class JsonFileStore(VectorStore):
             )
         return out
 
+    def titles(self) -> dict[str, str]:
+        snapshot = self._snapshot()
+        return {meta["file_id"]: snapshot.titles.get(meta["file_id"], "") for meta in snapshot.meta}
+
     def chunk_counts(self, file_ids: Collection[str] | None = None) -> dict[str, int]:
         wanted = None if file_ids is None else set(file_ids)
         counts: dict[str, int] = {}

@@ -46,7 +46,11 @@ def store_chunks(file_id: str, count: int) -> None:
     texts = [f"chunk {i} of {file_id} about tides and harbours" for i in range(count)]
     vectors = get_embedder().embed(texts)
     get_vector_store().replace(
-        [StoredChunks(file_id, "default", list(range(count)), texts, vectors)]
+        [
+            StoredChunks(
+                file_id, "default", list(range(count)), texts, vectors, title=f"{file_id}.txt"
+            )
+        ]
     )
 
 

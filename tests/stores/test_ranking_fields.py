@@ -4,14 +4,20 @@ section about a word comes before a passing mention of it (issue 34)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.db import connection
 
 from ingest.search.embeddings import get_embedder
 from ingest.search.lexical import analyzer, terms
 from ingest.stores import get_vector_store
 from tests.support.client import ask, ingest
+from tests.support.inspection import on_pgvector
 
 # Maintenance notes: a section headed "Vacuum", whose text never says the word again.
 SECTION = """# Maintenance
@@ -92,3 +98,39 @@ def test_a_store_file_counted_by_the_previous_analyzer_is_counted_again(api, dat
     rewritten = json.loads(path.read_bytes())
     assert rewritten["analyzer"] == analyzer()
     assert sorted(rewritten["titles"].values()) == ["backups.txt"]
+
+
+def _forget_names() -> None:
+    """As a store written before names were counted: its chunks carry no document name."""
+    store = get_vector_store()
+    if on_pgvector():
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE chunks SET title = ''")
+    else:
+        store.replace([dataclasses.replace(d, title="") for d in store.documents()])
+        path = Path(store.label)
+        stored = json.loads(path.read_bytes())
+        stored["titles"] = {}
+        path.write_text(json.dumps(stored))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_registry_counts_the_names_a_store_lacks(api, data_dir):
+    names = {
+        ingest(api, "office.md", MENTION)["fileId"]: "office.md",
+        ingest(api, "vacuum-schedule.txt", "Tables are swept for dead rows nightly.")[
+            "fileId"
+        ]: "vacuum-schedule.txt",
+    }
+    _forget_names()
+    assert lexical_ranking("vacuum", names) == ["office.md"]
+    out = StringIO()
+    call_command("check_registry", stdout=out)
+    assert "2 documents whose name lexical ranking does not count yet" in out.getvalue()
+    out = StringIO()
+    call_command("check_registry", "--fix", stdout=out)
+    assert "fixed: counted the names of 2 documents in lexical ranking" in out.getvalue()
+    assert lexical_ranking("vacuum", names) == ["vacuum-schedule.txt", "office.md"]
+    out = StringIO()
+    call_command("check_registry", stdout=out)
+    assert "whose name" not in out.getvalue()

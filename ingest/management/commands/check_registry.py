@@ -7,7 +7,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common.text import plural
 from ingest.exceptions import VectorStoreError
-from ingest.maintenance.consistency import OriginalsCheck, check_consistency, check_originals
+from ingest.maintenance.consistency import (
+    OriginalsCheck,
+    TitlesCheck,
+    check_consistency,
+    check_originals,
+    check_titles,
+)
 from ingest.stores import get_vector_store
 from registry.backends import get_backend
 from registry.exceptions import RegistryError
@@ -43,7 +49,9 @@ class Command(BaseCommand):
             "--fix",
             action="store_true",
             help="Remove the vectors of documents that no checked registry holds (not "
-            "those a service on another database wrote into a shared vector file)",
+            "those a service on another database wrote into a shared vector file), the "
+            "originals no document names, and count the names of documents stored before "
+            "names were counted in lexical ranking",
         )
         parser.add_argument(
             "--other-databases",
@@ -83,6 +91,7 @@ class Command(BaseCommand):
         live = result.documents.get(get_backend().name)
         if live is not None:
             self._originals(check_originals(live, fix=fix), limit=limit)
+            self._titles(check_titles(live, fix=fix), limit=limit)
         comparison = result.remaining
         if comparison.problems():
             subject = "The registries" if both else "The registry"
@@ -92,6 +101,23 @@ class Command(BaseCommand):
             for name, records in result.documents.items()
         )
         return f"Everything agrees: {held}, {plural(comparison.chunks, 'chunk')} in {store.label}."
+
+    def _titles(self, found: TitlesCheck, *, limit: int | None) -> None:
+        """Informational: answers still come; the name only weighs in lexical ranking."""
+        if found.fixed:
+            self.stdout.write(
+                f"fixed: counted the names of {plural(found.fixed, 'document')} in lexical ranking"
+            )
+        elif found.unnamed:
+            shown = found.unnamed[:limit] if limit else found.unnamed
+            more = len(found.unnamed) - len(shown)
+            self.stdout.write(
+                f"{plural(len(found.unnamed), 'document')} whose name lexical ranking does "
+                "not count yet (chunks stored before names were counted; --fix counts "
+                "them, a re-ingest does too): "
+                + ", ".join(shown)
+                + (f" and {more} more (-v 2 lists all)" if more else "")
+            )
 
     def _originals(self, found: OriginalsCheck, *, limit: int | None) -> None:
         """Informational: neither is a disagreement of the registry and the vectors."""
