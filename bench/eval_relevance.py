@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -49,6 +47,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpora import BY_NAME, CORPORA, Corpus, materialise  # noqa: E402
+from bench.evaluation import (  # noqa: E402
+    close_and_stop,
+    document_rank,
+    move_to_pgvector,
+    quotes_its_sources,
+    service_in,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,19 +81,7 @@ def parse_args() -> argparse.Namespace:
 
 ARGS = parse_args()
 WORKDIR = ARGS.workdir
-WORKDIR.mkdir(parents=True, exist_ok=True)
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "ENV_FILE": "",
-        "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}",
-        "VECTOR_JSON_PATH": str(WORKDIR / "vectors.json"),
-        "ORIGINALS_DIR": str(WORKDIR / "originals"),
-        "API_KEYS_REQUIRED": "false",
-        "EMBEDDER": "minilm",
-        "MAX_UPLOAD_MB": "25",
-    }
-)
+service_in(WORKDIR, embedder="minilm")
 PG_SERVER = ROOT / "bench" / "out" / "relevance-pgvector-server"
 QUESTION_SETS = ROOT / "bench" / "data" / "relevance"
 PG_QUESTIONS = ROOT / "bench" / "data" / "pg15_questions.json"
@@ -110,39 +103,8 @@ OFF_TOPIC = {
 }
 
 
-def move_to_pgvector() -> None:
-    """The json run's registry and vectors into PostgreSQL, by the runbook's commands."""
-    url = (
-        ARGS.database_url
-        or subprocess.run(
-            [sys.executable, "scripts/pgvector_server.py", "start", str(PG_SERVER)],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
-    registry = WORKDIR / "registry-export.json"
-    steps = [
-        ({}, ["export_registry", str(registry)]),
-        ({"DATABASE_URL": url}, ["migrate", "-v0"]),
-        ({"DATABASE_URL": url}, ["import_registry", str(registry), "--no-progress"]),
-        ({"DATABASE_URL": url, "VECTOR_STORE": "pgvector"}, ["import_vectors", "--no-progress"]),
-    ]
-    for env, command in steps:
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    os.environ.update({"DATABASE_URL": url, "VECTOR_STORE": "pgvector"})
-
-
 if ARGS.store == "pgvector":
-    subprocess.run([sys.executable, "scripts/pgvector_server.py", "stop", str(PG_SERVER)], cwd=ROOT)
-    move_to_pgvector()
+    move_to_pgvector(WORKDIR, PG_SERVER, ARGS.database_url)
 
 import django  # noqa: E402
 
@@ -156,7 +118,7 @@ if ARGS.fields:
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from ingest.answers.extractive import NO_ANSWER, Source, quotes_exactly  # noqa: E402
+from ingest.answers.extractive import NO_ANSWER  # noqa: E402
 from ingest.search.embeddings import get_embedder  # noqa: E402
 from ingest.search.lexical import terms  # noqa: E402
 from ingest.stores import get_vector_store  # noqa: E402
@@ -269,20 +231,6 @@ def first_rank(chunk_ids: list[str], targets: set[str], k: int) -> int | None:
     return None
 
 
-def document_rank(file_ids: list[str], wanted: set[str], k: int) -> int | None:
-    """The rank of the first wanted document among the first k distinct ones, as
-    bench/eval_retrieval.py counts a question labelled by page."""
-    seen: list[str] = []
-    for file_id in file_ids:
-        if file_id not in seen:
-            seen.append(file_id)
-            if file_id in wanted:
-                return len(seen)
-            if len(seen) >= k:
-                break
-    return None
-
-
 def ask(client: Client, tally: Tally, item: Item, workspace: str) -> dict:
     response = client.post(
         "/ask", {"q": item.q, "workspace": workspace, "k": ARGS.k}, content_type="application/json"
@@ -293,11 +241,7 @@ def ask(client: Client, tally: Tally, item: Item, workspace: str) -> dict:
     body = response.json()
     if body["answer"] != NO_ANSWER:
         tally.answers += 1
-        sources = [
-            Source(s["number"], s["fileId"], s["filename"], s["chunkId"], "", 0, s["text"])
-            for s in body["sources"]
-        ]
-        if not quotes_exactly(body["answer"], sources):
+        if not quotes_its_sources(body):
             tally.misquoted.append(item.q)
     return body
 
@@ -455,9 +399,4 @@ if __name__ == "__main__":
         main()
     finally:
         if ARGS.store == "pgvector" and not ARGS.database_url:
-            from django.db import connection
-
-            connection.close()
-            subprocess.run(
-                [sys.executable, "scripts/pgvector_server.py", "stop", str(PG_SERVER)], cwd=ROOT
-            )
+            close_and_stop(PG_SERVER)

@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,20 +62,18 @@ def parse_args() -> argparse.Namespace:
 
 ARGS = parse_args()
 sys.path.insert(0, str(ROOT))
+
+from bench.evaluation import (  # noqa: E402
+    close_and_stop,
+    document_rank,
+    move_to_pgvector,
+    quotes_its_sources,
+    service_in,
+)
+
 _suffix = f"{ARGS.embedder}-{ARGS.chunk_words or 'default'}-{ARGS.overlap or 'default'}"
 WORKDIR = ROOT / "bench" / "out" / f"eval-{_suffix}"
-WORKDIR.mkdir(parents=True, exist_ok=True)
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "ENV_FILE": "",
-        "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}",
-        "VECTOR_JSON_PATH": str(WORKDIR / "vectors.json"),
-        "API_KEYS_REQUIRED": "false",
-        "EMBEDDER": ARGS.embedder,
-        "MAX_UPLOAD_MB": "25",
-    }
-)
+service_in(WORKDIR, embedder=ARGS.embedder)
 if ARGS.chunk_words:
     os.environ["CHUNK_SIZE_WORDS"] = str(ARGS.chunk_words)
 if ARGS.overlap is not None:
@@ -84,43 +81,8 @@ if ARGS.overlap is not None:
 PG_SERVER = ROOT / "bench" / "out" / "eval-pgvector-server"
 
 
-def move_to_pgvector() -> None:
-    """The json run's registry and vectors into PostgreSQL, by the runbook's commands."""
-    if not (WORKDIR / "vectors.json").exists():
-        sys.exit(f"{WORKDIR / 'vectors.json'} is missing: run without --store pgvector first")
-    url = (
-        ARGS.database_url
-        or subprocess.run(
-            [sys.executable, "scripts/pgvector_server.py", "start", str(PG_SERVER)],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
-    registry = WORKDIR / "registry-export.json"
-    steps = [
-        ({}, ["export_registry", str(registry)]),
-        ({"DATABASE_URL": url}, ["migrate", "-v0"]),
-        ({"DATABASE_URL": url}, ["import_registry", str(registry), "--no-progress"]),
-        ({"DATABASE_URL": url, "VECTOR_STORE": "pgvector"}, ["import_vectors", "--no-progress"]),
-    ]
-    for env, command in steps:
-        started = time.monotonic()
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        print(f"  manage.py {command[0]}: {time.monotonic() - started:.1f} s", flush=True)
-    os.environ.update({"DATABASE_URL": url, "VECTOR_STORE": "pgvector"})
-
-
 if ARGS.store == "pgvector":
-    subprocess.run([sys.executable, "scripts/pgvector_server.py", "stop", str(PG_SERVER)], cwd=ROOT)
-    move_to_pgvector()
+    move_to_pgvector(WORKDIR, PG_SERVER, ARGS.database_url)
 
 import django  # noqa: E402
 
@@ -133,8 +95,6 @@ from ingest.answers.extractive import (  # noqa: E402
     NO_ANSWER,
     Query,
     Relevance,
-    Source,
-    quotes_exactly,
 )
 from ingest.search.embeddings import get_embedder  # noqa: E402
 from ingest.search.lexical import terms  # noqa: E402
@@ -172,19 +132,6 @@ def ingest(client: Client, pages: list[Path]) -> None:
             print(f"  {number}/{len(todo)} pages, {rate:.0f} chunks/s", flush=True)
 
 
-def document_ranks(filenames: list[str], wanted: set[str], k: int) -> int | None:
-    """The rank (from 1) of the first wanted document among the first k distinct ones."""
-    seen: list[str] = []
-    for filename in filenames:
-        if filename not in seen:
-            seen.append(filename)
-            if filename in wanted:
-                return len(seen) if len(seen) <= k else None
-        if len(seen) >= k:
-            break
-    return None
-
-
 def best_evidence(hits: list) -> float:
     """The highest similarity among chunks sharing a word with the question (or, with
     none sharing one, among all): what the nothing-found floor is compared with."""
@@ -204,11 +151,7 @@ class Fidelity:
         body = response.json()
         if body["answer"] != NO_ANSWER:
             self.answers += 1
-            sources = [
-                Source(s["number"], s["fileId"], s["filename"], s["chunkId"], "", 0, s["text"])
-                for s in body["sources"]
-            ]
-            if not quotes_exactly(body["answer"], sources):
+            if not quotes_its_sources(body):
                 self.misquoted.append((question, body["answer"]))
         return body
 
@@ -318,7 +261,7 @@ def main() -> None:
                 query, query_terms, workspace="default", top_k=60, method=method
             ).hits
             filenames = [names[hit.file_id] for hit in hits]
-            ranks[method].append(document_ranks(filenames, wanted, ARGS.k))
+            ranks[method].append(document_rank(filenames, wanted, ARGS.k))
             if method == "hybrid":
                 best_answerable.append(best_evidence(hits[: ARGS.k]))
                 right = [hit.dense for hit in hits if names[hit.file_id] in wanted]
@@ -328,7 +271,7 @@ def main() -> None:
         ask_ms.append((time.perf_counter() - started) * 1000)
         said_nothing += body["answer"] == NO_ANSWER
         ranks["/ask"].append(
-            document_ranks([s["filename"] for s in body["sources"]], wanted, ARGS.k)
+            document_rank([s["filename"] for s in body["sources"]], wanted, ARGS.k)
         )
         if ARGS.verbose:
             row = " ".join(f"{m}={ranks[m][-1]}" for m in ranks)
@@ -377,9 +320,4 @@ if __name__ == "__main__":
         main()
     finally:
         if ARGS.store == "pgvector" and not ARGS.database_url:
-            from django.db import connection
-
-            connection.close()
-            subprocess.run(
-                [sys.executable, "scripts/pgvector_server.py", "stop", str(PG_SERVER)], cwd=ROOT
-            )
+            close_and_stop(PG_SERVER)
