@@ -66,9 +66,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ingest-only", action="store_true")
     parser.add_argument(
         "--fields",
-        help="CONTEXT_WEIGHT,TITLE_WEIGHT of lexical ranking to measure instead of the "
-        "analyzer's (the store's terms are counted again in memory; 1,0 is the ranking "
-        "before fields)",
+        help="CONTEXT_WEIGHT,TITLE_WEIGHT of the store file's BM25F to measure instead of "
+        "the analyzer's (the store's terms are counted again in memory; 1,0 is the "
+        "ranking before fields). PostgreSQL's are constants of ingest/stores/pgvector_sql.py",
     )
     parser.add_argument(
         "--floors",
