@@ -194,6 +194,7 @@ class Tally:
     misquoted: list[str] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    chunks: int = 0  # in the corpus's workspace
     kind_ranks: dict[tuple[str, str], list[int | None]] = field(default_factory=dict)
 
 
@@ -207,17 +208,21 @@ class Workspace:
             for d in get_backend().list(limit=100_000)
             if d.workspace == corpus
         }
-        self.chunks = [m for m in get_vector_store().chunks() if m["workspace"] == corpus]
+        # Each document's chunks (by name) as (chunk id, its headings and text without
+        # white space: a reader may set "apt(8)" where the page's markup spaced it).
+        self.by_name: dict[str, list[tuple[str, str]]] = {}
+        chunks = [m for m in get_vector_store().chunks() if m["workspace"] == corpus]
+        for m in chunks:
+            self.by_name.setdefault(self.names.get(m["file_id"], ""), []).append(
+                (m["chunk_id"], _bare(f"{m['context']} {m['text']}"))
+            )
+        self.chunks = len(chunks)
 
     def targets(self, item: Item) -> set[str]:
         """The chunk ids that answer an item."""
-        wanted = set(item.documents)
-        chunks = [m for m in self.chunks if self.names.get(m["file_id"]) in wanted]
-        if not item.evidence:
-            return {m["chunk_id"] for m in chunks}
-        # White space aside: a reader may set "apt(8)" where the page's markup spaced it.
+        chunks = [chunk for name in item.documents for chunk in self.by_name.get(name, [])]
         evidence = _bare(item.evidence)
-        return {m["chunk_id"] for m in chunks if evidence in _bare(f"{m['context']} {m['text']}")}
+        return {chunk_id for chunk_id, text in chunks if evidence in text}
 
 
 def _bare(text: str) -> str:
@@ -251,7 +256,7 @@ def evaluate(
 ) -> Tally:
     store, embedder = get_vector_store(), get_embedder()
     space = Workspace(corpus)
-    tally = Tally()
+    tally = Tally(chunks=space.chunks)
     off_topic = [
         Item("off-topic", item.q)
         for other in OFF_TOPIC[corpus]
@@ -302,9 +307,7 @@ def evaluate(
 def report(corpus: str, tally: Tally) -> None:
     role = "HELD OUT" if BY_NAME[corpus].held_out else "calibration"
     answerable = sum(tally.outcomes.values())
-    print(
-        f"\n== {corpus} ({BY_NAME[corpus].genre}, {role}): {len(Workspace(corpus).chunks)} chunks"
-    )
+    print(f"\n== {corpus} ({BY_NAME[corpus].genre}, {role}): {tally.chunks} chunks")
     for method in METHODS:
         found = tally.ranks[method]
         hit1 = sum(1 for rank in found if rank == 1)

@@ -109,27 +109,20 @@ class Command(BaseCommand):
                 f"fixed: counted the names of {plural(found.fixed, 'document')} in lexical ranking"
             )
         elif found.unnamed:
-            shown = found.unnamed[:limit] if limit else found.unnamed
-            more = len(found.unnamed) - len(shown)
             self.stdout.write(
                 f"{plural(len(found.unnamed), 'document')} whose name lexical ranking does "
                 "not count yet (chunks stored before names were counted; --fix counts "
-                "them, a re-ingest does too): "
-                + ", ".join(shown)
-                + (f" and {more} more (-v 2 lists all)" if more else "")
+                "them, a re-ingest does too): " + _listed(found.unnamed, limit)
             )
 
     def _originals(self, found: OriginalsCheck, *, limit: int | None) -> None:
         """Informational: neither is a disagreement of the registry and the vectors."""
         if found.without:
-            shown = found.without[:limit] if limit else found.without
-            more = len(found.without) - len(shown)
             self.stdout.write(
                 f"{plural(len(found.without), 'document')} without an original kept "
                 "(imported from the old registry, which kept none; `reindex --reextract` "
                 f"cannot read them again, GET /documents/{{fileId}}/file answers 404): "
-                + ", ".join(shown)
-                + (f" and {more} more (-v 2 lists all)" if more else "")
+                + _listed(found.without, limit)
             )
         if found.removed:
             self.stdout.write(f"fixed: removed {plural(found.removed, 'original')} left over")
@@ -139,3 +132,10 @@ class Command(BaseCommand):
                 "names (a removal that failed; --fix removes them): "
                 + ", ".join(found.leftover[:limit] if limit else found.leftover)
             )
+
+
+def _listed(file_ids: list[str], limit: int | None) -> str:
+    """The ids, at most `limit` of them (None: all), saying how many more there are."""
+    shown = file_ids[:limit] if limit else file_ids
+    more = len(file_ids) - len(shown)
+    return ", ".join(shown) + (f" and {more} more (-v 2 lists all)" if more else "")
