@@ -40,6 +40,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -71,6 +72,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--versus", metavar="NAME=VALUE", help="also serve the project with this setting"
+    )
+    parser.add_argument(
+        "--no-floors", action="store_true", help="skip the bare Django and django-ninja floors"
     )
     return parser.parse_args()
 
@@ -178,6 +182,36 @@ def wrk(url: str, seconds: int, connections: int, key: str | None) -> tuple[floa
     return rate, ms("50"), ms("99")
 
 
+FLOORS = ("django", "ninja")  # bench/floor_app.py: a bare Django view, a bare ninja endpoint
+
+
+def floors_table(endpoints: list[str], floors: list[str], median: Callable) -> None:
+    """req/s of the old stack, each framework floor and the service, and the ratios an
+    operator reads: the service and each floor over the old stack, the service over the
+    bare ninja floor."""
+    names = ["old", *floors, "project"]
+    print(f"\n{'req/s (p50/p99 ms)':<40}" + "".join(f"{name:>21}" for name in names))
+    for endpoint in endpoints:
+        cells = [median(endpoint, name) for name in names]
+        print(
+            f"{endpoint[:40]:<40}"
+            + "".join(f"{c[0]:>8,.0f} ({c[1]:>4.1f}/{c[2]:>5.1f})" for c in cells)
+        )
+    print(
+        f"\n{'ratio':<40}"
+        + "".join(f"{n + '/old':>14}" for n in names[1:])
+        + f"{'project/ninja':>15}"
+    )
+    for endpoint in endpoints:
+        old, *rest = (median(endpoint, name)[0] for name in names)
+        ninja = median(endpoint, "ninja")[0] if "ninja" in floors else float("nan")
+        print(
+            f"{endpoint[:40]:<40}"
+            + "".join(f"{rate / old:>14.2f}" for rate in rest)
+            + f"{rest[-1] / ninja:>15.2f}"
+        )
+
+
 def main() -> None:
     args = parse_args()
     if not args.without_old and not ANCHOR_PYTHON.exists():
@@ -268,6 +302,15 @@ def main() -> None:
                 )
                 versus_base = f"http://127.0.0.1:{versus_port}"
                 wait_for(versus_base + "/health", processes[-1], versus_log)
+            floors: list[tuple[str, str]] = []
+            if not args.no_floors:
+                for floor in FLOORS:
+                    floor_port, floor_log = free_port(), Path(scratch) / f"{floor}.log"
+                    floor_env = {**project_env, "FLOOR": floor, "BIND": f"127.0.0.1:{floor_port}"}
+                    command = [*gunicorn, "--pythonpath", "bench", "floor_app:application"]
+                    processes.append(serve(command, ROOT, floor_env, floor_log))
+                    floors.append((floor, f"http://127.0.0.1:{floor_port}"))
+                    wait_for(floors[-1][1] + "/health", processes[-1], floor_log)
             anchor_base = f"http://127.0.0.1:{anchor_port}"
             if not args.without_old:
                 uvicorn = [str(ANCHOR_PYTHON), "-m", "uvicorn", "app:app", "--workers", "2"]
@@ -283,6 +326,7 @@ def main() -> None:
                 "/documents?workspace=default&limit=50",
             ]
             runs = [("project", project_base, key), ("scoped", project_base, scoped_key)]
+            runs[:0] = [(floor, base, None) for floor, base in floors]
             if not args.without_old:
                 runs.insert(0, ("old", anchor_base, None))
             if args.versus:
@@ -328,6 +372,8 @@ def main() -> None:
 
         if not args.without_old:
             table("endpoint", "old", "project", ("old req/s", "project"))
+        if floors and not args.without_old:
+            floors_table(endpoints, [floor for floor, _ in floors], median)
         table("endpoint (project)", "project", "scoped", ("unscoped", "scoped"))
         if args.versus:
             table("endpoint (project)", "project", "versus", ("req/s", args.versus))

@@ -63,7 +63,8 @@ async def _queue(timeout: float) -> QueueOut | None:
     """The queue, or None when it cannot be read in time (the jobs table not migrated,
     the database gone meanwhile): it never decides `ok`."""
     try:
-        state = await asyncio.wait_for(queue_health.state_now(), timeout)
+        async with asyncio.timeout(timeout):
+            state = await queue_health.state_now()
     except (TimeoutError, DatabaseError) as exc:
         logger.warning("health: the job queue cannot be read: %s", exc or "timed out")
         return None

@@ -5,7 +5,6 @@ selector, and shapes the answer in camelCase."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from ingest.answers.extractive import Answer, Source
 from ingest.exceptions import ContentTooLarge
 from ingest.jobs import selectors as job_selectors
 from ingest.jobs.queueing import Queued, ingest_in_background
+from ingest.jobs.selectors import PendingJob
 from ingest.models import IngestJob
 from ingest.preparing import Upload, fetch_upload
 from ingest.schemas import (
@@ -53,7 +53,6 @@ from registry.audit import actor_of
 from registry.auth import api_key_auth, delete_key_auth, ingest_key_auth, scope_of
 from registry.exceptions import DocumentNotFound
 from registry.records import FILE_ID_MAX, DocumentRecord
-from registry.selectors import document_get, document_list
 
 router = Router(tags=["ingest"], auth=api_key_auth, by_alias=True)
 documents_router = Router(tags=["documents"], auth=api_key_auth, by_alias=True)
@@ -87,7 +86,7 @@ IN_BACKGROUND = {
 def _ingested(result: Stored) -> dict[str, Any]:
     document = result.document
     return {
-        **dataclasses.asdict(document),
+        **document.fields(),
         "chunks": document.num_chunks,
         "created": result.created,
         "copy_of": result.copy_of,
@@ -125,9 +124,9 @@ def _job(job: IngestJob, document: DocumentRecord | None = None) -> dict[str, An
     }
 
 
-def _document(record: DocumentRecord, job: IngestJob | None = None) -> dict[str, Any]:
+def _document(record: DocumentRecord, job: PendingJob | None = None) -> dict[str, Any]:
     pending = {"job_id": job.job_id, "status": job.status} if job is not None else None
-    return {**dataclasses.asdict(record), "job": pending}
+    return {**record.fields(), "job": pending}
 
 
 async def _accepted(queued: Queued, response: HttpResponse) -> Any:
@@ -251,27 +250,24 @@ def _source(source: Source) -> dict[str, Any]:
 async def list_documents(request: HttpRequest, filters: Query[ListFilters]) -> dict[str, Any]:
     """Documents newest first; `total` counts every document matching the filter. One
     being ingested in the background is listed with `indexed: false` and its `job`."""
-    page = await document_list(
+    page, jobs = await job_selectors.documents_with_jobs(
         workspace=filters.workspace,
         scope=scope_of(request),
         limit=filters.limit,
         offset=filters.offset,
     )
-    pending = await job_selectors.pending_jobs_of(
-        [record.file_id for record in page.items], scope=scope_of(request)
-    )
     return {
-        **dataclasses.asdict(page),
-        "items": [_document(record, pending.get(record.file_id)) for record in page.items],
+        "items": [_document(record, job) for record, job in zip(page.items, jobs, strict=True)],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
     }
 
 
 @documents_router.get("/documents/{fileId}", response=responses(DocumentOut, 404))
 async def get_document(request: HttpRequest, file_id: str = FileIdPath) -> dict[str, Any]:
-    scope = scope_of(request)
-    record = await document_get(file_id=file_id, scope=scope)
-    pending = await job_selectors.pending_jobs_of([file_id], scope=scope)
-    return _document(record, pending.get(file_id))
+    record, job = await job_selectors.document_with_job(file_id=file_id, scope=scope_of(request))
+    return _document(record, job)
 
 
 @documents_router.get(

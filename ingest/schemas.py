@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import AliasChoices, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 from pydantic.alias_generators import to_camel
 
 from registry.records import (
@@ -88,13 +95,22 @@ class CamelSchema(Schema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class CamelOut(CamelSchema):
-    """A response: built from our own objects by their Python names, written in camelCase.
-    Not looking each field up by its alias first saves a failed attribute lookup per
-    field (ninja's DjangoGetter falls back to Django's template resolver): that was
-    half the time of a page of 50 documents."""
+class CamelOut(BaseModel):
+    """A response: built from our own dicts and objects by their Python names, written in
+    camelCase. A plain pydantic model, not a ninja Schema: ninja's Schema runs a Python
+    validator around every object it validates (to read Django models through its
+    DjangoGetter), which was a third of a worker's time on a page of 50 documents
+    (py-spy under bench/bench_http.py, 2026-12-07); these are never Django models, and
+    pydantic reads them in its own code. Not looking each field up by its alias first
+    saves a failed lookup per field."""
 
-    model_config = ConfigDict(validate_by_name=True, validate_by_alias=False)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        from_attributes=True,
+        validate_by_name=True,
+        validate_by_alias=False,
+    )
 
 
 # Ingest in the background: answer 202 with the job at once (also `?async=true`, or the

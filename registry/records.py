@@ -75,6 +75,11 @@ class DocumentRecord:
         row: tuple[Any, ...] = _row_of(self)
         return row
 
+    def fields(self) -> dict[str, Any]:
+        """The fields by name, as they are: `dataclasses.asdict` deep-copies every value,
+        which was a third of a worker's time on a page of 50 documents (py-spy)."""
+        return dict(zip(RECORD_FIELDS, _row_of(self), strict=True))
+
 
 # Every column of a document but the surrogate id, in DocumentRecord's field order: the
 # shape compared, copied and written by the import and read back by the export.

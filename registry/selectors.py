@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from registry.backends import get_backend
+from registry.backends.base import NO_COLUMNS, Columns, Joined
 from registry.exceptions import DocumentNotFound
 from registry.records import DocumentRecord
 from registry.scopes import Scope
@@ -24,10 +25,19 @@ class DocumentPage:
 async def document_get(*, file_id: str, scope: Scope) -> DocumentRecord:
     """The document, or DocumentNotFound: also for one of a workspace outside the scope,
     in the same words, so that a key cannot tell the two apart."""
-    record = await get_backend().aget(file_id)
+    record, _ = await document_get_joined(file_id=file_id, scope=scope, columns=NO_COLUMNS)
+    return record
+
+
+async def document_get_joined(
+    *, file_id: str, scope: Scope, columns: Columns
+) -> tuple[DocumentRecord, Joined | None]:
+    """`document_get`, and the columns' values read with it where the registry can
+    (RegistryBackend.aget_joined; None: read them yourself)."""
+    record, joined = await get_backend().aget_joined(file_id, columns)
     if not scope.sees(record.workspace):
         raise DocumentNotFound(file_id)
-    return record
+    return record, joined
 
 
 async def document_list(
@@ -35,6 +45,19 @@ async def document_list(
 ) -> DocumentPage:
     """A page of the workspace's documents (`*`: of every workspace of the scope; None:
     see Scope.reads)."""
+    page, _ = await document_list_joined(
+        workspace=workspace, scope=scope, limit=limit, offset=offset, columns=NO_COLUMNS
+    )
+    return page
+
+
+async def document_list_joined(
+    *, workspace: str | None, scope: Scope, limit: int, offset: int, columns: Columns
+) -> tuple[DocumentPage, list[Joined] | None]:
+    """`document_list`, and each document's columns read with it where the registry can
+    (RegistryBackend.apage_joined; None: read them yourself)."""
     names = scope.reads(workspace)
-    items, total = await get_backend().apage(workspace=names, limit=limit, offset=offset)
-    return DocumentPage(items=items, total=total, limit=limit, offset=offset)
+    items, joined, total = await get_backend().apage_joined(
+        workspace=names, limit=limit, offset=offset, columns=columns
+    )
+    return DocumentPage(items=items, total=total, limit=limit, offset=offset), joined

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -46,6 +47,7 @@ from asgiref.sync import AsyncToSync
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
+from django.db.utils import DatabaseErrorWrapper
 from psycopg_pool import AsyncConnectionPool
 
 from common.db.outage import WatchedAsyncPool, outage
@@ -122,12 +124,27 @@ async def close_pool() -> None:
         await (await opening).close()
 
 
+class _NativeConnections:
+    """What Django's DatabaseErrorWrapper asks of a connection: the driver, whose error
+    classes it maps to Django's, and a flag it sets (nobody reads this one's: the pool
+    checks its connections itself)."""
+
+    Database = psycopg
+    errors_occurred = False
+
+
+# Django's own translation: psycopg's errors come out as the ORM's (django.db.*Error).
+# Not `connections[…].wrap_database_errors`, which made a Django connection object for
+# every request (each request is an async context of its own): 5% of a worker's time
+# on a one-row read.
+_DJANGO_ERRORS = DatabaseErrorWrapper(_NativeConnections())
+
+
 @asynccontextmanager
 async def cursor() -> AsyncIterator[psycopg.AsyncCursor[Any]]:
     """A cursor on a pooled connection, in autocommit; psycopg's errors raised as
     Django's."""
-    # Django's own wrapper: psycopg's errors come out as the ORM's (django.db.*Error).
-    with connections[DEFAULT_DB_ALIAS].wrap_database_errors:
+    with _DJANGO_ERRORS:
         if outage.down:  # refused at once, or probed in a thread (common/db/outage.py)
             await asyncio.to_thread(outage.check, _probe)
         pool = await _pool()
@@ -146,10 +163,52 @@ def select_sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
     return queryset.query.sql_with_params()
 
 
+@dataclass(frozen=True)
+class Statement:
+    """A queryset's SQL compiled once, for queries that differ only in some values.
+
+    The ORM builds and compiles a queryset anew each time: on a one-row read that was a
+    quarter of a web worker's time (py-spy under bench/bench_http.py, 2026-12-07). A
+    statement is compiled from a queryset built with a marker string in place of each
+    varying value (`compile_statement`); `bind()` puts the values in their places."""
+
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[tuple[int, str], ...]  # (parameter's position, the value's name)
+
+    def bind(self, **values: Any) -> tuple[str, tuple[Any, ...]]:
+        params = list(self.params)
+        for position, name in self.slots:
+            params[position] = values[name]
+        return self.sql, tuple(params)
+
+
+def compile_statement(queryset: QuerySet[Any], **markers: str) -> Statement:
+    """The queryset's SQL, with each parameter equal to a marker left for `bind(name=…)`.
+    A marker must reach the parameters as it was given (an exact lookup, say)."""
+    sql, params = select_sql(queryset)
+    slots = tuple(
+        (position, name)
+        for position, value in enumerate(params)
+        for name, marker in markers.items()
+        if value == marker
+    )
+    if {name for _, name in slots} != set(markers):
+        raise ValueError(f"not every marker is a parameter of: {sql}")
+    return Statement(sql, params, slots)
+
+
 def count_sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
     """The SQL and parameters counting this queryset's rows (what `count()` answers)."""
     sql, params = select_sql(queryset.order_by().values_list("pk"))
     return f"SELECT COUNT(*) FROM ({sql}) AS counted", params  # noqa: S608
+
+
+def scalars(*queries: tuple[str, tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
+    """One statement whose one row holds each query's first value (each must return one
+    column, at most one row): several reads for one round trip."""
+    sql = ", ".join(f"({query})" for query, _ in queries)
+    return f"SELECT {sql}", tuple(value for _, params in queries for value in params)
 
 
 async def fetch_models(queryset: QuerySet[M]) -> list[M]:

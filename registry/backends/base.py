@@ -3,7 +3,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -25,6 +25,20 @@ OnDeleted = Callable[[Records], None]
 # writes to the database (the audit trail) then stands or falls with the change.
 Journal = Callable[[Records], None]
 R = TypeVar("R")
+Joined = dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Columns:
+    """Values read beside each document, by name: ORM expressions over the documents row
+    (a Subquery on OuterRef("file_id"), say), which the registry on the table reads in
+    the same query; the registry knows nothing of what they are. It compiles that query
+    once per Columns object: give the same object for the same columns."""
+
+    expressions: Mapping[str, Any]
+
+
+NO_COLUMNS = Columns({})
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,20 @@ class RegistryBackend(abc.ABC):
         """`alist()` and the `acount()` it is a page of."""
         items = await self.alist(workspace=workspace, limit=limit, offset=offset)
         return items, await self.acount(workspace=workspace)
+
+    async def aget_joined(
+        self, file_id: str, columns: Columns
+    ) -> tuple[DocumentRecord, Joined | None]:
+        """The document (or DocumentNotFound) and the values of `columns` read in the same
+        query; None where this registry cannot join them (the caller reads them itself)."""
+        return await self.aget(file_id), None
+
+    async def apage_joined(
+        self, *, workspace: WorkspaceFilter, limit: int, offset: int, columns: Columns
+    ) -> tuple[Records, list[Joined] | None, int]:
+        """`apage()` with the values of `columns` for each document, as `aget_joined`."""
+        items, total = await self.apage(workspace=workspace, limit=limit, offset=offset)
+        return items, None, total
 
     async def acheck(self) -> None:
         await self._async(self.check)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import Collection, Iterator
@@ -20,8 +21,18 @@ from django.db.models import QuerySet
 
 from common.db import async_reads
 from registry.backends import DATABASE
-from registry.backends.base import Health, Journal, Names, OnDeleted, Records, RegistryBackend
-from registry.exceptions import FileIdTaken, RegistryError, RegistryUnavailable
+from registry.backends.base import (
+    NO_COLUMNS,
+    Columns,
+    Health,
+    Joined,
+    Journal,
+    Names,
+    OnDeleted,
+    Records,
+    RegistryBackend,
+)
+from registry.exceptions import DocumentNotFound, FileIdTaken, RegistryError, RegistryUnavailable
 from registry.models import Document
 from registry.records import RECORD_FIELDS, DocumentRecord, WorkspaceFilter, workspace_names
 
@@ -60,8 +71,13 @@ def _in_workspace(workspace: WorkspaceFilter) -> QuerySet[Document]:
     return queryset.filter(workspace__in=sorted(names))
 
 
+NEWEST_FIRST = ("-created_at", "-file_id")
+# A value no file id can be (FILE_ID_RE): where a compiled read takes the id asked for.
+_FILE_ID = "\0file_id\0"
+
+
 def _page(workspace: WorkspaceFilter, limit: int, offset: int) -> QuerySet[Document]:
-    return _in_workspace(workspace).order_by("-created_at", "-file_id")[offset : offset + limit]
+    return _in_workspace(workspace).order_by(*NEWEST_FIRST)[offset : offset + limit]
 
 
 def _records(queryset: QuerySet[Document]) -> QuerySet[Document, tuple[Any, ...]]:
@@ -71,6 +87,57 @@ def _records(queryset: QuerySet[Document]) -> QuerySet[Document, tuple[Any, ...]
 
 def _record(row: tuple[Any, ...]) -> DocumentRecord:
     return DocumentRecord(*row)
+
+
+def _joined_rows(
+    queryset: QuerySet[Document], columns: Columns
+) -> QuerySet[Document, tuple[Any, ...]]:
+    """The queryset's rows as DocumentRecord's fields, then the columns' values."""
+    annotated = queryset.annotate(**columns.expressions)
+    return annotated.values_list(*RECORD_FIELDS, *columns.expressions)
+
+
+def _split(row: tuple[Any, ...], columns: Columns) -> tuple[DocumentRecord, Joined]:
+    fields = len(RECORD_FIELDS)
+    return _record(row[:fields]), dict(zip(columns.expressions, row[fields:], strict=True))
+
+
+@functools.cache
+def _probe_sql() -> tuple[str, tuple[Any, ...]]:
+    """What /health reads: one row of the table, compiled once."""
+    return async_reads.select_sql(Document.objects.values("pk")[:1])
+
+
+@functools.lru_cache(maxsize=256)
+def _one_joined(columns: Columns) -> async_reads.Statement:
+    """The read of one document and its columns, compiled once per Columns."""
+    queryset = _joined_rows(Document.objects.filter(file_id=_FILE_ID), columns)
+    return async_reads.compile_statement(queryset, file_id=_FILE_ID)
+
+
+@functools.lru_cache(maxsize=1024)
+def _page_joined(
+    columns: Columns, workspace: frozenset[str] | None, limit: int, offset: int
+) -> tuple[str, tuple[Any, ...]]:
+    """A page, its columns and the total it is a page of in one statement (one round
+    trip), compiled once per shape (the ORM writes LIMIT and OFFSET into the SQL). An
+    empty page is one row of NULLs after the total."""
+    page_sql, page_params = async_reads.select_sql(
+        _joined_rows(_in_workspace(workspace).order_by(*NEWEST_FIRST), columns)[
+            offset : offset + limit
+        ]
+    )
+    count_sql, count_params = async_reads.count_sql(_in_workspace(workspace))
+    # The page keeps its order through the join only if asked again, on its columns.
+    order = ", ".join(
+        f"page.{name.lstrip('-')} {'DESC' if name.startswith('-') else 'ASC'}"
+        for name in NEWEST_FIRST
+    )
+    sql = (
+        f"SELECT total.n, page.* FROM ({count_sql}) AS total(n)"  # noqa: S608 (the ORM's SQL)
+        f" LEFT JOIN ({page_sql}) AS page ON true ORDER BY {order}"
+    )
+    return sql, (*count_params, *page_params)
 
 
 class DatabaseRegistry(RegistryBackend):
@@ -159,21 +226,53 @@ class DatabaseRegistry(RegistryBackend):
     ) -> tuple[Records, int]:
         if not async_reads.native_reads():
             return await super().apage(workspace=workspace, limit=limit, offset=offset)
-        page = async_reads.select_sql(_records(_page(workspace, limit, offset)))
-        counted = async_reads.count_sql(_in_workspace(workspace))
-        with _database_errors():
-            async with async_reads.cursor() as cursor:
-                await cursor.execute(*page)
-                rows = await cursor.fetchall()
-                await cursor.execute(*counted)
-                total = (await cursor.fetchone() or (0,))[0]
-        return [_record(row) for row in rows], int(total)
+        items, _, total = await self.apage_joined(
+            workspace=workspace, limit=limit, offset=offset, columns=NO_COLUMNS
+        )
+        return items, total
+
+    async def aget_joined(
+        self, file_id: str, columns: Columns
+    ) -> tuple[DocumentRecord, Joined | None]:
+        if async_reads.native_reads():
+            with _database_errors():
+                rows = await async_reads.fetch_rows(*_one_joined(columns).bind(file_id=file_id))
+        else:
+            queryset = _joined_rows(Document.objects.filter(file_id=file_id), columns)
+            with _database_errors():
+                rows = await self._async(list, queryset)
+        if not rows:
+            raise DocumentNotFound(file_id)
+        return _split(rows[0], columns)
+
+    async def apage_joined(
+        self, *, workspace: WorkspaceFilter, limit: int, offset: int, columns: Columns
+    ) -> tuple[Records, list[Joined] | None, int]:
+        if async_reads.native_reads():
+            statement = _page_joined(columns, workspace_names(workspace), limit, offset)
+            with _database_errors():
+                rows = await async_reads.fetch_rows(*statement)
+            total = rows[0][0] if rows else 0
+            found = [_split(row[1:], columns) for row in rows if row[1] is not None]
+        else:
+            with _database_errors():
+                found, total = await self._async(
+                    self._page_with_columns, workspace, limit, offset, columns
+                )
+        return [record for record, _ in found], [joined for _, joined in found], int(total)
+
+    def _page_with_columns(
+        self, workspace: WorkspaceFilter, limit: int, offset: int, columns: Columns
+    ) -> tuple[list[tuple[DocumentRecord, Joined]], int]:
+        page = _joined_rows(_in_workspace(workspace).order_by(*NEWEST_FIRST), columns)
+        rows = page[offset : offset + limit]
+        return [_split(row, columns) for row in rows], _in_workspace(workspace).count()
 
     async def acheck(self) -> None:
         if not async_reads.native_reads():
             return await super().acheck()
         try:
-            await async_reads.fetch_rows(*async_reads.select_sql(Document.objects.values("pk")[:1]))
+            await async_reads.fetch_rows(*_probe_sql())
         except DatabaseError as exc:
             raise RegistryUnavailable(f"database unavailable: {exc}".strip()) from exc
 
@@ -220,7 +319,8 @@ class DatabaseRegistry(RegistryBackend):
         if not async_reads.native_reads():
             return await super().aprobe(timeout)
         try:
-            await asyncio.wait_for(self.acheck(), timeout)
+            async with asyncio.timeout(timeout):  # no task of its own, as wait_for makes
+                await self.acheck()
             return Health(database=True, registry=True)
         except TimeoutError:
             logger.warning("health: the database did not answer within %.1fs", timeout)

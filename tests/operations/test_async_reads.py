@@ -6,7 +6,7 @@ thread and connection."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from django.test import AsyncClient
 from django.utils import timezone
 
 from common.db import async_reads
+from ingest.models import IngestJob
 from registry.models import ApiKey, Document
 from tests.support.live import without_queue
 
@@ -60,6 +61,34 @@ def _serve(requests: list[tuple[str, dict[str, str]]]) -> tuple[list[Any], dict[
     return asyncio.run(run())
 
 
+def _pending_jobs() -> None:
+    """doc-3 (eng) has two pending jobs, the newer running; doc-4 (default) is being
+    moved to hr by a job a key of default alone must not see; doc-1's job is done."""
+    made = datetime(2024, 2, 1, tzinfo=UTC)
+
+    def job(file_id: str, workspace: str, status: str, minutes: int) -> None:
+        IngestJob.objects.create(
+            file_id=file_id,
+            name=f"{file_id}.md",
+            workspace=workspace,
+            sha256="0" * 64,
+            status=status,
+            created_at=made + timedelta(minutes=minutes),
+        )
+
+    job("doc-3", "eng", IngestJob.Status.QUEUED, 1)
+    job("doc-3", "eng", IngestJob.Status.RUNNING, 2)
+    job("doc-4", "hr", IngestJob.Status.QUEUED, 3)
+    job("doc-1", "eng", IngestJob.Status.SUCCEEDED, 4)
+
+
+def _scoped_key(*workspaces: str) -> str:
+    key = ApiKey(name="scoped", all_workspaces=False, workspaces=list(workspaces))
+    raw = key.set_new_key()
+    key.save()
+    return raw
+
+
 def _revoked_key() -> str:
     key = ApiKey(name="old")
     raw = key.set_new_key()
@@ -70,7 +99,9 @@ def _revoked_key() -> str:
 
 def test_reads_answer_the_same_on_the_native_pool_as_through_the_orm(client, api_key, data_dir):
     _documents()
+    _pending_jobs()
     keyed = {"X-API-Key": api_key}
+    default_only = {"X-API-Key": _scoped_key("default")}
     requests = [
         ("/documents/doc-3", keyed),
         ("/documents?workspace=default&limit=2&offset=1", keyed),
@@ -81,6 +112,9 @@ def test_reads_answer_the_same_on_the_native_pool_as_through_the_orm(client, api
         ("/documents", {"X-API-Key": "dsk_unknown"}),
         ("/documents", {"X-API-Key": _revoked_key()}),
         ("/health", {}),
+        ("/documents/doc-4", default_only),
+        ("/documents?workspace=default", default_only),
+        ("/documents?workspace=*", keyed),
     ]
     served, stats = _serve(requests)
     for (path, headers), response in zip(requests, served, strict=True):
@@ -90,12 +124,29 @@ def test_reads_answer_the_same_on_the_native_pool_as_through_the_orm(client, api
             expected.json(),
         ), path
     statuses = [response.status_code for response in served]
-    assert statuses == [200, 200, 200, 200, 200, 404, 401, 403, 200]
+    assert statuses == [200, 200, 200, 200, 200, 404, 401, 403, 200, 200, 200, 200]
     page = served[1].json()
     assert [item["fileId"] for item in page["items"]] == ["doc-4", "doc-2"]
     assert page["total"] == 4
     assert served[4].json() == {"items": [], "total": 3, "limit": 50, "offset": 100}
     assert served[0].json()["createdAt"] == served[0].json()["updatedAt"]
+    newer = IngestJob.objects.get(file_id="doc-3", status=IngestJob.Status.RUNNING)
+    assert served[0].json()["job"] == {"jobId": newer.job_id, "status": "running"}
+    moving = IngestJob.objects.get(file_id="doc-4")
+    assert served[9].json()["job"] is None  # hr's job, which this key cannot see
+    assert [item["job"] for item in served[10].json()["items"] if item["fileId"] == "doc-4"] == [
+        None
+    ]
+    jobs = {item["fileId"]: item["job"] for item in served[11].json()["items"]}
+    assert jobs == {
+        "doc-6": None,
+        "doc-5": None,
+        "doc-4": {"jobId": moving.job_id, "status": "queued"},
+        "doc-3": {"jobId": newer.job_id, "status": "running"},
+        "doc-2": None,
+        "doc-1": None,
+        "doc-0": None,
+    }
     if on_postgres:  # SQLite has no native pool: the same answers through the ORM
         assert stats["requests_num"] >= len(requests)
 
@@ -108,6 +159,26 @@ def test_a_known_key_is_looked_up_once_per_cache_period(api_key, data_dir):
     assert [response.status_code for response in served] == [200] * 5
     # One lookup of the key, then one read per request.
     assert stats["requests_num"] == 1 + 5
+
+
+@pytest.mark.skipif(not on_postgres, reason="the native pool is PostgreSQL's")
+def test_a_document_or_a_page_with_its_jobs_is_one_query(api_key, data_dir):
+    """Each read, the pending jobs and the page's total included, is one statement on
+    the native pool: the pool hands out one connection per request and no more."""
+    _documents()
+    _pending_jobs()
+    keyed = {"X-API-Key": api_key}
+    paths = [
+        "/documents/doc-3",
+        "/documents?workspace=eng",
+        "/documents?workspace=*&limit=2&offset=1",
+        "/documents?workspace=eng&offset=100",
+        "/documents/missing",
+    ]
+    served, stats = _serve([(path, keyed) for path in paths])
+    assert [response.status_code for response in served] == [200, 200, 200, 200, 404]
+    assert served[1].json()["total"] == 3 and served[3].json()["items"] == []
+    assert stats["requests_num"] == 1 + len(paths)  # the key's lookup, then one each
 
 
 @pytest.mark.skipif(not on_postgres, reason="the native pool is PostgreSQL's")
