@@ -84,10 +84,17 @@ def with_database(url: str, name: str, scheme: str | None = None) -> str:
     return urlunsplit(parts._replace(path=f"/{name}", scheme=scheme or parts.scheme))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: held open together while chosen, so that no two of
+    the servers started after are given the same one."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def serve(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -281,7 +288,7 @@ def main() -> None:
             with psycopg.connect(url, autocommit=True) as loaded:
                 loaded.execute("VACUUM ANALYZE")
 
-            project_port, anchor_port = free_port(), free_port()
+            project_port, anchor_port, versus_port, *floor_ports = free_ports(3 + len(FLOORS))
             project_log, anchor_log = Path(scratch) / "project.log", Path(scratch) / "old.log"
             gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
             project = serve(
@@ -295,7 +302,7 @@ def main() -> None:
             versus_base = ""
             if args.versus:
                 name, _, value = args.versus.partition("=")
-                versus_port, versus_log = free_port(), Path(scratch) / "versus.log"
+                versus_log = Path(scratch) / "versus.log"
                 versus_env = {**project_env, name: value, "BIND": f"127.0.0.1:{versus_port}"}
                 processes.append(
                     serve([*gunicorn, "config.asgi:application"], ROOT, versus_env, versus_log)
@@ -304,8 +311,8 @@ def main() -> None:
                 wait_for(versus_base + "/health", processes[-1], versus_log)
             floors: list[tuple[str, str]] = []
             if not args.no_floors:
-                for floor in FLOORS:
-                    floor_port, floor_log = free_port(), Path(scratch) / f"{floor}.log"
+                for floor, floor_port in zip(FLOORS, floor_ports, strict=True):
+                    floor_log = Path(scratch) / f"{floor}.log"
                     floor_env = {**project_env, "FLOOR": floor, "BIND": f"127.0.0.1:{floor_port}"}
                     command = [*gunicorn, "--pythonpath", "bench", "floor_app:application"]
                     processes.append(serve(command, ROOT, floor_env, floor_log))

@@ -10,6 +10,7 @@ balancer sends them nothing before. `db_worker` warms up before it takes a job.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -44,7 +45,18 @@ def warm_up(*, store: bool) -> None:
     finally:
         if store:
             connection.close()  # this thread's, if the store used one
+    settle_heap()
     logger.info("ready in %.1f s (embedder %s)", time.monotonic() - started, embedder.name)
+
+
+def settle_heap() -> None:
+    """Collect once, then leave everything alive now (the model, the store, Django) out
+    of later collections (`gc.freeze`): they live as long as the process. Otherwise
+    each full collection walks the model's millions of objects while requests wait: the
+    p99 of a one-row read was 385 ms against the bare framework's 87 (bench/bench_http.py,
+    2026-12-07)."""
+    gc.collect()
+    gc.freeze()
 
 
 def start() -> None:
