@@ -3,6 +3,7 @@ load, `/ask` latency and worker memory, each beside its floor.
 
     .venv/bin/python bench/bench_retrieval.py [--sizes 10000,100000] [--questions 200]
                                               [--embed-chunks 640] [--embedded] [--pages]
+                                              [--clients 8,32]
 
 Run from the project root. Everything happens in bench/out/bench-retrieval (the stores are
 kept between runs), never in data/. It prints numbers and asserts nothing about them.
@@ -13,7 +14,8 @@ kept between runs), never in data/. It prints numbers and asserts nothing about 
 - load: a fresh process reads the store and builds the BM25 index (its first query).
 - /ask: POST /ask over HTTP to the service under gunicorn (two uvicorn workers, the
   production config), one request at a time on a kept-alive connection, query embedding
-  included, beside the floor of embedding the question alone. With random vectors no
+  included, beside the floor of embedding the question alone; then with `--clients`
+  (8 and 32 by default) clients at once, each on a connection of its own. With random vectors no
   chunk is evidence, so every answer is "nothing found" with no sources; `--embedded`
   stores MiniLM's own vectors of the chunks' texts (embedded once, about 5 minutes for
   10,000 chunks, and kept in bench/out/bench-retrieval/vectors-N.npy), so that answers
@@ -246,6 +248,12 @@ def bench_size(size: int, questions: int, *, embedded: bool, pages: bool) -> Non
         f"{np.percentile(latencies, 99) * 1000:.1f} ms over {questions} questions; "
         f"embedding the question alone p50 {statistics.median(floor) * 1000:.1f} ms (floor)"
     )
+    for clients, (times, seconds) in CONCURRENT.items():
+        print(
+            f"  /ask with {clients} clients at once: p50 {statistics.median(times) * 1000:.1f} ms,"
+            f" p99 {np.percentile(times, 99) * 1000:.1f} ms, {len(times) / seconds:.1f} answers/s"
+            f" ({len(times)} questions)"
+        )
     sources = [source for answer in answers for source in answer["sources"]]
     spans = [source["pageSpan"] for source in sources if source.get("pageSpan")]
     print(
@@ -253,6 +261,40 @@ def bench_size(size: int, questions: int, *, embedded: bool, pages: bool) -> Non
         f"had sources ({len(sources)} in all), {len(spans)} sources a pageSpan"
         + (f" (the first: {spans[0]})" if spans else "")
     )
+
+
+# --clients: /ask with this many clients at once, each on a kept-alive connection of its
+# own, each asking the questions in turn from its own place in the list; their latencies
+# and the seconds the run took, by the number of clients.
+CLIENTS: list[int] = []
+CONCURRENT: dict[int, tuple[list[float], float]] = {}
+
+
+def ask_concurrently(port: int, asked: list[str], clients: int) -> tuple[list[float], float]:
+    """Every client asks len(asked) questions (at least 4 each): latencies, seconds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    each = max(4, len(asked) // clients)
+
+    def client(number: int) -> list[float]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        times = []
+        for n in range(each):
+            question = asked[(number * each + n) % len(asked)]
+            body = orjson.dumps({"q": question, "workspace": f"ws-{(number + n) % 10}"})
+            started = time.perf_counter()
+            connection.request("POST", "/ask", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+            times.append(time.perf_counter() - started)
+        connection.close()
+        return times
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = [t for times in pool.map(client, range(clients)) for t in times]
+    return latencies, time.perf_counter() - started
 
 
 def ask_over_http(path: Path, questions: int) -> tuple[list[float], list[float], list[Any]]:
@@ -313,6 +355,8 @@ def ask_over_http(path: Path, questions: int) -> tuple[list[float], list[float],
         connection.close()  # idle through the warm-up: the server may have closed it
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         latencies = [ask(q, f"ws-{n % 10}") for n, q in enumerate(asked)]
+        for clients in CLIENTS:
+            CONCURRENT[clients] = ask_concurrently(port, asked, clients)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -333,6 +377,9 @@ def main() -> None:
     parser.add_argument("--embed-chunks", type=int, default=640)
     parser.add_argument("--embedded", action="store_true", help="MiniLM's vectors, not random")
     parser.add_argument("--pages", action="store_true", help="each chunk with a page span")
+    parser.add_argument(
+        "--clients", default="8,32", help="/ask with this many clients at once (0: none)"
+    )
     parser.add_argument("--load-child", type=Path)
     args = parser.parse_args()
     if args.load_child:
@@ -341,6 +388,7 @@ def main() -> None:
     import torch
 
     print(f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    CLIENTS.extend(int(n) for n in args.clients.split(",") if int(n) > 0)
     if args.embed_chunks:
         bench_embedding(args.embed_chunks)
     for size in (int(s) for s in args.sizes.split(",")):

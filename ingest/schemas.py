@@ -372,17 +372,17 @@ _ALWAYS = (401, 403, 422, 503)
 
 
 def responses(
-    ok: type[Schema], *errors: int, accepted: type[Schema] | None = None
-) -> dict[int, type[Schema]]:
+    ok: type[BaseModel], *errors: int, accepted: type[BaseModel] | None = None
+) -> dict[int, type[BaseModel]]:
     """An operation's documented responses: `ok` for 200, `accepted` for 202 (a job),
     ErrorOut for the rest."""
-    documented: dict[int, type[Schema]] = {200: ok}
+    documented: dict[int, type[BaseModel]] = {200: ok}
     if accepted is not None:
         documented[202] = accepted
     return {**documented, **error_responses(*errors)}
 
 
-def error_responses(*errors: int) -> dict[int, type[Schema]]:
+def error_responses(*errors: int) -> dict[int, type[BaseModel]]:
     """ErrorOut for these statuses and those every operation may answer (an operation
     whose 200 is not JSON documents it in openapi_extra)."""
     return {status: ErrorOut for status in sorted({*_ALWAYS, *errors})}

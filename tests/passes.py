@@ -87,6 +87,8 @@ PASSES: dict[str, tuple[str, ...]] = {
     "tests/stores/test_json_registry_writers.py": (SQLITE,),
     # The embedder alone: no database.
     "tests/stores/test_embeddings.py": (SQLITE,),
+    # The json store's file and its journal: no engine changes them.
+    "tests/stores/test_vector_journal.py": (SQLITE,),
     # The real model's ranking and answers: each store ranks in its own way.
     "tests/stores/test_real_model.py": (POSTGRES, PGVECTOR),
     # -- the admin ---------------------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import Stemmer
@@ -116,7 +116,7 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.terms)
 
-    def ids_and_counts(self, counted: Counter[str]) -> tuple[np.ndarray, np.ndarray]:
+    def ids_and_counts(self, counted: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
         """Counted terms as (distinct term ids, their counts), adding new terms."""
         ids = np.fromiter((self._id(term) for term in counted), np.uint32, len(counted))
         counts = np.fromiter((min(n, 65535) for n in counted.values()), np.uint16, len(counted))

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections import Counter
+import os
+import secrets
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from django.db import connection
 from common.fileio import ParsedFile, locked
 from ingest.exceptions import VectorStoreError
 from ingest.search.fusion import Ranking, fuse
-from ingest.search.lexical import Vocabulary, field_counts
+from ingest.search.lexical import analyzer, field_counts
 from ingest.stores.base import (
     ChunkHit,
     ChunkText,
@@ -42,20 +43,43 @@ from ingest.stores.base import (
     check_built_by,
     page_span,
 )
-from ingest.stores.vector_file_format import Snapshot, chunk_entries, dump_snapshot, parse_snapshot
+from ingest.stores.vector_file_format import (
+    Change,
+    Snapshot,
+    apply_changes,
+    chunk_entries,
+    dump_change,
+    dump_journal_header,
+    dump_snapshot,
+    parse_change,
+    parse_journal_header,
+    parse_snapshot,
+)
 from registry.records import DocumentRecord, WorkspaceFilter
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class _Analysed:
-    """New chunks, their terms counted before the lock is taken."""
+class _Journaled:
+    """The journal as this process last read it: over which parsed file, its inode and
+    how far (the end of its last complete line), and the snapshot it made of them.
+    `inode` None: there was no journal; `stale`: one of another generation."""
 
-    meta: list[dict[str, Any]]
-    matrix: np.ndarray
-    counted: list[Counter[str]]
-    titles: dict[str, str]  # file_id → the document's name, for those that have one
+    base: Snapshot
+    inode: int | None
+    offset: int
+    snapshot: Snapshot
+    recount: bool = False
+    stale: bool = False
+
+
+# The journal is folded into the file once it is this share of the file's size or more
+# (and at least JOURNAL_MIN_BYTES): a write then costs what it adds, plus a rewrite
+# every so often whose cost, spread over the writes since, is a few times what they
+# added.
+JOURNAL_SHARE = 0.5
+JOURNAL_MIN_BYTES = 1 << 20
 
 
 class JsonFileStore(VectorStore):
@@ -74,6 +98,8 @@ class JsonFileStore(VectorStore):
                 f"vector store {self.path} cannot be read: {exc}"
             ),
         )
+        self.journal_path = self.path.with_name(f"{self.path.name}.journal")
+        self._journaled: _Journaled | None = None
 
     @property
     def label(self) -> str:
@@ -88,7 +114,54 @@ class JsonFileStore(VectorStore):
 
     # -- reading the file ----------------------------------------------------------------
     def _snapshot(self) -> Snapshot:
-        return self._file.read()
+        """The file and, over it, the changes its journal holds (see `Change`): read
+        only from where this process last read, while the file is the same."""
+        base = self._file.read()
+        known = self._journaled
+        try:
+            with self.journal_path.open("rb") as handle:
+                inode, size = os.fstat(handle.fileno())[1], os.fstat(handle.fileno()).st_size
+                if known is not None and known.base is base and known.inode == inode:
+                    if known.stale or known.offset == size:
+                        return known.snapshot
+                    handle.seek(known.offset)
+                else:
+                    known = None
+                data = handle.read()
+        except FileNotFoundError:
+            self._journaled = _Journaled(base, None, 0, base)
+            return base
+        except OSError as exc:
+            raise VectorStoreError(
+                f"vector store {self.journal_path} cannot be read: {exc}"
+            ) from exc
+        try:
+            return self._replay(base, known, inode, data)
+        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise VectorStoreError(
+                f"vector store journal {self.journal_path} is damaged ({exc}); restore the "
+                "store from a backup or re-ingest the documents"
+            ) from None
+
+    def _replay(
+        self, base: Snapshot, known: _Journaled | None, inode: int, data: bytes
+    ) -> Snapshot:
+        complete = data[: data.rfind(b"\n") + 1]  # a line cut short is not read
+        lines = complete.splitlines()
+        if known is None:  # from the journal's start: its header first
+            if not lines:
+                return base
+            generation, counted_by = parse_journal_header(lines[0])
+            if generation != base.generation or not generation:
+                self._journaled = _Journaled(base, inode, len(complete), base, stale=True)
+                return base
+            known = _Journaled(base, inode, 0, base, recount=counted_by != analyzer())
+            lines = lines[1:]
+        changes = [parse_change(line, self.dim, recount=known.recount) for line in lines]
+        snapshot = apply_changes(known.snapshot, changes) if changes else known.snapshot
+        offset = known.offset + len(complete)
+        self._journaled = _Journaled(base, inode, offset, snapshot, known.recount)
+        return snapshot
 
     def _parse(self, data: bytes) -> Snapshot:
         try:
@@ -123,33 +196,76 @@ class JsonFileStore(VectorStore):
 
     # -- writing the file ----------------------------------------------------------------
     def _write(self, snapshot: Snapshot) -> None:
+        """Rewrite the file whole, as a new generation, and drop the journal it holds.
+        Under `locked(path)`."""
+        snapshot.generation = secrets.token_hex(8)
         try:
             self._file.write(dump_snapshot(snapshot), snapshot)
+            with contextlib.suppress(FileNotFoundError):
+                self.journal_path.unlink()  # of the last generation: ignored if it stays
         except OSError as exc:
             raise VectorStoreError(f"vector store {self.path} cannot be written: {exc}") from exc
+        self._journaled = _Journaled(snapshot, None, 0, snapshot)
 
-    def _with(self, base: Snapshot, new: _Analysed) -> Snapshot:
-        vocabulary = Vocabulary(base.vocabulary.terms)  # the base's stays as it was
-        ids, counts, lengths = [base.term_ids], [base.term_counts], [base.term_lengths]
-        for counted in new.counted:
-            chunk_ids, chunk_counts = vocabulary.ids_and_counts(counted)
-            ids.append(chunk_ids)
-            counts.append(chunk_counts)
-            lengths.append(np.array([len(chunk_ids)], dtype=np.int64))
-        return Snapshot(
-            self.embedder,
-            self.dim,
-            base.meta + new.meta,
-            np.vstack([base.matrix, new.matrix]),
-            vocabulary,
-            np.concatenate(ids),
-            np.concatenate(counts),
-            np.concatenate(lengths),
-            {**base.owners, **dict.fromkeys((m["file_id"] for m in new.meta), database_label())},
-            {**base.titles, **new.titles},
-        )
+    def _change(self, current: Snapshot, change: Change) -> None:
+        """Append the change to the journal, or rewrite the file with it once the journal
+        has grown to its share of the file. Under `locked(path)`, `current` just read."""
+        changed = apply_changes(current, [change])
+        known = self._journaled
+        line = dump_change(change)
+        try:
+            size = self.path.stat().st_size if current.generation else 0
+        except FileNotFoundError:
+            size = 0
+        offset = known.offset if known is not None and known.inode is not None else 0
+        if (
+            not size
+            or known is None
+            or known.snapshot is not current
+            or known.stale
+            or known.recount
+            or known.base.recounted
+            or offset + len(line) > max(JOURNAL_MIN_BYTES, JOURNAL_SHARE * size)
+        ):
+            self._write(changed)
+            return
+        try:
+            inode, offset = self._append(known, current.generation, line)
+        except OSError as exc:
+            raise VectorStoreError(
+                f"vector store {self.journal_path} cannot be written: {exc}"
+            ) from exc
+        self._journaled = _Journaled(known.base, inode, offset, changed)
 
-    def _analyse(self, documents: list[StoredChunks]) -> _Analysed:
+    def _append(self, known: _Journaled, generation: str, line: bytes) -> tuple[int, int]:
+        """Write the line at the end of the journal's last complete line (a new journal
+        starts with its header), durably; the journal's inode and its new end."""
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            if known.inode is None:
+                os.ftruncate(fd, 0)
+                line = dump_journal_header(generation) + line
+                offset = 0
+            else:
+                offset = known.offset
+                os.ftruncate(fd, offset)  # what a crash left of a line after it
+            os.lseek(fd, offset, os.SEEK_SET)
+            written = 0
+            while written < len(line):
+                written += os.write(fd, line[written:])
+            os.fsync(fd)
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        if known.inode is None:
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the new journal's name survives a power loss
+            finally:
+                os.close(dir_fd)
+        return inode, offset + len(line)
+
+    def _analyse(self, documents: list[StoredChunks], *, removed: Collection[str] = ()) -> Change:
         meta: list[dict[str, Any]] = []
         for document in documents:
             expected = (len(document.texts), self.dim)
@@ -166,9 +282,9 @@ class JsonFileStore(VectorStore):
         )
         titles = {d.file_id: d.title for d in documents if d.title}
         counted = [
-            field_counts(m["text"], m["context"], titles.get(m["file_id"], "")) for m in meta
+            dict(field_counts(m["text"], m["context"], titles.get(m["file_id"], ""))) for m in meta
         ]
-        return _Analysed(meta, matrix, counted, titles)
+        return Change(list(removed), meta, matrix, counted, titles, database_label())
 
     # -- the services' units of work -----------------------------------------------------
     def write_document(
@@ -217,23 +333,18 @@ class JsonFileStore(VectorStore):
 
     # -- bulk writes ---------------------------------------------------------------------
     def replace(self, documents: list[StoredChunks]) -> int:
-        new = self._analyse(documents)
+        change = self._analyse(documents, removed=sorted({d.file_id for d in documents}))
         with locked(self.path):
-            current = self._current()
-            replaced = {d.file_id for d in documents}
-            keep = np.fromiter(
-                (m["file_id"] not in replaced for m in current.meta), bool, len(current.meta)
-            )
-            self._write(self._with(current.keeping(keep), new))
-        return len(new.meta)
+            self._change(self._current(), change)
+        return len(change.meta)
 
     def write_all(self, documents: list[StoredChunks]) -> int:
         """Make the file hold exactly these documents' chunks (whatever it held), in one
         atomic write; returns the chunks written."""
-        new = self._analyse(documents)
+        change = self._analyse(documents)
         with locked(self.path):
-            self._write(self._with(Snapshot.empty(self.embedder, self.dim), new))
-        return len(new.meta)
+            self._write(apply_changes(Snapshot.empty(self.embedder, self.dim), [change]))
+        return len(change.meta)
 
     def remove_chunks(self, file_ids: Iterable[str]) -> int:
         wanted = set(file_ids)
@@ -241,12 +352,11 @@ class JsonFileStore(VectorStore):
             return 0
         with locked(self.path):
             snapshot = self._snapshot()
-            keep = np.fromiter(
-                (m["file_id"] not in wanted for m in snapshot.meta), bool, len(snapshot.meta)
-            )
-            removed = int(len(keep) - keep.sum())
+            removed = sum(1 for m in snapshot.meta if m["file_id"] in wanted)
             if removed:
-                self._write(snapshot.keeping(keep))
+                empty = np.zeros((0, self.dim), dtype=np.float32)
+                change = Change(sorted(wanted), [], empty, [], {}, database_label())
+                self._change(snapshot, change)
         return removed
 
     def reembed(self, vectors_for: VectorsFor, *, embedder: str, dim: int) -> int:

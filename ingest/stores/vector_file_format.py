@@ -56,6 +56,12 @@ class Snapshot:
     owners: dict[str, str] = field(default_factory=dict)
     # file_id → the document's name, counted as a field of its chunks' terms.
     titles: dict[str, str] = field(default_factory=dict)
+    # Names this file among the ones written at this path: a journal of changes is
+    # replayed over the file of its own generation only (see `Change`).
+    generation: str = ""
+    # Its term counts were made again on reading (the file's are another analyzer's):
+    # the next write rewrites the file, rather than each reader counting them again.
+    recounted: bool = False
     _masks: dict[frozenset[str], np.ndarray] = field(default_factory=dict)
 
     @classmethod
@@ -108,6 +114,7 @@ class Snapshot:
             self.term_lengths[keep],
             owners_of(self.owners, meta),
             owners_of(self.titles, meta),
+            self.generation,
         )
 
 
@@ -131,8 +138,11 @@ def parse_snapshot(doc: Any) -> Snapshot:
         for file_id in file_ids
     }
     titles = {str(file_id): str(name) for file_id, name in (doc.get("titles") or {}).items()}
+    generation = str(doc.get("generation") or "")
     if doc.get("analyzer") != analyzer():
-        return counted_again(embedder, dim, chunks, matrix, owners, titles)
+        again = counted_again(embedder, dim, chunks, matrix, owners, titles)
+        again.generation, again.recounted = generation, True
+        return again
     return Snapshot(
         embedder,
         dim,
@@ -144,6 +154,7 @@ def parse_snapshot(doc: Any) -> Snapshot:
         lengths,
         owners,
         titles,
+        generation,
     )
 
 
@@ -166,7 +177,126 @@ def dump_snapshot(snapshot: Snapshot) -> bytes:
             "term_counts": _encode(snapshot.term_counts, _COUNT),
             "databases": _by_owner(snapshot.owners),
             "titles": snapshot.titles,
+            "generation": snapshot.generation,
         }
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write to the store: the documents it removes, then the chunks it adds (a
+    replaced document is in both), with their vectors, their term counts, their
+    documents' names and the database whose service wrote them.
+
+    Changes are appended to a journal beside the file (`<file>.journal`, JSON lines)
+    instead of rewriting the whole file for each document, which made a write cost the
+    size of the store: the file is rewritten, with every change in it, once the journal
+    is half its size (vector_file.py). The journal's first line names the file's
+    generation, and a journal of another generation (left over from before a rewrite)
+    is ignored. A line is complete when it ends with a newline: one cut short by a
+    crash is never read, and the next write cuts it off."""
+
+    removed: list[str]
+    meta: list[dict[str, Any]]
+    matrix: np.ndarray
+    counted: list[dict[str, int]]
+    titles: dict[str, str]
+    owner: str
+
+
+JOURNAL = "docservice-vectors-journal/1"
+
+
+def dump_journal_header(generation: str) -> bytes:
+    line = {"format": JOURNAL, "generation": generation, "analyzer": analyzer()}
+    return orjson.dumps(line) + b"\n"
+
+
+def parse_journal_header(line: bytes) -> tuple[str, str]:
+    """The generation a journal belongs to, and the analyzer its term counts are of."""
+    header = orjson.loads(line)
+    if not isinstance(header, dict) or header.get("format") != JOURNAL:
+        raise ValueError(f"not a {JOURNAL} journal")
+    return str(header["generation"]), str(header.get("analyzer"))
+
+
+def dump_change(change: Change) -> bytes:
+    entry = {
+        "removed": change.removed,
+        "chunks": change.meta,
+        "vectors": _encode(change.matrix, _FLOAT),
+        "terms": change.counted,
+        "titles": change.titles,
+        "owner": change.owner,
+    }
+    return orjson.dumps(entry) + b"\n"
+
+
+def parse_change(line: bytes, dim: int, *, recount: bool) -> Change:
+    """A journal line; with `recount`, the chunks' terms counted again (the journal was
+    written by another analyzer)."""
+    entry = orjson.loads(line)
+    meta = entry["chunks"]
+    titles = {str(file_id): str(name) for file_id, name in entry["titles"].items()}
+    counted = (
+        [field_counts(m["text"], m["context"], titles.get(m["file_id"], "")) for m in meta]
+        if recount
+        else entry["terms"]
+    )
+    if len(counted) != len(meta):
+        raise ValueError("term counts do not add up")
+    matrix = _decode(entry["vectors"], _FLOAT).reshape(len(meta), dim)
+    return Change(
+        [str(file_id) for file_id in entry["removed"]],
+        meta,
+        matrix,
+        counted,
+        titles,
+        str(entry["owner"]),
+    )
+
+
+def apply_changes(base: Snapshot, changes: list[Change]) -> Snapshot:
+    """The snapshot after these changes, in their order: the base's rows and each
+    change's chunks that no later change removes, in one pass over the base."""
+    removed: set[str] = set()
+    kept: list[tuple[Change, list[bool]]] = []
+    for change in reversed(changes):
+        kept.append((change, [m["file_id"] not in removed for m in change.meta]))
+        removed.update(change.removed)
+    if removed:
+        base = base.keeping(
+            np.fromiter((m["file_id"] not in removed for m in base.meta), bool, len(base.meta))
+        )
+    vocabulary = Vocabulary(base.vocabulary.terms)  # the base's stays as it was
+    meta = list(base.meta)
+    matrices, ids, counts = [base.matrix], [base.term_ids], [base.term_counts]
+    lengths = [base.term_lengths]
+    owners, titles = dict(base.owners), dict(base.titles)
+    for change, keep in reversed(kept):
+        for row, (entry, counted) in enumerate(zip(change.meta, change.counted, strict=True)):
+            if not keep[row]:
+                continue
+            meta.append(entry)
+            chunk_ids, chunk_counts = vocabulary.ids_and_counts(counted)
+            ids.append(chunk_ids)
+            counts.append(chunk_counts)
+            lengths.append(np.array([len(chunk_ids)], dtype=np.int64))
+            owners[entry["file_id"]] = change.owner
+        matrices.append(change.matrix[np.array(keep, dtype=bool)])
+        titles.update(change.titles)
+    return Snapshot(
+        base.embedder,
+        base.dim,
+        meta,
+        np.vstack(matrices).astype(np.float32, copy=False),
+        vocabulary,
+        np.concatenate(ids).astype(np.uint32, copy=False),
+        np.concatenate(counts).astype(np.uint16, copy=False),
+        np.concatenate(lengths),
+        owners_of(owners, meta),
+        owners_of(titles, meta),
+        base.generation,
     )
 
 

@@ -26,6 +26,7 @@ OnDeleted = Callable[[Records], None]
 Journal = Callable[[Records], None]
 R = TypeVar("R")
 Joined = dict[str, Any]
+JoinedRows = list[Joined]  # (`list` is a method's name inside the classes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -198,7 +199,7 @@ class RegistryBackend(abc.ABC):
 
     async def apage_joined(
         self, *, workspace: WorkspaceFilter, limit: int, offset: int, columns: Columns
-    ) -> tuple[Records, list[Joined] | None, int]:
+    ) -> tuple[Records, JoinedRows | None, int]:
         """`apage()` with the values of `columns` for each document, as `aget_joined`."""
         items, total = await self.apage(workspace=workspace, limit=limit, offset=offset)
         return items, None, total

@@ -5,7 +5,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from django.db import (
@@ -26,6 +26,7 @@ from registry.backends.base import (
     Columns,
     Health,
     Joined,
+    JoinedRows,
     Journal,
     Names,
     OnDeleted,
@@ -100,6 +101,10 @@ def _joined_rows(
 def _split(row: tuple[Any, ...], columns: Columns) -> tuple[DocumentRecord, Joined]:
     fields = len(RECORD_FIELDS)
     return _record(row[:fields]), dict(zip(columns.expressions, row[fields:], strict=True))
+
+
+def _fetched(queryset: QuerySet[Document, tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+    return [*queryset]
 
 
 @functools.cache
@@ -240,14 +245,14 @@ class DatabaseRegistry(RegistryBackend):
         else:
             queryset = _joined_rows(Document.objects.filter(file_id=file_id), columns)
             with _database_errors():
-                rows = await self._async(list, queryset)
+                rows = await self._async(_fetched, queryset)
         if not rows:
             raise DocumentNotFound(file_id)
         return _split(rows[0], columns)
 
     async def apage_joined(
         self, *, workspace: WorkspaceFilter, limit: int, offset: int, columns: Columns
-    ) -> tuple[Records, list[Joined] | None, int]:
+    ) -> tuple[Records, JoinedRows | None, int]:
         if async_reads.native_reads():
             statement = _page_joined(columns, workspace_names(workspace), limit, offset)
             with _database_errors():
@@ -263,7 +268,7 @@ class DatabaseRegistry(RegistryBackend):
 
     def _page_with_columns(
         self, workspace: WorkspaceFilter, limit: int, offset: int, columns: Columns
-    ) -> tuple[list[tuple[DocumentRecord, Joined]], int]:
+    ) -> tuple[Sequence[tuple[DocumentRecord, Joined]], int]:
         page = _joined_rows(_in_workspace(workspace).order_by(*NEWEST_FIRST), columns)
         rows = page[offset : offset + limit]
         return [_split(row, columns) for row in rows], _in_workspace(workspace).count()

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.documents import HANDBOOK_PDF_PAGES, make_pdf
 from tests.support.http_server import slow_embeddings
-from tests.support.inspection import kept_upload, service_rows, stored_chunks
+from tests.support.inspection import file_chunks, kept_upload, service_rows, stored_chunks
 from tests.support.live import LiveService, multipart
 from tests.support.processes import running_server, running_worker, service_of_its_own
 
@@ -275,7 +275,7 @@ def written_once(service: LiveService, file_id: str, chunks: int) -> None:
     """The store holds each of the document's chunks exactly once: the pass's store, or
     the file of a service on a database of its own (`own_store`)."""
     if service.env.get("VECTOR_STORE") == "json" and (service.data_dir / "vectors.json").exists():
-        stored = orjson.loads((service.data_dir / "vectors.json").read_bytes())["chunks"]
+        stored = file_chunks(service.data_dir / "vectors.json")
     else:
         stored = stored_chunks(service.data_dir)
     mine = [c["chunk_index"] for c in stored if c["file_id"] == file_id]

@@ -34,14 +34,34 @@ def stored_chunks(data_dir: Path) -> list[dict[str, Any]]:
             )
             names = [column.name for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    path = data_dir / "vectors.json"
-    if not path.exists():
-        return []
     fields = ("chunk_id", "file_id", "workspace", "chunk_index", "context", "text")
     return [
         {**{key: chunk[key] for key in fields}, "pages": chunk.get("pages")}
-        for chunk in orjson.loads(path.read_bytes())["chunks"]
+        for chunk in file_chunks(data_dir / "vectors.json")
     ]
+
+
+def file_chunks(path: Path) -> list[dict[str, Any]]:
+    """The chunks of a store file as its format says to read it: the file's, then the
+    changes its journal (`<file>.journal`, JSON lines) appended since, when the journal's
+    header names the file's generation: each line removes the documents it lists, then
+    adds its chunks. A last line without its newline is not part of it."""
+    if not path.exists():
+        return []
+    store = orjson.loads(path.read_bytes())
+    chunks = list(store["chunks"])
+    journal = path.with_name(path.name + ".journal")
+    if not journal.exists():
+        return chunks
+    lines = journal.read_bytes().split(b"\n")[:-1]  # complete lines only
+    if not lines or orjson.loads(lines[0])["generation"] != store.get("generation"):
+        return chunks
+    for line in lines[1:]:
+        change = orjson.loads(line)
+        removed = set(change["removed"])
+        chunks = [chunk for chunk in chunks if chunk["file_id"] not in removed]
+        chunks.extend(change["chunks"])
+    return chunks
 
 
 def service_rows(env: dict[str, str], query: str, params: list[Any]) -> list[tuple]:
