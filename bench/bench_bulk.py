@@ -4,7 +4,7 @@ against sentence-transformers' own encode of the very same chunk texts (the floo
     apt-get install git-doc debian-reference-en      # the corpora (bench/corpora.py)
     .venv/bin/python bench/corpora.py
     .venv/bin/python bench/bench_bulk.py [--corpora git-manual,debian-reference]
-        [--store json|pgvector] [--limit N] [--py-spy FILE]
+        [--store json|pgvector] [--limit N] [--py-spy FILE] [--preload CHUNKS]
 
 The service runs as production runs it (gunicorn, DEBUG=false, all-MiniLM-L6-v2) on a
 scratch database (`bench_bulk` on DATABASE_URL's server, or with --store pgvector a
@@ -19,6 +19,8 @@ the chunk texts the worker embedded (each document cut as the service cuts it) i
 encode() call, and again one call per document, as a job embeds them. It prints both
 rates, the worker's over each, and the worker's time per document beyond the floor.
 --py-spy FILE records the worker with py-spy (raw, collapsed stacks) for the whole run.
+--preload CHUNKS (json store) starts from a store file that already holds that many
+synthetic chunks, to see a write's cost at that size.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--store", choices=("json", "pgvector"), default="json")
     parser.add_argument("--limit", type=int, help="at most this many documents")
     parser.add_argument("--py-spy", type=Path, help="record the worker with py-spy here")
+    parser.add_argument("--no-floor", action="store_true", help="the worker's rate only")
+    parser.add_argument(
+        "--preload", type=int, default=0, help="json: chunks already in the store (synthetic)"
+    )
     return parser.parse_args()
 
 
@@ -106,6 +112,32 @@ def jobs_run(url: str) -> tuple[int, int, float, int]:
     return int(row[0]), int(row[1]), float(row[2] or 0), int(row[3])
 
 
+def preload(path: Path, chunks: int) -> None:
+    """A store file already holding `chunks` chunks (random vectors, 120 words of text
+    each, in documents of 25), as a store that has been in use a while: what each write
+    of the bulk load then meets. Their documents are in no registry, which the worker
+    does not ask."""
+    import numpy as np
+
+    from ingest.search.embeddings import get_embedder
+    from ingest.stores.base import StoredChunks
+    from ingest.stores.vector_file import JsonFileStore
+
+    embedder = get_embedder()
+    rng = np.random.default_rng(1)
+    words = "the crate left the dock on time and the ferry waited for the tide".split()
+    documents = []
+    for number in range(0, chunks, 25):
+        count = min(25, chunks - number)
+        texts = [" ".join(rng.choice(words, 120)) for _ in range(count)]
+        vectors = rng.standard_normal((count, embedder.dim)).astype(np.float32)
+        documents.append(
+            StoredChunks(f"preload-{number}", "preload", list(range(count)), texts, vectors)
+        )
+    JsonFileStore(path, embedder=embedder.name, dim=embedder.dim).write_all(documents)
+    print(f"the store holds {chunks} chunks already ({path.stat().st_size / 2**20:.0f} MB)")
+
+
 def chunk_texts(path: Path) -> list[str]:
     """What the worker embeds for this file: its chunks with their headings."""
     from ingest.preparing import Upload, cut
@@ -138,6 +170,8 @@ def main() -> None:
         }
         manage(env, "migrate", "--noinput")
         key = manage(env, "create_api_key", "bench").strip().splitlines()[-1]
+        if options.preload:
+            preload(Path(scratch) / "vectors.json", options.preload)
         with running_server(env, workers=1) as base:
             service = LiveService(base, key, Path(scratch), env)
             for path in files:
@@ -167,6 +201,8 @@ def main() -> None:
         f"{chunks / seconds:.1f} chunks/s, {seconds / succeeded * 1000:.0f} ms a document"
     )
 
+    if options.no_floor:
+        return
     texts = [chunk_texts(path) for path in files]
     model = encode_model(threads)
     from ingest.search.embeddings import BATCH
