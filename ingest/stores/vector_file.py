@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,7 @@ from ingest.stores.vector_file_format import (
     chunk_entries,
     dump_change,
     dump_journal_header,
-    dump_snapshot,
+    dump_new_generation,
     parse_change,
     parse_journal_header,
     parse_snapshot,
@@ -198,9 +197,10 @@ class JsonFileStore(VectorStore):
     def _write(self, snapshot: Snapshot) -> None:
         """Rewrite the file whole, as a new generation, and drop the journal it holds.
         Under `locked(path)`."""
-        snapshot.generation = secrets.token_hex(8)
         try:
-            self._file.write(dump_snapshot(snapshot), snapshot)
+            journal = self.journal_path.stat().st_size if self.journal_path.exists() else 0
+            after = f"{self._file.read().generation}:{journal}"
+            self._file.write(dump_new_generation(snapshot, after=after), snapshot)
             with contextlib.suppress(FileNotFoundError):
                 self.journal_path.unlink()  # of the last generation: ignored if it stays
         except OSError as exc:

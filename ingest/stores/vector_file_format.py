@@ -20,6 +20,7 @@ written back as version 3.
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -159,11 +160,7 @@ def parse_snapshot(doc: Any) -> Snapshot:
 
 
 def dump_snapshot(snapshot: Snapshot) -> bytes:
-    """The file's bytes for a snapshot, in the current format."""
-    chunks = [
-        {**meta, "terms": int(length)}
-        for meta, length in zip(snapshot.meta, snapshot.term_lengths, strict=True)
-    ]
+    """The file's bytes for a snapshot, in the current format, under its generation."""
     return orjson.dumps(
         {
             "format": FORMAT,
@@ -171,15 +168,35 @@ def dump_snapshot(snapshot: Snapshot) -> bytes:
             "dim": snapshot.dim,
             "analyzer": analyzer(),
             "vocabulary": snapshot.vocabulary.terms,
-            "chunks": chunks,
+            "chunks": [
+                {**meta, "terms": int(length)}
+                for meta, length in zip(snapshot.meta, snapshot.term_lengths, strict=True)
+            ],
             "vectors": _encode(snapshot.matrix, _FLOAT),
             "term_ids": _encode(snapshot.term_ids, _ID),
             "term_counts": _encode(snapshot.term_counts, _COUNT),
             "databases": _by_owner(snapshot.owners),
             "titles": snapshot.titles,
-            "generation": snapshot.generation,
+            "generation": snapshot.generation,  # last: see dump_new_generation
         }
     )
+
+
+def dump_new_generation(snapshot: Snapshot, *, after: str) -> bytes:
+    """The file's bytes, its generation set to a digest of the rest and of `after` (what
+    it replaces: the file's generation and its journal's length). A journal written over
+    the file it replaces can then never be replayed over it, even when the content is
+    the same; and a file written where none was is always the same generation for the
+    same content (an export is repeatable to the bit)."""
+    snapshot.generation = ""
+    unnamed = dump_snapshot(snapshot)
+    tail = b',"generation":""}'
+    if not unnamed.endswith(tail):
+        raise AssertionError("the generation is not the file's last field")
+    digest = hashlib.blake2b(unnamed, digest_size=8)
+    digest.update(after.encode())
+    snapshot.generation = digest.hexdigest()
+    return unnamed[: -len(tail)] + b',"generation":"' + snapshot.generation.encode() + b'"}'
 
 
 @dataclass(frozen=True)
