@@ -12,7 +12,10 @@ on every request. Both load the same legacy registry of --records rows into a sc
 database `bench_http` on DATABASE_URL's server (default the local PostgreSQL), which is
 dropped after. Each round measures every endpoint on the old stack, then on this
 project (`wrk -t2 -c32`), alternating; it prints req/s and p50/p99 latency per endpoint,
-the median over the rounds, and the project/old ratio.
+the median over the rounds, and the project/old ratio. Beside them, unless --no-floors,
+the framework floors of bench/floor_app.py (a bare Django view and a bare django-ninja
+endpoint, same JSON, same gunicorn config), with each one's ratio to the old stack and
+the project's to the ninja floor.
 
 The project is measured twice per endpoint and round, with an unscoped key (every
 workspace, write: what keys made before scopes are) and with a scoped read-only key of

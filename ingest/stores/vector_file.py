@@ -119,9 +119,10 @@ class JsonFileStore(VectorStore):
         known = self._journaled
         try:
             with self.journal_path.open("rb") as handle:
-                inode, size = os.fstat(handle.fileno())[1], os.fstat(handle.fileno()).st_size
+                status = os.fstat(handle.fileno())
+                inode = status.st_ino
                 if known is not None and known.base is base and known.inode == inode:
-                    if known.stale or known.offset == size:
+                    if known.stale or known.offset == status.st_size:
                         return known.snapshot
                     handle.seek(known.offset)
                 else:
@@ -199,13 +200,22 @@ class JsonFileStore(VectorStore):
         Under `locked(path)`."""
         try:
             journal = self.journal_path.stat().st_size if self.journal_path.exists() else 0
-            after = f"{self._file.read().generation}:{journal}"
-            self._file.write(dump_new_generation(snapshot, after=after), snapshot)
+            self._file.write(
+                dump_new_generation(snapshot, after=f"{self._replaced()}:{journal}"), snapshot
+            )
             with contextlib.suppress(FileNotFoundError):
                 self.journal_path.unlink()  # of the last generation: ignored if it stays
         except OSError as exc:
             raise VectorStoreError(f"vector store {self.path} cannot be written: {exc}") from exc
         self._journaled = _Journaled(snapshot, None, 0, snapshot)
+
+    def _replaced(self) -> str:
+        """The generation of the file a rewrite replaces ("" for none, or one that
+        cannot be read, as when an import writes over a damaged file)."""
+        try:
+            return self._file.read().generation
+        except VectorStoreError:
+            return ""
 
     def _change(self, current: Snapshot, change: Change) -> None:
         """Append the change to the journal, or rewrite the file with it once the journal
