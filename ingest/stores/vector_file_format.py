@@ -282,9 +282,9 @@ def apply_changes(base: Snapshot, changes: list[Change]) -> Snapshot:
         kept.append((change, [m["file_id"] not in removed for m in change.meta]))
         removed.update(change.removed)
     if removed:
-        keep = np.fromiter((m["file_id"] not in removed for m in base.meta), bool, len(base.meta))
-        if not keep.all():  # a new document removes nothing: no copy of the base
-            base = base.keeping(keep)
+        rows = np.fromiter((m["file_id"] not in removed for m in base.meta), bool, len(base.meta))
+        if not rows.all():  # a new document removes nothing: no copy of the base
+            base = base.keeping(rows)
     vocabulary = Vocabulary(base.vocabulary.terms)  # the base's stays as it was
     meta = list(base.meta)
     matrices, ids, counts = [base.matrix], [base.term_ids], [base.term_counts]
