@@ -3,8 +3,11 @@ workspace, number, heading context, text, vector and BM25 term counts, in the fo
 vector_file_format.py.
 
 Each process keeps the parsed store and reloads only when the file changed on disk.
-Writes hold the flock across read-modify-write and replace the file atomically, like the
-JSON registry, so several gunicorn workers can ingest at once.
+Writes hold the flock across read-modify-write, like the JSON registry, so several
+gunicorn workers can ingest at once. A write appends its change to the journal beside
+the file (`Change` in vector_file_format.py), which each process replays from where it
+last read; once the journal is half the file, the next write replaces the file
+atomically with everything in it.
 
 The old service's data/vec.json (a JSON array of chunks with 768-float embeddings) is
 recognised and never written: every write reads the file first, and reading it is an

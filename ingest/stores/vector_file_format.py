@@ -1,5 +1,6 @@
 """The vector store file's format (vector_file.py): what a parsed file holds in memory
-(`Snapshot`), and the bytes on disk.
+(`Snapshot`), the bytes on disk, and the journal of changes written beside it since
+(`Change`).
 
 One JSON object: `{"format": "docservice-vectors/3", "embedder", "dim", "analyzer",
 "vocabulary": [stem, …], "chunks": [{"chunk_id", "file_id", "workspace", "chunk_index",
