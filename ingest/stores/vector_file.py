@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,7 +29,7 @@ from django.db import connection
 from common.fileio import ParsedFile, locked
 from ingest.exceptions import VectorStoreError
 from ingest.search.fusion import Ranking, fuse
-from ingest.search.lexical import analyzer, field_counts
+from ingest.search.lexical import field_counts
 from ingest.stores.base import (
     ChunkHit,
     ChunkText,
@@ -50,38 +48,13 @@ from ingest.stores.vector_file_format import (
     Snapshot,
     apply_changes,
     chunk_entries,
-    dump_change,
-    dump_journal_header,
     dump_new_generation,
-    parse_change,
-    parse_journal_header,
     parse_snapshot,
 )
+from ingest.stores.vector_journal import Journal
 from registry.records import DocumentRecord, WorkspaceFilter
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Journaled:
-    """The journal as this process last read it: over which parsed file, its inode and
-    how far (the end of its last complete line), and the snapshot it made of them.
-    `inode` None: there was no journal; `stale`: one of another generation."""
-
-    base: Snapshot
-    inode: int | None
-    offset: int
-    snapshot: Snapshot
-    recount: bool = False
-    stale: bool = False
-
-
-# The journal is folded into the file once it is this share of the file's size or more
-# (and at least JOURNAL_MIN_BYTES): a write then costs what it adds, plus a rewrite
-# every so often whose cost, spread over the writes since, is a few times what they
-# added.
-JOURNAL_SHARE = 0.5
-JOURNAL_MIN_BYTES = 1 << 20
 
 
 class JsonFileStore(VectorStore):
@@ -100,8 +73,7 @@ class JsonFileStore(VectorStore):
                 f"vector store {self.path} cannot be read: {exc}"
             ),
         )
-        self.journal_path = self.path.with_name(f"{self.path.name}.journal")
-        self._journaled: _Journaled | None = None
+        self.journal = Journal(self.path.with_name(f"{self.path.name}.journal"), dim)
 
     @property
     def label(self) -> str:
@@ -116,55 +88,8 @@ class JsonFileStore(VectorStore):
 
     # -- reading the file ----------------------------------------------------------------
     def _snapshot(self) -> Snapshot:
-        """The file and, over it, the changes its journal holds (see `Change`): read
-        only from where this process last read, while the file is the same."""
-        base = self._file.read()
-        known = self._journaled
-        try:
-            with self.journal_path.open("rb") as handle:
-                status = os.fstat(handle.fileno())
-                inode = status.st_ino
-                if known is not None and known.base is base and known.inode == inode:
-                    if known.stale or known.offset == status.st_size:
-                        return known.snapshot
-                    handle.seek(known.offset)
-                else:
-                    known = None
-                data = handle.read()
-        except FileNotFoundError:
-            self._journaled = _Journaled(base, None, 0, base)
-            return base
-        except OSError as exc:
-            raise VectorStoreError(
-                f"vector store {self.journal_path} cannot be read: {exc}"
-            ) from exc
-        try:
-            return self._replay(base, known, inode, data)
-        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
-            raise VectorStoreError(
-                f"vector store journal {self.journal_path} is damaged ({exc}); restore the "
-                "store from a backup or re-ingest the documents"
-            ) from None
-
-    def _replay(
-        self, base: Snapshot, known: _Journaled | None, inode: int, data: bytes
-    ) -> Snapshot:
-        complete = data[: data.rfind(b"\n") + 1]  # a line cut short is not read
-        lines = complete.splitlines()
-        if known is None:  # from the journal's start: its header first
-            if not lines:
-                return base
-            generation, counted_by = parse_journal_header(lines[0])
-            if generation != base.generation or not generation:
-                self._journaled = _Journaled(base, inode, len(complete), base, stale=True)
-                return base
-            known = _Journaled(base, inode, 0, base, recount=counted_by != analyzer())
-            lines = lines[1:]
-        changes = [parse_change(line, self.dim, recount=known.recount) for line in lines]
-        snapshot = apply_changes(known.snapshot, changes) if changes else known.snapshot
-        offset = known.offset + len(complete)
-        self._journaled = _Journaled(base, inode, offset, snapshot, known.recount)
-        return snapshot
+        """The file and, over it, the changes its journal holds."""
+        return self.journal.over(self._file.read())
 
     def _parse(self, data: bytes) -> Snapshot:
         try:
@@ -202,15 +127,11 @@ class JsonFileStore(VectorStore):
         """Rewrite the file whole, as a new generation, and drop the journal it holds.
         Under `locked(path)`."""
         try:
-            journal = self.journal_path.stat().st_size if self.journal_path.exists() else 0
-            self._file.write(
-                dump_new_generation(snapshot, after=f"{self._replaced()}:{journal}"), snapshot
-            )
-            with contextlib.suppress(FileNotFoundError):
-                self.journal_path.unlink()  # of the last generation: ignored if it stays
+            after = f"{self._replaced()}:{self.journal.size()}"
+            self._file.write(dump_new_generation(snapshot, after=after), snapshot)
+            self.journal.folded(snapshot)
         except OSError as exc:
             raise VectorStoreError(f"vector store {self.path} cannot be written: {exc}") from exc
-        self._journaled = _Journaled(snapshot, None, 0, snapshot)
 
     def _replaced(self) -> str:
         """The generation of the file a rewrite replaces ("" for none, or one that
@@ -223,60 +144,13 @@ class JsonFileStore(VectorStore):
     def _change(self, current: Snapshot, change: Change) -> None:
         """Append the change to the journal, or rewrite the file with it once the journal
         has grown to its share of the file. Under `locked(path)`, `current` just read."""
-        changed = apply_changes(current, [change])
-        known = self._journaled
-        line = dump_change(change)
         try:
-            size = self.path.stat().st_size if current.generation else 0
+            file_size = self.path.stat().st_size if current.generation else 0
         except FileNotFoundError:
-            size = 0
-        offset = known.offset if known is not None and known.inode is not None else 0
-        if (
-            not size
-            or known is None
-            or known.snapshot is not current
-            or known.stale
-            or known.recount
-            or known.base.recounted
-            or offset + len(line) > max(JOURNAL_MIN_BYTES, JOURNAL_SHARE * size)
-        ):
+            file_size = 0
+        changed = apply_changes(current, [change])
+        if not self.journal.append(current, change, changed, file_size):
             self._write(changed)
-            return
-        try:
-            inode, offset = self._append(known, current.generation, line)
-        except OSError as exc:
-            raise VectorStoreError(
-                f"vector store {self.journal_path} cannot be written: {exc}"
-            ) from exc
-        self._journaled = _Journaled(known.base, inode, offset, changed)
-
-    def _append(self, known: _Journaled, generation: str, line: bytes) -> tuple[int, int]:
-        """Write the line at the end of the journal's last complete line (a new journal
-        starts with its header), durably; the journal's inode and its new end."""
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT, 0o666)
-        try:
-            if known.inode is None:
-                os.ftruncate(fd, 0)
-                line = dump_journal_header(generation) + line
-                offset = 0
-            else:
-                offset = known.offset
-                os.ftruncate(fd, offset)  # what a crash left of a line after it
-            os.lseek(fd, offset, os.SEEK_SET)
-            written = 0
-            while written < len(line):
-                written += os.write(fd, line[written:])
-            os.fsync(fd)
-            inode = os.fstat(fd).st_ino
-        finally:
-            os.close(fd)
-        if known.inode is None:
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)  # the new journal's name survives a power loss
-            finally:
-                os.close(dir_fd)
-        return inode, offset + len(line)
 
     def _analyse(self, documents: list[StoredChunks], *, removed: Collection[str] = ()) -> Change:
         meta: list[dict[str, Any]] = []

@@ -98,6 +98,13 @@ def _joined_rows(
     return annotated.values_list(*RECORD_FIELDS, *columns.expressions)
 
 
+def _joined_page(
+    workspace: WorkspaceFilter, limit: int, offset: int, columns: Columns
+) -> QuerySet[Document, tuple[Any, ...]]:
+    """A page of `_page`, as `_joined_rows`."""
+    return _joined_rows(_page(workspace, limit, offset), columns)
+
+
 def _split(row: tuple[Any, ...], columns: Columns) -> tuple[DocumentRecord, Joined]:
     fields = len(RECORD_FIELDS)
     return _record(row[:fields]), dict(zip(columns.expressions, row[fields:], strict=True))
@@ -127,11 +134,7 @@ def _page_joined(
     """A page, its columns and the total it is a page of in one statement (one round
     trip), compiled once per shape (the ORM writes LIMIT and OFFSET into the SQL). An
     empty page is one row of NULLs after the total."""
-    page_sql, page_params = async_reads.select_sql(
-        _joined_rows(_in_workspace(workspace).order_by(*NEWEST_FIRST), columns)[
-            offset : offset + limit
-        ]
-    )
+    page_sql, page_params = async_reads.select_sql(_joined_page(workspace, limit, offset, columns))
     count_sql, count_params = async_reads.count_sql(_in_workspace(workspace))
     # The page keeps its order through the join only if asked again, on its columns.
     order = ", ".join(
@@ -269,8 +272,7 @@ class DatabaseRegistry(RegistryBackend):
     def _page_with_columns(
         self, workspace: WorkspaceFilter, limit: int, offset: int, columns: Columns
     ) -> tuple[Sequence[tuple[DocumentRecord, Joined]], int]:
-        page = _joined_rows(_in_workspace(workspace).order_by(*NEWEST_FIRST), columns)
-        rows = page[offset : offset + limit]
+        rows = _joined_page(workspace, limit, offset, columns)
         return [_split(row, columns) for row in rows], _in_workspace(workspace).count()
 
     async def acheck(self) -> None:
