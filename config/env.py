@@ -173,12 +173,16 @@ def database_config(
     pool_recycle: float = 300,
     pool_timeout: float = 10,
     connect_timeout: int = 5,
+    network_timeout: int = 5,
 ) -> dict[str, Any]:
     """Django DATABASES["default"] for a DATABASE_URL.
 
     Postgres gets Django's native psycopg pool (min = pool_size, max = pool_size +
     max_overflow, max_lifetime = pool_recycle) with health checks on checkout; with
     `pool=False` an external pooler owns the connections, so server-side cursors are off.
+
+    Every TCP connection gives up on a network that has stopped answering after about
+    `network_timeout` seconds (`network_options`), unless the URL sets libpq's own.
     """
     normalised = normalise_database_url(url)
     try:
@@ -212,6 +216,8 @@ def database_config(
     config["ENGINE"] = POSTGRESQL
     options = dict(config.get("OPTIONS", {}))
     options.setdefault("connect_timeout", connect_timeout)
+    for name, value in network_options(network_timeout).items():
+        options.setdefault(name, value)
     # Django's pool needs CONN_MAX_AGE=0; health checks on checkout are the Django
     # counterpart of SQLAlchemy's pool_pre_ping.
     config["CONN_MAX_AGE"] = 0
@@ -227,3 +233,25 @@ def database_config(
         config["DISABLE_SERVER_SIDE_CURSORS"] = True
     config["OPTIONS"] = options
     return config
+
+
+def network_options(seconds: int) -> dict[str, int]:
+    """libpq's options that bound how long a connection waits on a dead network.
+
+    Without them a connection whose packets are dropped (a link down, a firewall that
+    forgets the flow, a host gone without a reset) waits for the kernel's retransmission
+    timeout, about 15 minutes on Linux: a request hung on a pooled connection past any
+    client's patience (issue 36, measured with a web server's link taken down).
+    `tcp_user_timeout` aborts a connection whose sent data has not been acknowledged for
+    `seconds` (a query, or the pool's check, into a dead link); keepalives probe a
+    connection silent for `seconds` (a query whose answer never comes, an idle pooled
+    connection), once a second, and the same user timeout ends it. A live server's
+    kernel answers the probes, so a long query is never cut short. Both are ignored on a
+    Unix socket, and libpq supports them on Linux (elsewhere the keepalives only)."""
+    return {
+        "keepalives": 1,
+        "keepalives_idle": seconds,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": seconds * 1000,
+    }

@@ -126,6 +126,9 @@ DATABASES = {
         pool_recycle=env_float("DB_POOL_RECYCLE", 300, minimum=1),
         pool_timeout=env_float("DB_POOL_TIMEOUT", 10, minimum=0.1),
         connect_timeout=env_int("DB_CONNECT_TIMEOUT", 5, minimum=1),
+        # How long a connection waits on a network that has stopped answering before it
+        # fails (config/env.network_options): a request on a dead link gets its 503 then.
+        network_timeout=env_int("DB_NETWORK_TIMEOUT", 5, minimum=1),
     )
 }
 # The API's hot reads (a document, a page of documents, an API key, /health) on psycopg's

@@ -48,7 +48,10 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 logger = logging.getLogger("docservice.database")
 
-JOIN_WAIT = 1.0  # seconds a request waits for another's attempt to connect, at most
+JOIN_WAIT = 0.5  # seconds a request waits for an attempt to connect, at most
+# A check of a pooled connection that failed after this long met a network that stopped
+# answering (DB_NETWORK_TIMEOUT ended it), not a server that hung up: an outage.
+HUNG_CHECK = 1.0
 
 
 class DatabaseUnavailable(psycopg.OperationalError):
@@ -61,6 +64,7 @@ class Outage:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        self._up_since = 0.0  # when the last outage ended (monotonic)
         self._error = ""
         self._attempt: _Attempt | None = None  # a request's attempt to connect, under way
 
@@ -68,10 +72,14 @@ class Outage:
     def down(self) -> bool:
         return self._down_since is not None
 
-    def failed(self, error: BaseException) -> None:
-        """An attempt to connect failed."""
+    def failed(self, error: BaseException, *, started: float | None = None) -> None:
+        """An attempt to connect (begun at `started`, monotonic) failed. One that began
+        before the last success is old news (it hung on a link since restored) and is
+        ignored."""
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         with self._lock:
+            if started is not None and started < self._up_since:
+                return
             self._error = message
             if self._down_since is not None:
                 return
@@ -85,7 +93,8 @@ class Outage:
         with self._lock:
             if self._down_since is None:
                 return
-            lasted = time.monotonic() - self._down_since
+            self._up_since = time.monotonic()
+            lasted = self._up_since - self._down_since
             self._down_since = None
         logger.warning("database available again after %.1fs", lasted)
 
@@ -98,7 +107,15 @@ class Outage:
     def check(self, probe: Callable[[], None]) -> None:
         """Return when a connection may be sought; while the database is known down, once
         an attempt to connect (`probe`, a connection opened and closed) that began after
-        the caller arrived has succeeded, and raise DatabaseUnavailable if it failed."""
+        the caller arrived has succeeded, and raise DatabaseUnavailable if it failed or
+        has not answered within JOIN_WAIT.
+
+        Attempts run in a thread of their own and the caller waits JOIN_WAIT at most: on
+        a link that drops packets an attempt hangs until DB_CONNECT_TIMEOUT, and a SYN
+        lost while the link was down is sent again only after the kernel's backoff, so
+        an attempt older than JOIN_WAIT is left to finish on its own and the next caller
+        starts a fresh one. The first request after the link returns is then served
+        within about JOIN_WAIT, not at the end of an attempt begun in the dark."""
         if self._down_since is None:
             return
         arrived = time.monotonic()
@@ -107,32 +124,34 @@ class Outage:
                 if self._down_since is None:
                     return
                 attempt = self._attempt
-                if mine := attempt is None:
+                if attempt is None or time.monotonic() - attempt.started > JOIN_WAIT:
                     attempt = self._attempt = _Attempt()
-            if mine:
-                self._try(attempt, probe)
-            elif not attempt.done.wait(max(0.0, attempt.started + JOIN_WAIT - time.monotonic())):
+                    threading.Thread(
+                        target=self._try, args=(attempt, probe), name="db-probe", daemon=True
+                    ).start()
+            if not attempt.done.wait(max(0.0, attempt.started + JOIN_WAIT - time.monotonic())):
                 raise self.refusal()  # connecting hangs: refused now, not at its timeout
             if attempt.error is None:
                 return
-            if mine or attempt.started >= arrived:
+            if not isinstance(attempt.error, psycopg.Error):
+                raise attempt.error
+            if attempt.started >= arrived:
                 raise self.refusal()
             # It began before this caller arrived: the answer may be old news; once more.
 
     def _try(self, attempt: _Attempt, probe: Callable[[], None]) -> None:
         try:
             probe()
-        except BaseException as exc:
+        except BaseException as exc:  # handed to the callers waiting on it
             attempt.error = exc
             if isinstance(exc, psycopg.Error):
-                self.failed(exc)
-            else:
-                raise
+                self.failed(exc, started=attempt.started)
         else:
             self.succeeded()
         finally:
             with self._lock:
-                self._attempt = None
+                if self._attempt is attempt:
+                    self._attempt = None
             attempt.done.set()
 
 
@@ -163,26 +182,37 @@ class WatchedPool(ConnectionPool):
         super().__init__(*args, **kwargs)
 
     def _connect(self, timeout: float | None = None) -> Any:
+        started = time.monotonic()
         try:
             connection = super()._connect(timeout)
         except psycopg.OperationalError as exc:
-            outage.failed(exc)
-            with self._lock:
-                waiting = list(self._waiting)
-                self._waiting.clear()
-            for client in waiting:
-                client.fail(outage.refusal())
+            self._unreachable(exc, started)
             raise
         outage.succeeded()
         return connection
 
+    def _unreachable(self, error: psycopg.OperationalError, started: float) -> None:
+        """The database did not answer: recorded, and the waiting requests refused."""
+        outage.failed(error, started=started)
+        with self._lock:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for client in waiting:
+            client.fail(outage.refusal())
+
     def _getconn_with_check_loop(self, deadline: float) -> Any:
         for _ in range(self.max_size):  # each connection it holds may have gone broken
             connection = self._getconn_unchecked(deadline - time.monotonic())
+            started = time.monotonic()
             try:
                 self._check_connection(connection)
-            except Exception:
+            except psycopg.OperationalError as exc:
                 self._putconn(connection, from_getconn=True)  # dropped, a new one made
+                if time.monotonic() - started >= HUNG_CHECK:  # the network, not the server
+                    self._unreachable(exc, started)
+                    raise outage.refusal() from exc
+            except Exception:
+                self._putconn(connection, from_getconn=True)
             except BaseException:  # cancelled: the connection goes back, no more tries
                 self._putconn(connection, from_getconn=True)
                 raise
@@ -199,24 +229,34 @@ class WatchedAsyncPool(AsyncConnectionPool):
         super().__init__(*args, **kwargs)
 
     async def _connect(self, timeout: float | None = None) -> Any:
+        started = time.monotonic()
         try:
             connection = await super()._connect(timeout)
         except psycopg.OperationalError as exc:
-            outage.failed(exc)
-            async with self._lock:
-                waiting = list(self._waiting)
-                self._waiting.clear()
-            for client in waiting:
-                await client.fail(outage.refusal())
+            await self._unreachable(exc, started)
             raise
         outage.succeeded()
         return connection
 
+    async def _unreachable(self, error: psycopg.OperationalError, started: float) -> None:
+        outage.failed(error, started=started)
+        async with self._lock:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for client in waiting:
+            await client.fail(outage.refusal())
+
     async def _getconn_with_check_loop(self, deadline: float) -> Any:
         for _ in range(self.max_size):
             connection = await self._getconn_unchecked(deadline - time.monotonic())
+            started = time.monotonic()
             try:
                 await self._check_connection(connection)
+            except psycopg.OperationalError as exc:
+                await self._putconn(connection, from_getconn=True)
+                if time.monotonic() - started >= HUNG_CHECK:
+                    await self._unreachable(exc, started)
+                    raise outage.refusal() from exc
             except Exception:
                 await self._putconn(connection, from_getconn=True)
             except BaseException:

@@ -80,6 +80,21 @@ class TestPostgresConfig:
         assert config["CONN_HEALTH_CHECKS"] is True
         assert config["OPTIONS"]["connect_timeout"] == 5
 
+    def test_a_dead_network_is_given_up_on_after_the_network_timeout(self):
+        """libpq's TCP user timeout and keepalives on every connection (a query into a
+        dropped link fails after DB_NETWORK_TIMEOUT instead of the kernel's 15 minutes),
+        unless the URL sets its own; a real connection accepts them (test_hosts.py cuts
+        a link under them)."""
+        options = database_config("postgresql://u@h/db", base_dir=BASE, network_timeout=4)[
+            "OPTIONS"
+        ]
+        assert (options["tcp_user_timeout"], options["keepalives_idle"]) == (4000, 4)
+        assert options["keepalives"] == 1
+        own = database_config(
+            "postgresql://u@h/db?tcp_user_timeout=30000&keepalives=0", base_dir=BASE
+        )["OPTIONS"]
+        assert (own["tcp_user_timeout"], own["keepalives"]) == (30000, 0)
+
     def test_without_pool_server_side_cursors_are_off(self):
         config = database_config("postgresql://u@h-pooler/db", base_dir=BASE, pool=False)
         assert "pool" not in config["OPTIONS"]
