@@ -114,6 +114,9 @@ PASSES: dict[str, tuple[str, ...]] = {
     "tests/operations/test_api_fast_path.py": (POSTGRES,),
     "tests/operations/test_sync_threads.py": (POSTGRES,),
     "tests/operations/test_request_log.py": (POSTGRES,),
+    # /metrics: the processes' files, the scrape's rule, the pools' and outages' figures
+    # (PostgreSQL's pools): the same on every engine and store.
+    "tests/operations/test_metrics.py": (POSTGRES,),
     # Several gunicorn workers at once over one registry: both engines' concurrency.
     "tests/operations/test_under_gunicorn.py": (SQLITE, POSTGRES),
     # ... and the server as an operator meets it (proxies, its log, its control socket,
@@ -134,6 +137,9 @@ PASSES: dict[str, tuple[str, ...]] = {
     "tests/operations/test_outage.py": (POSTGRES,),
     "tests/operations/test_async_reads.py": (POSTGRES,),
     "tests/operations/test_faults.py": (POSTGRES,),
+    # Several hosts on a PostgreSQL 18 with pgvector of the test's own, with a network
+    # between them (VECTOR_STORE=pgvector, whatever the pass): once, in the store's pass.
+    "tests/operations/test_hosts.py": (PGVECTOR,),
 }
 
 
@@ -147,6 +153,7 @@ def passes_of(nodeid: str) -> tuple[str, ...]:
 # servers, workers and PostgreSQL restarts. Begun last, one of them ran on alone while
 # the pass's other workers had finished.
 SLOW_FIRST = (
+    "tests/operations/test_hosts.py",
     "tests/jobs/test_background_ingest.py",
     "tests/operations/test_faults.py",
     "tests/operations/test_make_run.py",

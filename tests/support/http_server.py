@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -121,11 +123,14 @@ GEMINI_EMBEDDINGS = "/v1beta/models/text-embedding-004:batchEmbedContents"
 
 
 @contextlib.contextmanager
-def slow_embeddings(seconds_per_batch: float) -> Iterator[dict[str, str]]:
+def slow_embeddings(
+    seconds_per_batch: float, server: Callable[[], CannedServer] = CannedServer
+) -> Iterator[dict[str, str]]:
     """A stand-in for Google's embedding API (the Gemini embedder's wire protocol, on a
-    loopback server) that answers each batch of up to 100 texts after
-    `seconds_per_batch`: a job that takes seconds without taking a core, for the tests
-    that stop workers mid-job. Yields the settings that point the service at it."""
+    loopback server, or the one `server` makes) that answers each batch of up to 100
+    texts after `seconds_per_batch`: a job that takes seconds without taking a core, for
+    the tests that stop workers mid-job. Yields the settings that point the service at
+    it."""
 
     def answer(handler: CannedHandler) -> None:
         texts = [r["content"]["parts"][0]["text"] for r in json.loads(handler.body())["requests"]]
@@ -134,16 +139,22 @@ def slow_embeddings(seconds_per_batch: float) -> Iterator[dict[str, str]]:
         body = json.dumps({"embeddings": [{"values": v} for v in vectors]}).encode()
         handler.respond(200, body, [("Content-Type", "application/json")])
 
-    with CannedServer() as server:
-        server.routes[GEMINI_EMBEDDINGS] = answer
+    with server() as running:
+        running.routes[GEMINI_EMBEDDINGS] = answer
         yield {
             "EMBEDDER": "gemini",
             "GOOGLE_API_KEY": "test-key-for-a-loopback-server",
-            "GEMINI_BASE_URL": server.url(),
+            "GEMINI_BASE_URL": running.url(),
         }
 
 
 def _vector(text: str) -> list[float]:
-    """768 numbers that depend on the text alone."""
-    seed = hashlib.sha256(text.encode()).digest()
-    return [(byte - 127.5) / 127.5 for byte in (seed * 24)]
+    """768 numbers that depend on the text's words alone: each word adds ±1 at a place
+    its digest picks, so a question sharing words with a chunk lies near it (an answer
+    can find its sources) and the same text always gets the same vector."""
+    values = [0.0] * 768
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        values[int.from_bytes(digest[:4], "big") % 768] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(value * value for value in values)) or 1.0
+    return [value / norm for value in values]

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,13 +101,16 @@ class Child:
 
 
 @contextlib.contextmanager
-def child_process(args: list[str], env: dict[str, str], log: list[str] | None) -> Iterator[Child]:
-    """`python ARGS` from the project's directory. Its stderr is read as it comes: the
+def child_process(
+    args: list[str], env: dict[str, str], log: list[str] | None, *, prefix: Sequence[str] = ()
+) -> Iterator[Child]:
+    """`python ARGS` from the project's directory (after `prefix`: `ip netns exec HOST`,
+    tests/support/netns.py). Its stderr is read as it comes: the
     service logs a line per request, and a full pipe would block it (a fuzzing run
     stopped answering after a few hundred). Stopped with SIGTERM, then killed if it
     lingers; `log` receives its lines once it has stopped."""
     process = subprocess.Popen(
-        [sys.executable, *args],
+        [*prefix, sys.executable, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
