@@ -123,6 +123,10 @@ class Network:
         self.hosts: list[Host] = []
 
     def __enter__(self) -> Network:
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        for line in listed.splitlines():  # left by a run of this process id that was killed
+            if line.startswith(f"{self.prefix}-"):
+                ip("netns", "del", line.split()[0])
         ip("netns", "add", self.switch)
         for bridge in ("back", "front"):
             ip("-n", self.switch, "link", "add", bridge, "type", "bridge")
