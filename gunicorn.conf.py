@@ -10,6 +10,7 @@ import hashlib
 import os
 import sys
 import tempfile
+from typing import Any
 
 from config.env import env_int, env_str, read_env_file
 
@@ -48,3 +49,23 @@ def on_starting(server: object) -> None:
         sys.stderr.write(f"Configuration error: {exc}\n")
         sys.stderr.flush()
         os._exit(1)  # before gunicorn's own handlers print the traceback again
+    if settings.METRICS_ENABLED:
+        # A previous run's values go (counters start again, as Prometheus expects after a
+        # restart); a db_worker already running keeps its files (common/metrics.py).
+        # Imported now: the settings have set PROMETHEUS_MULTIPROC_DIR, which
+        # prometheus-client reads when first imported, and the workers forked from here
+        # inherit both.
+        from common.metrics import remove_dead_files
+
+        remove_dead_files(settings.METRICS_DIR)
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A worker has ended: its live gauges (the database's state, its pools) go with it;
+    its counters stay counted."""
+    from django.conf import settings
+
+    if settings.METRICS_ENABLED:
+        from common.metrics import mark_dead
+
+        mark_dead(worker.pid)

@@ -384,3 +384,29 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# --- Metrics ------------------------------------------------------------------------
+# GET /metrics in Prometheus's format (config/metrics.py, docs/metrics.md): every process
+# of this host, web workers and db_workers alike, writes its values to files of its own in
+# METRICS_DIR, and a scrape adds them up (common/metrics.py). prometheus-client picks that
+# mode when it is first imported, from PROMETHEUS_MULTIPROC_DIR: set here, from
+# METRICS_DIR, in every process, before anything imports it. Served to the addresses in
+# METRICS_ALLOWED_NETWORKS (loopback by default) reaching the server directly, or to
+# anyone sending `Authorization: Bearer METRICS_TOKEN`; anyone else gets 403.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS") or ["127.0.0.0/8", "::1/128"]
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_DIR = env_path("METRICS_DIR", DATA_DIR / "metrics", base_dir=BASE_DIR)
+if METRICS_ENABLED:
+    try:
+        METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(f"METRICS_DIR={METRICS_DIR} cannot be made: {exc}") from None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+    # First: each request timed whole, by the route Django resolved (config/serving/metrics.py).
+    MIDDLEWARE.insert(0, "config.serving.metrics.RequestMetrics")
+    if not DEBUG:
+        SECURE_REDIRECT_EXEMPT.append(r"^metrics$")  # Prometheus scrapes over plain HTTP
+else:
+    # A parent process's (a test run's) must not send this one's values to its directory.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -233,6 +233,16 @@ async def fetch_models(queryset: QuerySet[M]) -> list[M]:
     return models
 
 
+def opened_pools() -> list[AsyncConnectionPool]:
+    """This process's pools that have opened (one per event loop: a web worker has one),
+    for a thread that reads their figures (common/db/pool_metrics.py)."""
+    return [
+        opening.result()
+        for opening in list(_pools.values())
+        if opening.done() and not opening.cancelled() and opening.exception() is None
+    ]
+
+
 async def pool_stats() -> dict[str, int]:
     """psycopg_pool's counters for the running loop's pool (empty before its first use)."""
     opening = _pools.get(asyncio.get_running_loop())

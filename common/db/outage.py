@@ -46,6 +46,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from common import metrics
+
 logger = logging.getLogger("docservice.database")
 
 JOIN_WAIT = 0.5  # seconds a request waits for an attempt to connect, at most
@@ -84,6 +86,7 @@ class Outage:
             if self._down_since is not None:
                 return
             self._down_since = time.monotonic()
+        metrics.database_down(True)
         logger.error("database unavailable: %s; refusing requests until it answers", message)
 
     def succeeded(self) -> None:
@@ -96,6 +99,7 @@ class Outage:
             self._up_since = time.monotonic()
             lasted = self._up_since - self._down_since
             self._down_since = None
+        metrics.database_down(False)
         logger.warning("database available again after %.1fs", lasted)
 
     def refusal(self) -> DatabaseUnavailable:

@@ -12,8 +12,8 @@ them on each Django upgrade. Setting: API_FAST_PATH=false leaves it out of MIDDL
 
 ApiFastPath comes right after the request log in MIDDLEWARE. A request for the admin or
 the static files goes on down the whole list, as before. Any other request is checked
-against ALLOWED_HOSTS (as CommonMiddleware does; not /health, which load balancers probe
-by address), gets SecurityMiddleware's redirect and headers and
+against ALLOWED_HOSTS (as CommonMiddleware does; not /health and /metrics, which load
+balancers and Prometheus reach by address), gets SecurityMiddleware's redirect and headers and
 XFrameOptionsMiddleware's header (their hooks touch no database and run on the event
 loop), and goes straight to Django's URL resolver and view, with Django's own exception
 handling. MIDDLEWARE keeps every entry, so `check --deploy` and the admin's checks see
@@ -34,6 +34,8 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+# Reached by an instance's address rather than a host name: no host check.
+BY_ADDRESS = frozenset({"/health", "/metrics"})
 
 
 def _views_only() -> GetResponse:
@@ -63,9 +65,10 @@ class ApiFastPath:
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if request.path.startswith(self.site_prefixes) or request.path == "/admin":
             return await self.get_response(request)
-        if request.path != "/health":
-            # DisallowedHost (400) unless in ALLOWED_HOSTS. Not for /health: a load
-            # balancer probes each instance by its address, and the answer names no host.
+        if request.path not in BY_ADDRESS:
+            # DisallowedHost (400) unless in ALLOWED_HOSTS. Not for /health and /metrics:
+            # a load balancer and Prometheus reach each instance by its address, and the
+            # answers name no host.
             request.get_host()
         response: HttpResponseBase | None = self.security.process_request(request)
         if response is None:
