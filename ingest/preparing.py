@@ -21,7 +21,7 @@ import numpy as np
 from django.conf import settings
 
 from ingest.exceptions import ContentConflict, ContentTooLarge, EmptyDocument
-from ingest.search.embeddings import get_embedder
+from ingest.search.embeddings import embed_chunks
 from ingest.search.fusion import searchable
 from ingest.sources.chunking import chunk_sections
 from ingest.sources.extraction import Extracted, PageProgress, extract
@@ -185,7 +185,7 @@ def cut(upload: Upload, *, progress: PageProgress | None = None) -> Cut:
 def prepare(upload: Upload, *, progress: PageProgress | None = None) -> Prepared:
     """cut(), then embed each chunk with its headings."""
     pieces = cut(upload, progress=progress)
-    return Prepared(pieces, get_embedder().embed(pieces.searchable()))
+    return Prepared(pieces, embed_chunks(pieces.searchable()))
 
 
 def clean_filename(name: str, *, fallback: str = "document") -> str:

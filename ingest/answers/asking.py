@@ -5,12 +5,14 @@ server-sent events (`stream_answer`). Read-only; called by the API and the admin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
+from common.metrics import ASK_PHASE_SECONDS, ask_phase
 from ingest.answers.extractive import (
     NO_ANSWER,
     Answer,
@@ -49,10 +51,12 @@ async def retrieve(
     embedder = get_embedder()
     store = await asyncio.to_thread(get_vector_store)  # may load a model: off the loop
     query_terms = terms(question)
-    query = (await asyncio.to_thread(embedder.embed, [question]))[0]
-    # Ask for more than top_k: hits of documents deleted a moment ago are dropped below.
-    found = await store.asearch(query, query_terms, workspace=names, top_k=top_k * 3)
-    documents = await get_backend().aget_many({hit.file_id for hit in found.hits})
+    with ask_phase("embedding"):
+        query = (await asyncio.to_thread(embedder.embed, [question]))[0]
+    with ask_phase("search"):
+        # Ask for more than top_k: hits of documents deleted a moment ago are dropped below.
+        found = await store.asearch(query, query_terms, workspace=names, top_k=top_k * 3)
+        documents = await get_backend().aget_many({hit.file_id for hit in found.hits})
     # A document being ingested in the background may have chunks a moment before its
     # row counts them: never cite it before.
     ranked = [
@@ -70,6 +74,11 @@ async def answer_question(
     """The answer to a question from the workspace's documents: extractive, or written
     by the ANSWER_GENERATOR model from the retrieved chunks, citing them."""
     retrieved = await retrieve(question=question, workspace=workspace, top_k=top_k, scope=scope)
+    with ask_phase("answering"):
+        return await _answer(retrieved)
+
+
+async def _answer(retrieved: Retrieved) -> Answer:
     generator = get_generator()
     if generator is None:
         return await asyncio.to_thread(_extract, retrieved)
@@ -112,6 +121,24 @@ async def stream_answer(retrieved: Retrieved) -> AsyncIterator[AnswerEvent]:
     """A retrieved question's answer as events: the sources first, then the answer's
     text as the model writes it, then `done` with the whole answer and the sources it
     cites (or `error` with a detail). Cancelling the iteration cancels the model call."""
+    events = _events(retrieved)
+    spent = 0.0  # answering: making the events, not the client's reading them
+    try:
+        while True:
+            started = time.perf_counter()
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                return
+            finally:
+                spent += time.perf_counter() - started
+            yield event
+    finally:
+        await events.aclose()
+        ASK_PHASE_SECONDS["answering"].observe(spent)
+
+
+async def _events(retrieved: Retrieved) -> AsyncGenerator[AnswerEvent, None]:
     generator = get_generator()
     if generator is None:
         extracted = await asyncio.to_thread(_extract, retrieved)

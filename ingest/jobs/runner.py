@@ -25,10 +25,11 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_tasks import TaskContext, task
 
+from common.metrics import JOBS
 from ingest.exceptions import IngestError
 from ingest.models import DELETED, IngestJob, IngestJobQuerySet
 from ingest.preparing import Upload, cut, document_record
-from ingest.search.embeddings import get_embedder
+from ingest.search.embeddings import embed_chunks
 from ingest.services import document_store
 from registry.audit import Actor
 from registry.backends import get_backend
@@ -89,13 +90,16 @@ class Runner:
         held = IngestJob.objects.filter(pk=job.pk).held_by(task_id)
         try:
             self._ingest(job, held)
+            JOBS["succeeded"].inc()
         except JobTakenAway:
             logger.info("job %s stopped: cancelled or taken back", job.job_id)
         except JobCancelled as exc:
-            held.finish(Status.CANCELLED, detail=str(exc))
+            if held.finish(Status.CANCELLED, detail=str(exc)):
+                JOBS["cancelled"].inc()
             logger.info("job %s cancelled: %s", job.job_id, exc)
         except Released:
-            _requeue(job, held, delay=0, detail="", attempts=job.attempts - 1)
+            if _requeue(job, held, delay=0, detail="", attempts=job.attempts - 1):
+                JOBS["released"].inc()
             logger.info("job %s went back to the queue: its worker is stopping", job.job_id)
         except (RegistryUnavailable, DatabaseError) as exc:
             logger.warning("job %s: the registry is unavailable: %s", job.job_id, exc)
@@ -133,7 +137,7 @@ class Runner:
                 raise JobTakenAway
             counted = done
 
-        vectors = get_embedder().embed(texts, progress=progress)
+        vectors = embed_chunks(texts, progress=progress)
         backend = get_backend()
         current = backend.get_many([job.file_id]).get(job.file_id)
         if current is None:
@@ -233,6 +237,7 @@ def fail(job: IngestJob, held: IngestJobQuerySet, status: int, detail: str) -> N
     """The job failed for good; a placeholder it was to fill goes (nothing is stored)."""
     if not held.finish(Status.FAILED, error_status=status, detail=detail):
         return
+    JOBS["failed"].inc()
     logger.warning("job %s failed (%s): %s", job.job_id, status, detail)
     if job.replaces:
         return
@@ -256,7 +261,8 @@ def _retry_or_fail(
         fail(job, held, status, f"{detail} (gave up after {job.attempts} attempts)")
         return
     delay = settings.JOB_RETRY_SECONDS * 2 ** (job.attempts - 1)
-    _requeue(job, held, delay=delay, detail=detail)
+    if _requeue(job, held, delay=delay, detail=detail):
+        JOBS["retried"].inc()
     logger.info("job %s queued again in %.0f s (attempt %s)", job.job_id, delay, job.attempts)
 
 
@@ -267,7 +273,10 @@ def _requeue(
     delay: float,
     detail: str,
     attempts: int | None = None,
-) -> None:
+) -> bool:
+    """Queue the job again under a new task, if it is still this task's; whether it was."""
     with transaction.atomic():
-        if held.select_for_update().exists():
-            held.requeue(task_id=new_task(job, delay=delay), detail=detail, attempts=attempts)
+        if not held.select_for_update().exists():
+            return False
+        held.requeue(task_id=new_task(job, delay=delay), detail=detail, attempts=attempts)
+        return True

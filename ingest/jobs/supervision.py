@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
+from common.metrics import JOBS
 from ingest.jobs.runner import Runner, fail, new_task
 from ingest.models import IngestJob, JobWorker
 
@@ -59,7 +60,9 @@ def beat(runner: Runner) -> int:
     if in_hand is not None:
         held = IngestJob.objects.filter(pk=in_hand.job_id).held_by(in_hand.task_id)
         held.update(heartbeat_at=Now())
-    return recover_stale_jobs() + recover_orphaned_jobs()
+    taken = recover_stale_jobs() + recover_orphaned_jobs()
+    JOBS["taken_back"].inc(taken)
+    return taken
 
 
 def recover_stale_jobs() -> int:

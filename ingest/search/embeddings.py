@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 from django.conf import settings
 
+from common.metrics import CHUNKS_EMBEDDED
 from common.progress import Progress, report
 from common.singletons import Singleton
 from ingest.exceptions import EmbedderUnavailable
@@ -316,3 +317,18 @@ _embedder: Singleton[Embedder] = Singleton(
 )
 get_embedder = _embedder.get
 reset_embedder = _embedder.reset
+
+
+def embed_chunks(texts: list[str], *, progress: Progress | None = None) -> np.ndarray:
+    """A document's chunks embedded, each batch counted in docservice_chunks_embedded_total
+    as it is done (a long document's rate is seen while it is embedded)."""
+    counted = 0
+
+    def count(phase: str, done: int, total: int) -> None:
+        nonlocal counted
+        if done > counted:
+            CHUNKS_EMBEDDED.inc(done - counted)
+            counted = done
+        report(progress, phase, done, total)
+
+    return get_embedder().embed(texts, progress=count)

@@ -12,6 +12,7 @@ import logging
 
 from django.conf import settings
 
+from common.metrics import OCR_PAGES
 from ingest.exceptions import EmptyDocument
 from ingest.sources.child import Pages, read_in_child
 from ingest.sources.extraction import PageProgress, Read, Section
@@ -56,11 +57,31 @@ def _read(kind: str, data: bytes, progress: PageProgress | None) -> Pages:
         seconds=settings.PDF_TIME_LIMIT,
         memory_mb=settings.PDF_MEMORY_LIMIT_MB,
         ocr=ocr_limits(),
-        progress=progress,
+        progress=_counting_ocr(progress),
     )
     if pages.not_read:
         logger.warning("PDF read in part: %s", pages.not_read)
     return pages
+
+
+def _counting_ocr(progress: PageProgress | None) -> PageProgress:
+    """`progress`, counting the pages read by OCR in docservice_ocr_pages_total as each is
+    read. The child's first count is of the pages it will not read by OCR (their text
+    layer is enough); each count after it is one more page read by OCR."""
+    first: int | None = None
+    counted = 0
+
+    def count(done: int, total: int) -> None:
+        nonlocal first, counted
+        if first is None:
+            first = done
+        elif done - first > counted:
+            OCR_PAGES.inc(done - first - counted)
+            counted = done - first
+        if progress is not None:
+            progress(done, total)
+
+    return count
 
 
 def _sections(pages: Pages) -> list[Section]:

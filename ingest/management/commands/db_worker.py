@@ -9,7 +9,10 @@
 - SIGTERM (and Ctrl-C) lets the job in hand finish its batch and go back to the queue,
   then the worker exits; a second signal ends it at once;
 - it runs at a lower CPU priority (JOB_WORKER_NICE), so the API's requests on the same
-  host come first.
+  host come first;
+- its metrics (jobs, chunks embedded, pages read by OCR, its database pools) go to the
+  host's METRICS_DIR, which the web server beside it serves; on a host without one,
+  `--metrics-port` serves them itself (docs/metrics.md).
 
 It replaces django_tasks_db's command of the same name (`ingest` comes first in
 INSTALLED_APPS), with the same options.
@@ -21,6 +24,7 @@ import contextlib
 import logging
 import os
 import time
+from argparse import ArgumentParser
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,6 +35,8 @@ from django.db import DatabaseError, close_old_connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 
+from common import metrics
+from common.db import pool_metrics
 from ingest import warmup
 from ingest.jobs.runner import runner
 from ingest.jobs.supervision import Supervisor
@@ -55,6 +61,8 @@ def lower_priority(by: int) -> None:
 
 class Worker(db_worker.Worker):
     def run(self) -> None:
+        metrics.publish_info()
+        pool_metrics.start_sampling()
         runner.serve_as(self.worker_id)
         supervisor = Supervisor(runner)
         supervisor.start()
@@ -83,11 +91,37 @@ class Worker(db_worker.Worker):
         super().shutdown(signum, frame)
 
 
+def serve_metrics(host: str, port: int) -> None:
+    """The host's metrics on `port`, under /metrics's rule (common/metrics.py)."""
+    if not settings.METRICS_ENABLED:
+        raise CommandError("--metrics-port needs METRICS_ENABLED=true")
+    metrics.remove_dead_files(settings.METRICS_DIR)  # as gunicorn does at its start
+    try:
+        metrics.serve(host, port)
+    except OSError as exc:
+        raise CommandError(f"--metrics-port {port} on {host}: {exc}") from None
+    logger.info("metrics served on http://%s:%s/metrics", host, port)
+
+
 class Command(db_worker.Command):
     help = (
         "Run a background worker: take queued ingestion jobs from the database, one at a "
         "time, until stopped. Any number may run, on any hosts sharing the database."
     )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="Serve GET /metrics of this host's workers on this port (a host without a "
+            "web server; one worker per host)",
+        )
+        parser.add_argument(
+            "--metrics-host",
+            default="127.0.0.1",
+            help="The address --metrics-port listens on (default: %(default)s)",
+        )
 
     def handle(
         self,
@@ -105,6 +139,8 @@ class Command(db_worker.Command):
         **options: Any,
     ) -> None:
         self.configure_logging(verbosity)
+        if options.get("metrics_port") is not None:
+            serve_metrics(options["metrics_host"], options["metrics_port"])
         if settings.JOB_WORKER_NICE:
             lower_priority(settings.JOB_WORKER_NICE)
         queue_names = queue_name.split(",")
