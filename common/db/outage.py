@@ -19,20 +19,27 @@ the database long back), and a request that finds its pooled connections broken 
 So each process keeps one record: the last attempt to connect failed (the pools' own
 attempts, and requests' own), or it did not. When a pool's attempt fails, the requests
 waiting on that pool are refused. While the record says down, a request that needs a
-connection first tries one of its own (waiting DB_CONNECT_TIMEOUT at most), shared with
-the requests arriving meanwhile: one attempt at a time, and a request whose shared
-attempt began before it arrived and failed tries once more. So the first request after
+connection first has an attempt made (in a thread of its own, DB_CONNECT_TIMEOUT at
+most), shared with the requests arriving meanwhile, and a request whose shared attempt
+began before it arrived and failed has another made. So the first request after
 PostgreSQL accepts connections again clears the record and is served, and none is
 refused on old news; while the database refuses connections, each is refused in the
-time it takes to be refused (503). A request that would wait more than JOIN_WAIT for
-another's attempt (a host that does not answer at all) is refused without waiting.
+time it takes to be refused (503). No request waits more than JOIN_WAIT for an attempt
+(a host that does not answer at all, a dead link): it is refused then, and an attempt
+older than JOIN_WAIT is left to end on its own while the next request has a fresh one
+made, so a restored link is found within about JOIN_WAIT, not when an attempt begun in
+the dark times out (its lost SYN resent only after the kernel's backoff).
 Once the record is clear the pools serve again: their lost connections were dropped
 rather than retried with a backoff (reconnect_timeout 0: a new one is made when a
 request needs it), and the connections that went broken while idle are replaced one
 after another without a pause (WatchedPool).
 
 A connection that fails its check on checkout is not an outage (Neon closes idle
-connections when it suspends a compute): only a failed attempt to connect is.
+connections when it suspends a compute), unless the check hung for HUNG_CHECK first: a
+server that hung up says so at once, while a check into a dead link fails only when
+DB_NETWORK_TIMEOUT (libpq's tcp_user_timeout, config/env.network_options) ends it. That
+request is refused there and then, rather than checking the pool's other connections,
+each as dead, one DB_NETWORK_TIMEOUT after another.
 """
 
 from __future__ import annotations
