@@ -71,7 +71,9 @@ class Outage:
     """This process's view of whether the database can be reached."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        # Notified when the outage ends and when an attempt ends.
+        self._changed = threading.Condition(self._lock)
         self._down_since: float | None = None
         self._up_since = 0.0  # when the last outage ended (monotonic)
         self._error = ""
@@ -106,6 +108,7 @@ class Outage:
             self._up_since = time.monotonic()
             lasted = self._up_since - self._down_since
             self._down_since = None
+            self._changed.notify_all()
         metrics.database_down(False)
         logger.warning("database available again after %.1fs", lasted)
 
@@ -130,8 +133,8 @@ class Outage:
         if self._down_since is None:
             return
         arrived = time.monotonic()
-        while True:
-            with self._lock:
+        with self._changed:
+            while True:
                 if self._down_since is None:
                     return
                 attempt = self._attempt
@@ -140,15 +143,20 @@ class Outage:
                     threading.Thread(
                         target=self._try, args=(attempt, probe), name="db-probe", daemon=True
                     ).start()
-            if not attempt.done.wait(max(0.0, attempt.started + JOIN_WAIT - time.monotonic())):
-                raise self.refusal()  # connecting hangs: refused now, not at its timeout
-            if attempt.error is None:
-                return
-            if not isinstance(attempt.error, psycopg.Error):
-                raise attempt.error
-            if attempt.started >= arrived:
-                raise self.refusal()
-            # It began before this caller arrived: the answer may be old news; once more.
+                # Served by whichever attempt succeeds first, this one or a fresher one.
+                self._changed.wait_for(
+                    lambda attempt=attempt: self._down_since is None or attempt.done.is_set(),
+                    timeout=max(0.0, attempt.started + JOIN_WAIT - time.monotonic()),
+                )
+                if self._down_since is None:
+                    return
+                if not attempt.done.is_set():
+                    raise self.refusal()  # connecting hangs: refused now, not at its timeout
+                if not isinstance(attempt.error, psycopg.Error):
+                    raise attempt.error or RuntimeError("an attempt ended with no outcome")
+                if attempt.started >= arrived:
+                    raise self.refusal()
+                # It began before this caller arrived: the answer may be old news; again.
 
     def _try(self, attempt: _Attempt, probe: Callable[[], None]) -> None:
         try:
@@ -160,10 +168,11 @@ class Outage:
         else:
             self.succeeded()
         finally:
-            with self._lock:
+            with self._changed:
                 if self._attempt is attempt:
                     self._attempt = None
-            attempt.done.set()
+                attempt.done.set()
+                self._changed.notify_all()
 
 
 class _Attempt:
@@ -183,6 +192,10 @@ class WatchedPool(ConnectionPool):
     the requests waiting for a connection are refused there and then (as psycopg's own
     close() refuses them) instead of each waiting out its timeout, and the lost
     connection is not retried in the background (a request that needs one makes it).
+    While the database is known down the pool makes no attempt of its own: an attempt
+    begun on a dead link would still be waiting for its lost packets to be resent when
+    the link returns, and the pool grows one connection at a time, so requests would
+    queue behind it (seconds, measured); a request's own attempt finds the database back.
     A request that finds pooled connections broken takes the next one without psycopg's
     pause between them. Uses the pool's private `_connect`, `_lock`, `_waiting`,
     `_getconn_unchecked`, `_check_connection` and `_putconn`: psycopg-pool is pinned
@@ -193,6 +206,9 @@ class WatchedPool(ConnectionPool):
         super().__init__(*args, **kwargs)
 
     def _connect(self, timeout: float | None = None) -> Any:
+        if outage.down:  # a request's own attempt finds it back: none begun in the dark
+            self._refuse_waiting()
+            raise outage.refusal()
         started = time.monotonic()
         try:
             connection = super()._connect(timeout)
@@ -205,6 +221,9 @@ class WatchedPool(ConnectionPool):
     def _unreachable(self, error: psycopg.OperationalError, started: float) -> None:
         """The database did not answer: recorded, and the waiting requests refused."""
         outage.failed(error, started=started)
+        self._refuse_waiting()
+
+    def _refuse_waiting(self) -> None:
         with self._lock:
             waiting = list(self._waiting)
             self._waiting.clear()
@@ -218,10 +237,11 @@ class WatchedPool(ConnectionPool):
             try:
                 self._check_connection(connection)
             except psycopg.OperationalError as exc:
-                self._putconn(connection, from_getconn=True)  # dropped, a new one made
                 if time.monotonic() - started >= HUNG_CHECK:  # the network, not the server
-                    self._unreachable(exc, started)
+                    self._unreachable(exc, started)  # first: no replacement tried in the dark
+                    self._putconn(connection, from_getconn=True)
                     raise outage.refusal() from exc
+                self._putconn(connection, from_getconn=True)  # dropped, a new one made
             except Exception:
                 self._putconn(connection, from_getconn=True)
             except BaseException:  # cancelled: the connection goes back, no more tries
@@ -240,6 +260,9 @@ class WatchedAsyncPool(AsyncConnectionPool):
         super().__init__(*args, **kwargs)
 
     async def _connect(self, timeout: float | None = None) -> Any:
+        if outage.down:
+            await self._refuse_waiting()
+            raise outage.refusal()
         started = time.monotonic()
         try:
             connection = await super()._connect(timeout)
@@ -251,6 +274,9 @@ class WatchedAsyncPool(AsyncConnectionPool):
 
     async def _unreachable(self, error: psycopg.OperationalError, started: float) -> None:
         outage.failed(error, started=started)
+        await self._refuse_waiting()
+
+    async def _refuse_waiting(self) -> None:
         async with self._lock:
             waiting = list(self._waiting)
             self._waiting.clear()
@@ -264,10 +290,11 @@ class WatchedAsyncPool(AsyncConnectionPool):
             try:
                 await self._check_connection(connection)
             except psycopg.OperationalError as exc:
-                await self._putconn(connection, from_getconn=True)
                 if time.monotonic() - started >= HUNG_CHECK:
                     await self._unreachable(exc, started)
+                    await self._putconn(connection, from_getconn=True)
                     raise outage.refusal() from exc
+                await self._putconn(connection, from_getconn=True)
             except Exception:
                 await self._putconn(connection, from_getconn=True)
             except BaseException:

@@ -66,6 +66,15 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
+def _link(namespace: str, interface: str) -> str:
+    done = subprocess.run(
+        ["ip", "-n", namespace, "-d", "-o", "link", "show", interface],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
+
+
 class Host:
     """One host: a network namespace, its address, and a way to act from inside it."""
 
@@ -107,7 +116,21 @@ class Host:
         ip("-n", self.switch, "link", "set", self.port, "down")
 
     def restore(self) -> None:
+        """Put the cable back; return once the host's interface carries packets again.
+
+        The kernel passes a veth's carrier to its other end, and the bridge starts
+        forwarding on the port, in its link-watch work, up to a second later: until
+        both ends say so the host's packets are still dropped, and that second belongs
+        to this emulated cable, not to the service."""
         ip("-n", self.switch, "link", "set", self.port, "up")
+        deadline = time.monotonic() + 5
+        while not (
+            "state UP" in _link(self.namespace, "eth0")
+            and "bridge_slave state forwarding" in _link(self.switch, self.port)
+        ):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}'s link did not come back up")
+            time.sleep(0.01)
 
     def close(self) -> None:
         if self._threads is not None:
