@@ -261,8 +261,12 @@ def _retry_or_fail(
         fail(job, held, status, f"{detail} (gave up after {job.attempts} attempts)")
         return
     delay = settings.JOB_RETRY_SECONDS * 2 ** (job.attempts - 1)
-    if _requeue(job, held, delay=delay, detail=detail):
-        JOBS["retried"].inc()
+    if not _requeue(job, held, delay=delay, detail=detail):
+        # Its lease ran out while this worker could not reach the database (cut off, say):
+        # the job is another's now, and this late write was refused.
+        logger.info("job %s stopped: cancelled or taken back", job.job_id)
+        return
+    JOBS["retried"].inc()
     logger.info("job %s queued again in %.0f s (attempt %s)", job.job_id, delay, job.attempts)
 
 
