@@ -6,6 +6,9 @@ pools' waits and the database's outages, and the scrape refused to whoever may n
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +23,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.metrics import remove_dead_files
 from config.serving.metrics import route_label
 from tests.formats.test_scans import saved, scanned_page
 from tests.support.live import LiveService, multipart
@@ -353,3 +357,24 @@ def test_a_worker_on_a_host_of_its_own_serves_its_metrics(start_live_service, tm
     served = scrape(service.base_url)  # the web server's host counted none of it
     assert served("docservice_ingest_jobs_total", outcome="succeeded") == 0
     assert served("docservice_ocr_pages_total") == 0
+
+
+def test_gunicorn_starting_keeps_the_files_of_processes_still_running(tmp_path: Path):
+    """`make run` starts its db_worker a moment before gunicorn, whose start removes a
+    previous run's files: the worker's, its process running, stay."""
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    gone, running = int(ended.stdout), os.getpid()
+    for pid in (gone, running):
+        for kind in ("counter", "histogram", "gauge_livemax"):
+            (tmp_path / f"{kind}_{pid}.db").write_bytes(b"")
+    assert remove_dead_files(tmp_path) == 3
+    assert sorted(file.name for file in tmp_path.iterdir()) == [
+        f"counter_{running}.db",
+        f"gauge_livemax_{running}.db",
+        f"histogram_{running}.db",
+    ]
