@@ -95,7 +95,7 @@ class Outage:
             if self._down_since is not None:
                 return
             self._down_since = time.monotonic()
-        metrics.database_down(True)
+            metrics.database_down(True)  # under the lock: in the order the record changes
         logger.error("database unavailable: %s; refusing requests until it answers", message)
 
     def succeeded(self) -> None:
@@ -109,7 +109,7 @@ class Outage:
             lasted = self._up_since - self._down_since
             self._down_since = None
             self._changed.notify_all()
-        metrics.database_down(False)
+            metrics.database_down(False)
         logger.warning("database available again after %.1fs", lasted)
 
     def refusal(self) -> DatabaseUnavailable:
