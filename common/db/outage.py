@@ -48,6 +48,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -145,7 +146,7 @@ class Outage:
                     ).start()
                 # Served by whichever attempt succeeds first, this one or a fresher one.
                 self._changed.wait_for(
-                    lambda attempt=attempt: self._down_since is None or attempt.done.is_set(),
+                    partial(self._settled, attempt),
                     timeout=max(0.0, attempt.started + JOIN_WAIT - time.monotonic()),
                 )
                 if self._down_since is None:
@@ -157,6 +158,9 @@ class Outage:
                 if attempt.started >= arrived:
                     raise self.refusal()
                 # It began before this caller arrived: the answer may be old news; again.
+
+    def _settled(self, attempt: _Attempt) -> bool:
+        return self._down_since is None or attempt.done.is_set()
 
     def _try(self, attempt: _Attempt, probe: Callable[[], None]) -> None:
         try:
