@@ -89,6 +89,21 @@ class Runner:
         self.in_hand = InHand(job.pk, task_id)
         held = IngestJob.objects.filter(pk=job.pk).held_by(task_id)
         try:
+            self._run_held(job, held)
+        except DatabaseError as exc:
+            # The outcome could not be written (the database gone, this worker cut off):
+            # the job stays running under this task until its lease runs out, and then a
+            # worker takes it back and runs it again (ingest/jobs/supervision.py).
+            logger.warning(
+                "job %s: its outcome could not be recorded, left to its lease: %s",
+                job.job_id,
+                exc,
+            )
+        finally:
+            self.in_hand = None
+
+    def _run_held(self, job: IngestJob, held: IngestJobQuerySet) -> None:
+        try:
             self._ingest(job, held)
             JOBS["succeeded"].inc()
         except JobTakenAway:
@@ -113,8 +128,6 @@ class Runner:
         except Exception:
             logger.exception("job %s failed", job.job_id)
             fail(job, held, 500, "Ingestion failed unexpectedly; the service log has details")
-        finally:
-            self.in_hand = None
 
     def _ingest(self, job: IngestJob, held: IngestJobQuerySet) -> None:
         upload = job_upload(job)
