@@ -44,19 +44,13 @@ from ingest.stores.base import (
 )
 from ingest.stores.pgvector_sql import (
     BUILD_MEMORY,
-    CANDIDATES,
-    DENSE,
-    LEXICAL,
-    NOTHING,
     ONE,
-    SEARCH,
-    WEIGHTS,
     copy_chunk_rows,
     create_hnsw_index,
     drop_other_hnsw_indexes,
     drop_search_indexes,
-    lexeme_query,
     parse_vector,
+    search_statement,
     searchable_stems,
     vector_literal,
 )
@@ -318,37 +312,22 @@ class PgVectorStore(VectorStore):
         stems = searchable_stems(query_terms)
         if top_k <= 0:
             return Found([], {})
-        depth = max(50, 4 * top_k)
-        ef_search = int(settings.PGVECTOR_EF_SEARCH)
-        vector = vector_literal(query)
-        dim = int(self.dim)
         names = workspace_names(workspace)
         only: str | list[str] | None = None
-        scope = ""
-        if names is not None and len(names) == 1:
-            only, scope = next(iter(names)), "AND workspace = %(workspace)s"
-        elif names is not None:  # a key's several workspaces
-            only, scope = sorted(names), "AND workspace = ANY(%(workspace)s)"
-        lexical = LEXICAL.format(scope=scope) if method != "dense" and stems else NOTHING
-        dense = DENSE.format(scope=scope, dim=dim) if method != "lexical" else NOTHING
-        sql = SEARCH.format(
-            weights=WEIGHTS, candidates=CANDIDATES, dense=dense, lexical=lexical, dim=dim
+        if names is not None:
+            only = next(iter(names)) if len(names) == 1 else sorted(names)
+        setup, sql, params = search_statement(
+            query,
+            stems,
+            dim=int(self.dim),
+            workspace=only,
+            top_k=top_k,
+            method=method,
+            ef_search=int(settings.PGVECTOR_EF_SEARCH),
         )
-        params = {
-            "stems": stems,
-            "query": vector,
-            "workspace": only,
-            "depth": depth,
-            "top_k": top_k,
-            "method": method,
-            "any": lexeme_query(stems) or "x",
-        }
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(
-                    f"SET LOCAL hnsw.ef_search = {min(1000, max(ef_search, depth))}; "
-                    "SET LOCAL hnsw.iterative_scan = relaxed_order"
-                )
+                cursor.execute(setup)
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
         except ProgrammingError as exc:

@@ -103,11 +103,6 @@ def parse_vector(text: str) -> np.ndarray:
     return np.array(text.strip("[]").split(","), dtype=np.float32)
 
 
-def lexeme_query(stems: Iterable[str]) -> str:
-    """An OR tsquery of the stems (already stemmed and free of stopwords)."""
-    return " | ".join(f"'{stem}'" for stem in dict.fromkeys(stems) if stem.isalnum())
-
-
 def drop_search_indexes(cursor: Any) -> list[str]:
     """Drop the table's HNSW and GIN indexes; the statements that build them again.
 
@@ -138,8 +133,10 @@ def searchable_stems(stems: Iterable[str]) -> list[str]:
 # holds, as the json store computes it. Below 10,000 rows N and every df are counted.
 # Above, N is the planner's row estimate, and the df of a common stem is its frequency
 # among the column's most common lexemes, which ANALYZE (and autovacuum) records in
-# pg_stats (counting a stem held by a third of 100,000 chunks takes 100 ms). Rarer stems
-# are still counted through the GIN index, quickly. A few percent off moves an IDF by less.
+# pg_stats (counting a stem held by a third of 100,000 chunks takes 100 ms); migration
+# 0009 has ANALYZE list every stem held by more than about 0.025% of the chunks, not 0.6%.
+# Rarer stems are still counted through the GIN index, quickly (at most a few hundred
+# chunks at a million). A few percent off moves an IDF by less.
 WEIGHTS = """
 n AS MATERIALIZED (
     SELECT CASE WHEN reltuples >= 10000 THEN reltuples::float8
@@ -153,6 +150,7 @@ common AS MATERIALIZED (
         AS e(lexeme, freq)
     WHERE s.schemaname = current_schema() AND s.tablename = 'chunks'
         AND s.attname = 'search' AND (SELECT n FROM n) >= 10000
+        AND e.lexeme = ANY(%(stems)s::text[])
 ),
 w AS MATERIALIZED (
     SELECT t.lexeme, t.i, t.lexeme::tsquery AS q, f.df,
@@ -202,37 +200,58 @@ DENSE = """
         ORDER BY distance LIMIT %(depth)s
     ) AS nearest"""
 
+# Which chunks the lexical side scores: those holding one of the question's rarest stems,
+# taken rarest first while they add up to at most CANDIDATE_ROWS chunks (`rare`), and
+# those holding the next stem (`next`), at most CANDIDATE_ROWS of them. A chunk holding
+# only common stems scores below one holding a rare one. At 100,000 chunks the hybrid
+# search took 16 ms (p50) with this budget against 150 ms scoring every chunk that holds
+# a stem, ranking as well (bench/bench_pgvector.py, bench/eval_retrieval.py --store
+# pgvector). The next stem is the one that takes the sum past the budget, or the rarest
+# when even it is held by more chunks (every stem of the question is common: at a million
+# chunks, most questions); held by more than CANDIDATE_ROWS chunks, only those also holding
+# another of the question's stems count, which score above those holding it alone, and
+# of them the first CANDIDATE_ROWS found in the table: reading and ranking every chunk
+# holding a common stem took 200 ms for 94,000 of them at a million chunks. The scan that
+# finds them starts at the table's first page (synchronize_seqscans off), so a question
+# is given the same chunks each time.
+CANDIDATE_ROWS = 1000
+CANDIDATES = f"""
+stems_by_rarity AS (
+    SELECT lexeme, df, sum(df) OVER (ORDER BY df, lexeme) AS running,
+        row_number() OVER (ORDER BY df, lexeme) AS place
+    FROM w WHERE df > 0
+),
+candidates AS MATERIALIZED (
+    SELECT
+        (SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | '))
+         FROM stems_by_rarity WHERE running <= {CANDIDATE_ROWS}) AS rare,
+        (SELECT to_tsquery('simple', quote_literal(s.lexeme)
+            || CASE WHEN s.df <= {CANDIDATE_ROWS} THEN '' ELSE coalesce(' & (' || (
+                SELECT string_agg(quote_literal(o.lexeme), ' | ')
+                FROM stems_by_rarity o WHERE o.lexeme <> s.lexeme) || ')', '') END)
+         FROM stems_by_rarity s WHERE s.running > {CANDIDATE_ROWS}
+         ORDER BY s.place LIMIT 1) AS next
+)"""
+
 LEXICAL = (
     """
     SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
         SELECT c.id, """
     + LEXICAL_SCORE
     + """ AS score
-        FROM chunks c WHERE c.search @@ (SELECT q FROM candidates) {scope}
+        FROM (
+            SELECT id, search FROM chunks WHERE search @@ (SELECT rare FROM candidates) {scope}
+            UNION ALL (
+                SELECT id, search FROM chunks
+                WHERE search @@ (SELECT next FROM candidates) {scope}
+                    AND NOT coalesce(search @@ (SELECT rare FROM candidates), FALSE)
+                LIMIT """
+    + str(CANDIDATE_ROWS)
+    + """
+            )
+        ) AS c
         ORDER BY score DESC, c.id LIMIT %(depth)s
     ) AS best"""
-)
-
-# Which chunks the lexical side scores: those holding one of the question's rarest stems,
-# taken rarest first while they add up to at most CANDIDATE_ROWS chunks (the rarest one
-# always). A chunk holding only common stems scores below one holding a rare one. At
-# 100,000 chunks the hybrid search takes 16 ms (p50) with this budget against 150 ms
-# scoring every chunk that holds a stem, ranking as well (bench/bench_pgvector.py,
-# bench/eval_retrieval.py --store pgvector).
-CANDIDATE_ROWS = 1000
-CANDIDATES = (
-    """
-candidates AS MATERIALIZED (
-    SELECT coalesce(
-        (SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | '))
-         FROM (SELECT lexeme, df, sum(df) OVER (ORDER BY df, lexeme) AS running
-               FROM w WHERE df > 0) AS rarest
-         WHERE running - df < """
-    + str(CANDIDATE_ROWS)
-    + """),
-        to_tsquery('simple', %(any)s)
-    ) AS q
-)"""
 )
 
 NOTHING = "SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE FALSE"
@@ -272,3 +291,42 @@ SELECT c.id, c.file_id, c.workspace, c.chunk_index, c.context, c.text, f.fused,
 FROM fused f JOIN chunks c ON c.id = f.id LEFT JOIN chunk_store s ON s.id = 1
 ORDER BY f.fused DESC, c.id"""
 )
+
+
+def search_statement(
+    query: np.ndarray,
+    stems: list[str],
+    *,
+    dim: int,
+    workspace: str | list[str] | None,
+    top_k: int,
+    method: str,
+    ef_search: int,
+) -> tuple[str, str, dict[str, Any]]:
+    """The settings of the HNSW scan, the search statement (SEARCH) and its parameters,
+    for the searchable `stems` within one workspace, several, or all (None)."""
+    depth = max(50, 4 * top_k)
+    scope = ""
+    if isinstance(workspace, str):
+        scope = "AND workspace = %(workspace)s"
+    elif workspace is not None:  # a key's several workspaces
+        scope = "AND workspace = ANY(%(workspace)s)"
+    lexical = LEXICAL.format(scope=scope) if method != "dense" and stems else NOTHING
+    dense = DENSE.format(scope=scope, dim=int(dim)) if method != "lexical" else NOTHING
+    sql = SEARCH.format(
+        weights=WEIGHTS, candidates=CANDIDATES, dense=dense, lexical=lexical, dim=int(dim)
+    )
+    settings = (
+        f"SET LOCAL hnsw.ef_search = {min(1000, max(int(ef_search), depth))}; "
+        "SET LOCAL hnsw.iterative_scan = relaxed_order; "
+        "SET LOCAL synchronize_seqscans = off"  # the same candidates each time (CANDIDATES)
+    )
+    params = {
+        "stems": stems,
+        "query": vector_literal(query),
+        "workspace": workspace,
+        "depth": depth,
+        "top_k": top_k,
+        "method": method,
+    }
+    return settings, sql, params
