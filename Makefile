@@ -80,7 +80,7 @@ test-pgvector: setup browser ocr
 	SUITE_PASS=pgvector DATABASE_URL=$$url VECTOR_STORE=pgvector $(PYTEST); \
 	status=$$?; $(BIN)/python scripts/pgvector_server.py stop $(PGVECTOR_DIR); exit $$status
 
-# The whole run, and how long it took: under 8 minutes here (383 s on 2026-12-07, after issue 33). Lint
+# The whole run, and how long it took: under 8 minutes here (454 s on 2026-12-07, after issue 36). Lint
 # runs beside the SQLite pass, its output shown after: mypy takes a minute of one core
 # on a fresh clone (6 s with its cache), and the passes leave some of a core idle.
 test:
